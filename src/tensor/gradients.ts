@@ -1,0 +1,271 @@
+// The gradient table: for every recorded op, its vector-Jacobian product written in tensor ops.
+// An entry gets the output gradient g, the node (inputs + ctx) and the output, and returns one gradient
+// (or null) per input. Fused ops call their backward kernels here; composites need no entry at all.
+
+import { kernels } from "../backend/index.js";
+import type { FloatArray, UnaryOp } from "../backend/types.js";
+import { add, cast, div, eq, exp, ge, gt, log, mul, neg, pow, sigmoid, sign, sub, unaryOp, where } from "./ops/elementwise.js";
+import { gather, scatterAdd } from "./ops/indexing.js";
+import { matmul } from "./ops/linalg.js";
+import { sum, sumToShape } from "./ops/reduce.js";
+import { concat, expand, permute, reshape, slice } from "./ops/shape.js";
+import { allocate, type DType, type Node, Tensor, zeros } from "./tensor.js";
+
+export type GradFn = (g: Tensor, node: Node, out: Tensor) => (Tensor | null)[];
+
+const ctxOf = <T>(node: Node) => node.ctx as T;
+const p0 = (node: Node) => ctxOf<{ p0: number }>(node).p0;
+const p1 = (node: Node) => ctxOf<{ p1: number }>(node).p1;
+
+/** Gradient of a broadcasting binary op for input i: reduce g back to that input's shape. */
+const unbroadcast = (g: Tensor, node: Node, i: number) => sumToShape(g, node.inputs[i].shape);
+
+function fromKernel(like: Tensor, fill: (out: FloatArray) => void): Tensor {
+  const t = new Tensor(allocate(like.dtype, like.size), like.shape);
+  fill(t.data as FloatArray);
+  return t;
+}
+
+const UNARY_GRADS: Record<UnaryOp, GradFn> = {
+  neg: (g) => [neg(g)],
+  exp: (g, _n, out) => [mul(g, out)],
+  log: (g, n) => [div(g, n.inputs[0])],
+  log1p: (g, n) => [div(g, add(n.inputs[0], 1))],
+  expm1: (g, _n, out) => [mul(g, add(out, 1))],
+  sqrt: (g, _n, out) => [div(mul(g, 0.5), out)],
+  rsqrt: (g, _n, out) => [mul(g, mul(pow(out, 3), -0.5))],
+  abs: (g, n) => [mul(g, sign(n.inputs[0]))],
+  sign: () => [null],
+  sigmoid: (g, _n, out) => [mul(g, mul(out, sub(1, out)))],
+  tanh: (g, _n, out) => [mul(g, sub(1, mul(out, out)))],
+  relu: (g, n) => [mul(g, unaryOp("gtScalar", n.inputs[0], 0))],
+  silu: (g, n) => [mul(g, unaryOp("siluGrad", n.inputs[0]))],
+  softplus: (g, n) => [mul(g, sigmoid(n.inputs[0]))],
+  logSigmoid: (g, n) => [mul(g, sigmoid(neg(n.inputs[0])))],
+  // d/dx log(1 - e^x) = -e^x / (1 - e^x) = -exp(x - out)
+  log1mexp: (g, n, out) => [neg(mul(g, exp(sub(n.inputs[0], out))))],
+  square: (g, n) => [mul(g, mul(n.inputs[0], 2))],
+  reciprocal: (g, _n, out) => [neg(mul(g, mul(out, out)))],
+  powScalar: (g, n) => [mul(g, mul(pow(n.inputs[0], p0(n) - 1), p0(n)))],
+  // PyTorch passes the gradient where lo <= x <= hi
+  clamp: (g, n) => [mul(g, mul(ge(n.inputs[0], p0(n)), ge(p1(n), n.inputs[0])))],
+  addScalar: (g) => [g],
+  mulScalar: (g, n) => [mul(g, p0(n))],
+  gtScalar: () => [null],
+  siluGrad: () => [null],
+};
+
+/** Ties of minimum/maximum split the gradient in half, as PyTorch does. */
+function minMaxGrad(g: Tensor, node: Node, pick: (a: Tensor, b: Tensor) => Tensor): (Tensor | null)[] {
+  const [a, b] = node.inputs;
+  const ta = add(pick(a, b), mul(eq(a, b), 0.5));
+  return [unbroadcast(mul(g, ta), node, 0), unbroadcast(mul(g, sub(1, ta)), node, 1)];
+}
+
+function matmulGrad(g: Tensor, node: Node): (Tensor | null)[] {
+  const [a, b] = node.inputs;
+  const { transA, transB } = ctxOf<{ transA: boolean; transB: boolean }>(node);
+  // C = op(A) op(B): dop(A) = G op(B)^T, dop(B) = op(A)^T G; transposed storage swaps operands
+  const da = a.requiresGrad ? (transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB })) : null;
+  const db = b.requiresGrad
+    ? b.ndim === 2 && a.ndim > 2
+      ? flatWeightGrad(a, g, transA, transB)
+      : transB
+        ? matmul(g, a, { transA: true, transB: transA })
+        : matmul(a, g, { transA: !transA })
+    : null;
+  return [da && sumToShape(da, a.shape), db && sumToShape(db, b.shape)];
+}
+
+/** dB of a batched A [.., M, K] times a 2-D B, as one GEMM over the flattened batch. */
+function flatWeightGrad(a: Tensor, g: Tensor, transA: boolean, transB: boolean): Tensor {
+  if (transA) {
+    const db = transB ? matmul(g, a, { transA: true, transB: true }) : matmul(a, g);
+    return sum(
+      db,
+      Array.from({ length: a.ndim - 2 }, (_, i) => i),
+    );
+  }
+  const k = a.shape[a.ndim - 1];
+  const n = g.shape[g.ndim - 1];
+  const a2 = reshape(a, [-1, k]);
+  const g2 = reshape(g, [-1, n]);
+  return transB ? matmul(g2, a2, { transA: true }) : matmul(a2, g2, { transA: true });
+}
+
+export const GRADIENTS = {
+  ...UNARY_GRADS,
+  add: (g, n) => [unbroadcast(g, n, 0), unbroadcast(g, n, 1)],
+  sub: (g, n) => [unbroadcast(g, n, 0), unbroadcast(neg(g), n, 1)],
+  mul: (g, n) => [unbroadcast(mul(g, n.inputs[1]), n, 0), unbroadcast(mul(g, n.inputs[0]), n, 1)],
+  div: (g, n) => {
+    const [a, b] = n.inputs;
+    return [unbroadcast(div(g, b), n, 0), unbroadcast(neg(div(mul(g, a), mul(b, b))), n, 1)];
+  },
+  pow: (g, n, out) => {
+    const [a, b] = n.inputs;
+    const da = mul(g, mul(b, pow(a, sub(b, 1))));
+    // d/db a^b = a^b ln a; PyTorch defines it as 0 where a == 0 and b >= 0
+    const db = mul(g, where(eq(a, 0), 0, mul(out, log(a))));
+    return [unbroadcast(da, n, 0), unbroadcast(db, n, 1)];
+  },
+  minimum: (g, n) => minMaxGrad(g, n, (a, b) => gt(b, a)),
+  maximum: (g, n) => minMaxGrad(g, n, (a, b) => gt(a, b)),
+  gt: () => [null, null],
+  ge: () => [null, null],
+  eq: () => [null, null],
+  where: (g, n) => {
+    const { cond } = ctxOf<{ cond: Tensor }>(n);
+    return [unbroadcast(where(cond, g, 0), n, 0), unbroadcast(where(cond, 0, g), n, 1)];
+  },
+  cast: (g, n) => [cast(g, ctxOf<{ from: DType }>(n).from)],
+  sum: (g, n) => {
+    const { inputShape, axis } = ctxOf<{ inputShape: number[]; axis: number }>(n);
+    const keep = [...inputShape];
+    keep[axis] = 1;
+    return [expand(reshape(g, keep), inputShape)];
+  },
+  max: (g, n) => {
+    const { axis, indices } = ctxOf<{ axis: number; indices: Tensor }>(n);
+    const x = n.inputs[0];
+    const g1 = reshape(g, indices.shape);
+    return [scatterAdd(zeros(x.shape, x.dtype), axis, indices, g1)];
+  },
+  logsumexp: (g, n, out) => {
+    const { axis } = ctxOf<{ axis: number }>(n);
+    const x = n.inputs[0];
+    const keep = [...x.shape];
+    keep[axis] = 1;
+    const p = exp(sub(x, reshape(out, keep)));
+    return [mul(p, reshape(g, keep))];
+  },
+  reshape: (g, n) => [reshape(g, ctxOf<{ shape: number[] }>(n).shape)],
+  permute: (g, n) => {
+    const { dims } = ctxOf<{ dims: number[] }>(n);
+    const inv = new Array<number>(dims.length);
+    dims.forEach((d, i) => {
+      inv[d] = i;
+    });
+    return [permute(g, inv)];
+  },
+  slice: (g, n) => {
+    const { axis, start, inputShape } = ctxOf<{ axis: number; start: number; inputShape: number[] }>(n);
+    const parts: Tensor[] = [];
+    const pad = (len: number) => {
+      const s = [...inputShape];
+      s[axis] = len;
+      return zeros(s, g.dtype);
+    };
+    if (start > 0) parts.push(pad(start));
+    parts.push(g);
+    const after = inputShape[axis] - start - g.shape[axis];
+    if (after > 0) parts.push(pad(after));
+    return [concat(parts, axis)];
+  },
+  concat: (g, n) => {
+    const { axis, sizes } = ctxOf<{ axis: number; sizes: number[] }>(n);
+    let off = 0;
+    return sizes.map((len) => {
+      const part = slice(g, axis, off, off + len);
+      off += len;
+      return part;
+    });
+  },
+  expand: (g, n) => [sumToShape(g, ctxOf<{ inputShape: number[] }>(n).inputShape)],
+  matmul: matmulGrad,
+  gather: (g, n) => {
+    const { axis, idx } = ctxOf<{ axis: number; idx: Tensor }>(n);
+    const x = n.inputs[0];
+    return [scatterAdd(zeros(x.shape, x.dtype), axis, idx, g)];
+  },
+  scatterAdd: (g, n) => {
+    const { axis, idx } = ctxOf<{ axis: number; idx: Tensor }>(n);
+    return [g, reshape(gather(g, axis, idx), n.inputs[1].shape)];
+  },
+  indexSelect: (g, n) => {
+    const { ids } = ctxOf<{ ids: Int32Array }>(n);
+    const table = n.inputs[0];
+    const d = table.shape[1];
+    return [fromKernel(table, (out) => kernels().indexAdd(out, g.data as FloatArray, ids, ids.length, d))];
+  },
+  softmax: (g, _n, out) => [mul(out, sub(g, sum(mul(g, out), -1, true)))],
+  logSoftmax: (g, _n, out) => [sub(g, mul(exp(out), sum(g, -1, true)))],
+  tokenLogprobs: (g, n) => {
+    const { targets, lse } = ctxOf<{ targets: Int32Array; lse: FloatArray }>(n);
+    const logits = n.inputs[0];
+    const v = logits.shape[logits.ndim - 1];
+    return [
+      fromKernel(logits, (out) =>
+        kernels().tokenLogprobsBackward(out, g.data as FloatArray, logits.data as FloatArray, lse, targets, targets.length, v),
+      ),
+    ];
+  },
+  rmsNorm: (g, n) => {
+    const { rstd, rows, d } = ctxOf<{ rstd: FloatArray; rows: number; d: number }>(n);
+    const [x, w] = n.inputs;
+    const dw = new Tensor(allocate(w.dtype, w.size), w.shape);
+    const dx = fromKernel(x, (out) =>
+      kernels().rmsNormBackward(
+        out,
+        dw.data as FloatArray,
+        g.data as FloatArray,
+        x.data as FloatArray,
+        w.data as FloatArray,
+        rstd,
+        rows,
+        d,
+      ),
+    );
+    return [dx, dw];
+  },
+  rope: (g, n) => {
+    const { cos, sin } = ctxOf<{ cos: FloatArray; sin: FloatArray }>(n);
+    const [b, h, t, dh] = g.shape;
+    return [fromKernel(g, (out) => kernels().rope(out, g.data as FloatArray, cos, sin, b, h, t, dh, true))];
+  },
+  attention: (g, n, out) => {
+    const { lse, mask, causal, scale } = ctxOf<{ lse: FloatArray; mask: FloatArray | null; causal: boolean; scale: number }>(n);
+    const [q, k, v] = n.inputs;
+    const [b, h, t, dh] = q.shape;
+    const [, hkv, s] = k.shape;
+    const dq = new Tensor(allocate(q.dtype, q.size), q.shape);
+    const dk = new Tensor(allocate(k.dtype, k.size), k.shape);
+    const dv = new Tensor(allocate(v.dtype, v.size), v.shape);
+    kernels().attentionBackward(
+      dq.data as FloatArray,
+      dk.data as FloatArray,
+      dv.data as FloatArray,
+      g.data as FloatArray,
+      q.data as FloatArray,
+      k.data as FloatArray,
+      v.data as FloatArray,
+      out.data as FloatArray,
+      lse,
+      mask,
+      b,
+      h,
+      hkv,
+      t,
+      s,
+      dh,
+      scale,
+      causal,
+    );
+    return [dq, dk, dv];
+  },
+  swiglu: (g, n) => {
+    const [gate, up] = n.inputs;
+    const dgate = new Tensor(allocate(gate.dtype, gate.size), gate.shape);
+    const dup = new Tensor(allocate(up.dtype, up.size), up.shape);
+    kernels().swigluBackward(
+      dgate.data as FloatArray,
+      dup.data as FloatArray,
+      g.data as FloatArray,
+      gate.data as FloatArray,
+      up.data as FloatArray,
+    );
+    return [dgate, dup];
+  },
+} satisfies Record<string, GradFn>;
+
+export type OpName = keyof typeof GRADIENTS;

@@ -1,0 +1,187 @@
+// Fused transformer ops: softmax / logSoftmax, token log-probs and cross-entropy without a [.., V]
+// log-softmax, RMSNorm, RoPE, attention (causal, padding mask, GQA) and SwiGLU. Each is one primitive
+// with a backward kernel; src/tensor/composite.ts holds the same maths in plain ops as the test oracle.
+
+import { kernels } from "../../backend/index.js";
+import type { FloatArray } from "../../backend/types.js";
+import { normAxis, sameShape } from "../shape_utils.js";
+import { allocate, record, shapeStr, Tensor, TensorError } from "../tensor.js";
+import { exp, floatDtype, mul, sub } from "./elementwise.js";
+import { maskedMean, sum } from "./reduce.js";
+import { transpose } from "./shape.js";
+
+function lastAxisOp(name: "softmax" | "logSoftmax", x: Tensor, axis: number): Tensor {
+  const a = normAxis(name, axis, x.ndim);
+  if (a !== x.ndim - 1) {
+    // other axes: move the axis last and back (rarely used; the fast path is the last axis)
+    return transpose(lastAxisOp(name, transpose(x, a, -1), -1), a, -1);
+  }
+  const dt = floatDtype(name, x);
+  const n = x.shape[a];
+  const out = new Tensor(allocate(dt, x.size), x.shape);
+  kernels()[name](out.data as FloatArray, x.data as FloatArray, x.size / Math.max(n, 1), n);
+  return record(name, out, [x], {});
+}
+
+export const softmax = (x: Tensor, axis = -1): Tensor => lastAxisOp("softmax", x, axis);
+export const logSoftmax = (x: Tensor, axis = -1): Tensor => lastAxisOp("logSoftmax", x, axis);
+
+function checkTargets(op: string, logits: Tensor, targets: Tensor): Int32Array {
+  if (targets.dtype !== "i32") throw new TensorError(`[${op}] targets must be i32, got ${targets.dtype}`);
+  if (!sameShape(targets.shape, logits.shape.slice(0, -1))) {
+    throw new TensorError(`[${op}] targets ${shapeStr(targets.shape)} must equal logits ${shapeStr(logits.shape)} without the last axis`);
+  }
+  const v = logits.shape[logits.ndim - 1];
+  const d = targets.data as Int32Array;
+  for (let i = 0; i < d.length; i++) {
+    if (d[i] < 0 || d[i] >= v) throw new TensorError(`[${op}] target ${d[i]} at position ${i} is out of range [0, ${v})`);
+  }
+  return d;
+}
+
+/**
+ * log_softmax(logits)[target] for each position: logits [..., V], targets [...] (i32) → [...].
+ * Never materialises the [..., V] log-softmax (TRL's selective_log_softmax).
+ */
+export function tokenLogprobs(logits: Tensor, targets: Tensor): Tensor {
+  const dt = floatDtype("tokenLogprobs", logits);
+  const tg = checkTargets("tokenLogprobs", logits, targets);
+  const v = logits.shape[logits.ndim - 1];
+  const rows = targets.size;
+  const out = new Tensor(allocate(dt, rows), targets.shape);
+  const lse = allocate(dt, rows) as FloatArray;
+  kernels().tokenLogprobs(out.data as FloatArray, lse, logits.data as FloatArray, tg, rows, v);
+  return record("tokenLogprobs", out, [logits], { targets: tg, lse });
+}
+
+export interface CrossEntropyOptions {
+  /** Targets equal to this id are excluded (TRL/HF use -100). */
+  ignoreIndex?: number;
+  reduction?: "mean" | "sum" | "none";
+}
+
+/** Token cross-entropy: mean over non-ignored targets by default (HF's loss). */
+export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
+  const ignore = opts.ignoreIndex ?? -100;
+  const t = targets.data as Int32Array;
+  const safe = new Tensor(new Int32Array(t.length), targets.shape);
+  const mask = new Tensor(allocate(logits.dtype, t.length), targets.shape);
+  for (let i = 0; i < t.length; i++) {
+    const keep = t[i] !== ignore;
+    safe.data[i] = keep ? t[i] : 0;
+    mask.data[i] = keep ? 1 : 0;
+  }
+  const nll = sub(0, tokenLogprobs(logits, safe));
+  const reduction = opts.reduction ?? "mean";
+  if (reduction === "none") return mul(nll, mask);
+  if (reduction === "sum") return sum(mul(nll, mask));
+  return maskedMean(nll, mask);
+}
+
+/** RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight. */
+export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
+  const dt = floatDtype("rmsNorm", x, weight);
+  const d = x.shape[x.ndim - 1];
+  if (weight.ndim !== 1 || weight.size !== d) {
+    throw new TensorError(`[rmsNorm] weight has ${weight.size} elements, last dim is ${d}`);
+  }
+  const rows = x.size / d;
+  const out = new Tensor(allocate(dt, x.size), x.shape);
+  const rstd = allocate(dt, rows) as FloatArray;
+  kernels().rmsNorm(out.data as FloatArray, rstd, x.data as FloatArray, weight.data as FloatArray, rows, d, eps);
+  return record("rmsNorm", out, [x, weight], { rstd, rows, d });
+}
+
+/**
+ * Rotary position embedding (HF rotate-half convention): x [B, H, T, Dh]; cos, sin [B, T, Dh/2] or [T, Dh/2]
+ * (the angle for each position and frequency).
+ */
+export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const dt = floatDtype("rope", x, cos, sin);
+  if (x.ndim !== 4) throw new TensorError(`[rope] x must be [B, H, T, Dh], got ${shapeStr(x.shape)}`);
+  const [b, h, t, dh] = x.shape;
+  if (dh % 2 !== 0) throw new TensorError(`[rope] head dim ${dh} must be even`);
+  const per = t * (dh / 2);
+  if (!sameShape(cos.shape, sin.shape) || (cos.size !== per && cos.size !== b * per)) {
+    throw new TensorError(`[rope] cos/sin ${shapeStr(cos.shape)} must be [B, T, Dh/2] or [T, Dh/2] for x ${shapeStr(x.shape)}`);
+  }
+  const c = cos.size === per && b > 1 ? repeatRows(cos.data as FloatArray, b) : (cos.data as FloatArray);
+  const s = sin.size === per && b > 1 ? repeatRows(sin.data as FloatArray, b) : (sin.data as FloatArray);
+  const out = new Tensor(allocate(dt, x.size), x.shape);
+  kernels().rope(out.data as FloatArray, x.data as FloatArray, c, s, b, h, t, dh, false);
+  return record("rope", out, [x], { cos: c, sin: s });
+}
+
+function repeatRows(a: FloatArray, times: number): FloatArray {
+  const out = new (a.constructor as new (n: number) => FloatArray)(a.length * times);
+  for (let i = 0; i < times; i++) out.set(a, i * a.length);
+  return out;
+}
+
+export interface AttentionOptions {
+  /** Causal mask aligned to the end: query t sees keys s <= t + (S - T). Default true. */
+  causal?: boolean;
+  /** [B, S] with 1 for real keys, 0 for padding; null = all real. */
+  keyMask?: Tensor | null;
+  /** Score scale; default 1 / sqrt(Dh). */
+  scale?: number;
+}
+
+/** Scaled dot-product attention with grouped-query heads: q [B, H, T, Dh], k/v [B, Hkv, S, Dh] → [B, H, T, Dh]. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  const dt = floatDtype("attention", q, k, v);
+  if (q.ndim !== 4 || k.ndim !== 4 || !sameShape(k.shape, v.shape)) {
+    throw new TensorError(
+      `[attention] expects q [B,H,T,Dh], k/v [B,Hkv,S,Dh]; got ${shapeStr(q.shape)}, ${shapeStr(k.shape)}, ${shapeStr(v.shape)}`,
+    );
+  }
+  const [b, h, t, dh] = q.shape;
+  const [kb, hkv, s, kdh] = k.shape;
+  if (kb !== b || kdh !== dh || h % hkv !== 0) {
+    throw new TensorError(`[attention] q ${shapeStr(q.shape)} and k ${shapeStr(k.shape)} disagree (batch, head dim, or H % Hkv)`);
+  }
+  const causal = opts.causal ?? true;
+  const scale = opts.scale ?? 1 / Math.sqrt(dh);
+  let mask: FloatArray | null = null;
+  if (opts.keyMask) {
+    if (!sameShape(opts.keyMask.shape, [b, s])) {
+      throw new TensorError(`[attention] keyMask ${shapeStr(opts.keyMask.shape)} must be [${b}, ${s}]`);
+    }
+    mask = allocate(dt, b * s) as FloatArray;
+    mask.set(opts.keyMask.data);
+  }
+  const out = new Tensor(allocate(dt, q.size), q.shape);
+  const lse = allocate(dt, b * h * t) as FloatArray;
+  kernels().attention(
+    out.data as FloatArray,
+    lse,
+    q.data as FloatArray,
+    k.data as FloatArray,
+    v.data as FloatArray,
+    mask,
+    b,
+    h,
+    hkv,
+    t,
+    s,
+    dh,
+    scale,
+    causal,
+  );
+  return record("attention", out, [q, k, v], { lse, mask, causal, scale });
+}
+
+/** silu(gate) * up, the SwiGLU activation of Llama's MLP. */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  const dt = floatDtype("swiglu", gate, up);
+  if (!sameShape(gate.shape, up.shape)) throw new TensorError(`[swiglu] gate ${shapeStr(gate.shape)} and up ${shapeStr(up.shape)} differ`);
+  const out = new Tensor(allocate(dt, gate.size), gate.shape);
+  kernels().swiglu(out.data as FloatArray, gate.data as FloatArray, up.data as FloatArray);
+  return record("swiglu", out, [gate, up], {});
+}
+
+/** Mean token entropy helper used by trainers' metrics: -sum p log p over the last axis. */
+export function entropy(logits: Tensor): Tensor {
+  const lp = logSoftmax(logits);
+  return sub(0, sum(mul(exp(lp), lp), -1));
+}

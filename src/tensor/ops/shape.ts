@@ -1,0 +1,144 @@
+// Shape ops: reshape (a view), permute/transpose, slice, concat, stack, expand, squeeze/unsqueeze, detach.
+// Every non-view op materialises a new contiguous tensor with the backend's copyStrided kernel.
+
+import { kernels } from "../../backend/index.js";
+import { broadcastShapes, broadcastStrides, normAxis, sameShape, splitAt, stridesOf } from "../shape_utils.js";
+import { allocate, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
+
+/** Same data, new shape; one dimension may be -1. */
+export function reshape(x: Tensor, shape: readonly number[]): Tensor {
+  const s = [...shape];
+  const inferAt = s.indexOf(-1);
+  if (inferAt >= 0) {
+    const known = s.reduce((a, d, i) => (i === inferAt ? a : a * d), 1);
+    if (known === 0 || x.size % known !== 0) {
+      throw new TensorError(`[reshape] cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+    }
+    s[inferAt] = x.size / known;
+  }
+  if (sizeOf(s) !== x.size) throw new TensorError(`[reshape] cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+  if (sameShape(s, x.shape)) return x;
+  const out = new Tensor(x.data, s);
+  return record("reshape", out, [x], { shape: x.shape });
+}
+
+export function flatten(x: Tensor): Tensor {
+  return reshape(x, [x.size]);
+}
+
+export function unsqueeze(x: Tensor, axis: number): Tensor {
+  const a = normAxis("unsqueeze", axis, x.ndim + 1);
+  const s = [...x.shape];
+  s.splice(a, 0, 1);
+  return reshape(x, s);
+}
+
+export function squeeze(x: Tensor, axis: number): Tensor {
+  const a = normAxis("squeeze", axis, x.ndim);
+  if (x.shape[a] !== 1) throw new TensorError(`[squeeze] axis ${axis} of ${shapeStr(x.shape)} is not 1`);
+  const s = [...x.shape];
+  s.splice(a, 1);
+  return reshape(x, s);
+}
+
+export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  if (dims.length !== x.ndim) throw new TensorError(`[permute] ${dims.length} dims given for ${shapeStr(x.shape)}`);
+  const axes = dims.map((d) => normAxis("permute", d, x.ndim));
+  if (new Set(axes).size !== axes.length) throw new TensorError(`[permute] repeated axis in [${dims.join(", ")}]`);
+  if (axes.every((a, i) => a === i)) return x;
+  const st = stridesOf(x.shape);
+  const shape = axes.map((a) => x.shape[a]);
+  const out = new Tensor(allocate(x.dtype, x.size), shape);
+  kernels().copyStrided(
+    out.data,
+    x.data,
+    shape,
+    axes.map((a) => st[a]),
+    0,
+  );
+  return record("permute", out, [x], { dims: axes });
+}
+
+export function transpose(x: Tensor, dim0 = -2, dim1 = -1): Tensor {
+  const a = normAxis("transpose", dim0, x.ndim);
+  const b = normAxis("transpose", dim1, x.ndim);
+  const dims = x.shape.map((_, i) => i);
+  dims[a] = b;
+  dims[b] = a;
+  return permute(x, dims);
+}
+
+/** Elements start..end (exclusive, negatives count from the end) along axis. */
+export function slice(x: Tensor, axis: number, start: number, end?: number): Tensor {
+  const a = normAxis("slice", axis, x.ndim);
+  const n = x.shape[a];
+  let s = start < 0 ? start + n : start;
+  let e = end === undefined ? n : end < 0 ? end + n : end;
+  s = Math.max(0, Math.min(n, s));
+  e = Math.max(s, Math.min(n, e));
+  if (s === 0 && e === n) return x;
+  const shape = [...x.shape];
+  shape[a] = e - s;
+  const st = stridesOf(x.shape);
+  const out = new Tensor(allocate(x.dtype, sizeOf(shape)), shape);
+  kernels().copyStrided(out.data, x.data, shape, st, s * st[a]);
+  return record("slice", out, [x], { axis: a, start: s, inputShape: x.shape });
+}
+
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new TensorError("[concat] needs at least one tensor");
+  const first = xs[0];
+  const a = normAxis("concat", axis, first.ndim);
+  let total = 0;
+  for (const t of xs) {
+    if (t.ndim !== first.ndim || t.dtype !== first.dtype || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+      throw new TensorError(
+        `[concat] ${t.dtype} ${shapeStr(t.shape)} does not match ${first.dtype} ${shapeStr(first.shape)} off axis ${a}`,
+      );
+    }
+    total += t.shape[a];
+  }
+  if (xs.length === 1) return first;
+  const shape = [...first.shape];
+  shape[a] = total;
+  const out = new Tensor(allocate(first.dtype, sizeOf(shape)), shape);
+  const [outer, , inner] = splitAt(shape, a);
+  let offset = 0;
+  for (const t of xs) {
+    const chunk = t.shape[a] * inner;
+    for (let o = 0; o < outer; o++) {
+      out.data.set(t.data.subarray(o * chunk, (o + 1) * chunk), o * total * inner + offset * inner);
+    }
+    offset += t.shape[a];
+  }
+  return record("concat", out, [...xs], { axis: a, sizes: xs.map((t) => t.shape[a]) });
+}
+
+export function stack(xs: readonly Tensor[], axis = 0): Tensor {
+  if (xs.length === 0) throw new TensorError("[stack] needs at least one tensor");
+  const a = normAxis("stack", axis, xs[0].ndim + 1);
+  return concat(
+    xs.map((t) => unsqueeze(t, a)),
+    a,
+  );
+}
+
+/** Broadcast to a larger shape (materialised). */
+export function expand(x: Tensor, shape: readonly number[]): Tensor {
+  const target = broadcastShapes("expand", x.shape, shape);
+  if (!sameShape(target, shape)) throw new TensorError(`[expand] cannot expand ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
+  if (sameShape(x.shape, shape)) return x;
+  const out = new Tensor(allocate(x.dtype, sizeOf(shape)), shape);
+  kernels().copyStrided(out.data, x.data, shape, broadcastStrides(x.shape, shape), 0);
+  return record("expand", out, [x], { inputShape: x.shape });
+}
+
+/** A tensor sharing data with x but cut from the graph. */
+export function detach(x: Tensor): Tensor {
+  return new Tensor(x.data, x.shape);
+}
+
+/** A copy with its own storage (no autograd link). */
+export function clone(x: Tensor): Tensor {
+  return new Tensor(x.data.slice(), x.shape);
+}

@@ -1,0 +1,252 @@
+// Tokenizers: the `Tokenizer` interface the rest of Nexus uses, and a Hugging Face tokenizer loaded from
+// `tokenizer.json` + `tokenizer_config.json` (through @huggingface/tokenizers) with its Jinja chat template
+// (through @huggingface/jinja). The character-level `CharTokenizer` is in char_tokenizer.ts; prompt/completion
+// and chat encoding with loss masks in chat_encoding.ts. Not here: batching, padding, truncation, offsets.
+
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Template } from "@huggingface/jinja";
+import { Tokenizer as HfTokenizerImpl } from "@huggingface/tokenizers";
+import { writeFileAtomic } from "./safetensors.js";
+
+export class TokenizerError extends Error {
+  override name = "TokenizerError";
+}
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+  [key: string]: unknown;
+}
+
+export interface ChatTemplateOptions {
+  /** Append the header that opens an assistant turn. */
+  addGenerationPrompt?: boolean;
+  /** Tool (function) schemas, passed to the template as `tools`. */
+  tools?: unknown[];
+  /** Extra template variables (e.g. `enable_thinking`). */
+  extra?: Record<string, unknown>;
+}
+
+export interface Tokenizer {
+  /** Number of ids the tokenizer can produce: max id + 1, added tokens included. */
+  readonly vocabSize: number;
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number | null;
+  readonly padTokenId: number | null;
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  readonly padToken: string | null;
+  /** Ids of special tokens (dropped by decode with skipSpecialTokens). */
+  readonly specialTokenIds: ReadonlySet<number>;
+  readonly chatTemplate: string | null;
+  /** `addSpecialTokens` (default true) applies the tokenizer's post-processor (e.g. a BOS), like HF `tokenizer(text)`. */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
+  tokenToId(token: string): number | undefined;
+  idToToken(id: number): string | undefined;
+  /** Render the chat template to text (tokenize it with addSpecialTokens: false, as HF does). */
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: ChatTemplateOptions): string;
+  /** The two JSON files `saveTokenizer` writes, plus the chat template. */
+  toFiles(): { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> };
+}
+
+function fail(where: string, msg: string): never {
+  throw new TokenizerError(`[tokenizer] ${where}: ${msg}`);
+}
+
+/** A special token in tokenizer_config.json is a string, null, or an AddedToken dict {content, ...}. */
+function tokenString(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  if (v !== null && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") {
+    return (v as { content: string }).content;
+  }
+  return null;
+}
+
+const templateCache = new Map<string, Template>();
+
+/** Render a HF chat template with the variables transformers passes (special tokens, tools, flags). */
+export function renderChatTemplate(
+  template: string,
+  messages: readonly ChatMessage[],
+  opts: ChatTemplateOptions & { specialTokens?: Record<string, string | null> } = {},
+): string {
+  let t = templateCache.get(template);
+  if (t === undefined) {
+    try {
+      t = new Template(template);
+    } catch (e) {
+      fail("chat template", `cannot parse (${(e as Error).message})`);
+    }
+    templateCache.set(template, t);
+  }
+  try {
+    return t.render({
+      ...(opts.specialTokens ?? {}),
+      ...(opts.extra ?? {}),
+      messages: messages.map((m) => ({ ...m })),
+      add_generation_prompt: opts.addGenerationPrompt ?? false,
+      tools: opts.tools ?? null,
+    });
+  } catch (e) {
+    return fail("chat template", `render failed (${(e as Error).message})`);
+  }
+}
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf-8");
+  } catch (e) {
+    return fail(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    return fail(file, `not valid JSON (${(e as Error).message})`);
+  }
+}
+
+interface AddedTokenJson {
+  id: number;
+  content: string;
+  special?: boolean;
+}
+
+/** A Hugging Face fast tokenizer (tokenizer.json) with its config and chat template. */
+export class HfTokenizer implements Tokenizer {
+  readonly vocabSize: number;
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number | null;
+  readonly padTokenId: number | null;
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  readonly padToken: string | null;
+  readonly specialTokenIds: ReadonlySet<number>;
+  readonly chatTemplate: string | null;
+  private readonly impl: HfTokenizerImpl;
+  private readonly cleanUp: boolean;
+  private readonly specialTokens: Record<string, string | null>;
+
+  constructor(
+    private readonly tokenizerJson: Record<string, unknown>,
+    private readonly tokenizerConfig: Record<string, unknown>,
+    chatTemplate: string | null = null,
+    where = "tokenizer",
+  ) {
+    if (!Array.isArray(tokenizerJson.added_tokens)) tokenizerJson.added_tokens = [];
+    try {
+      this.impl = new HfTokenizerImpl(tokenizerJson, tokenizerConfig);
+    } catch (e) {
+      fail(where, `cannot build the tokenizer (${(e as Error).message})`);
+    }
+    const vocab = this.impl.get_vocab(true);
+    let maxId = -1;
+    for (const id of vocab.values()) maxId = Math.max(maxId, id);
+    this.vocabSize = maxId + 1;
+    const special = new Set<number>();
+    for (const t of tokenizerJson.added_tokens as AddedTokenJson[]) if (t.special) special.add(t.id);
+    this.specialTokenIds = special;
+    const idOf = (name: string): [string | null, number | null] => {
+      const tok = tokenString(tokenizerConfig[name]);
+      if (tok === null) return [null, null];
+      const id = this.impl.token_to_id(tok);
+      if (id === undefined) fail(where, `${name} "${tok}" is not in the vocabulary`);
+      return [tok, id];
+    };
+    [this.bosToken, this.bosTokenId] = idOf("bos_token");
+    [this.eosToken, this.eosTokenId] = idOf("eos_token");
+    [this.padToken, this.padTokenId] = idOf("pad_token");
+    this.specialTokens = {};
+    for (const k of ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]) {
+      this.specialTokens[k] = tokenString(tokenizerConfig[k]);
+    }
+    // transformers 5 defaults clean_up_tokenization_spaces to false; the JS library would default to true.
+    this.cleanUp = tokenizerConfig.clean_up_tokenization_spaces === true;
+    let tmpl: unknown = chatTemplate ?? tokenizerConfig.chat_template ?? null;
+    if (Array.isArray(tmpl)) {
+      // Named templates: [{name, template}]; the one named "default" is what apply_chat_template uses.
+      const named = tmpl.find((x) => (x as { name?: unknown }).name === "default") as { template?: unknown } | undefined;
+      tmpl = named?.template ?? null;
+    }
+    this.chatTemplate = typeof tmpl === "string" ? tmpl : null;
+  }
+
+  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    if (text.length === 0 && !(opts.addSpecialTokens ?? true)) return [];
+    return this.impl.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+  }
+
+  decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    if (ids.length === 0) return "";
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) fail("decode", `id ${id} is outside [0, ${this.vocabSize})`);
+    }
+    return this.impl.decode([...ids], {
+      skip_special_tokens: opts.skipSpecialTokens ?? false,
+      clean_up_tokenization_spaces: this.cleanUp,
+    });
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.impl.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.impl.id_to_token(id);
+  }
+
+  applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
+    if (this.chatTemplate === null) fail("applyChatTemplate", "this tokenizer has no chat_template");
+    return renderChatTemplate(this.chatTemplate, messages, { ...opts, specialTokens: this.specialTokens });
+  }
+
+  toFiles(): { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } {
+    const cfg = { ...this.tokenizerConfig };
+    if (this.chatTemplate !== null) cfg.chat_template = this.chatTemplate;
+    return { tokenizerJson: this.tokenizerJson, tokenizerConfig: cfg };
+  }
+}
+
+/**
+ * Load `tokenizer.json` + `tokenizer_config.json` from a directory. A `chat_template.jinja` file (how
+ * transformers 5 saves templates) takes precedence over `chat_template` in the config.
+ */
+export function loadTokenizer(dir: string): HfTokenizer {
+  const tjPath = path.join(dir, "tokenizer.json");
+  if (!fs.existsSync(tjPath)) fail(dir, "no tokenizer.json (only fast tokenizers are supported)");
+  const tj = readJson(tjPath);
+  if (tj === null || typeof tj !== "object" || Array.isArray(tj)) fail(tjPath, "not a JSON object");
+  const cfgPath = path.join(dir, "tokenizer_config.json");
+  const cfg = fs.existsSync(cfgPath) ? readJson(cfgPath) : {};
+  if (cfg === null || typeof cfg !== "object" || Array.isArray(cfg)) fail(cfgPath, "not a JSON object");
+  const jinjaPath = path.join(dir, "chat_template.jinja");
+  const template = fs.existsSync(jinjaPath) ? fs.readFileSync(jinjaPath, "utf-8") : null;
+  return new HfTokenizer(tj as Record<string, unknown>, cfg as Record<string, unknown>, template, dir);
+}
+
+/** Write tokenizer.json and tokenizer_config.json (chat template inside the config), atomically. */
+export function saveTokenizer(tok: Tokenizer, dir: string): void {
+  const { tokenizerJson, tokenizerConfig } = tok.toFiles();
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, obj] of [
+    ["tokenizer.json", tokenizerJson],
+    ["tokenizer_config.json", tokenizerConfig],
+  ] as const) {
+    const text = `${JSON.stringify(obj, null, 2)}\n`;
+    writeFileAtomic(path.join(dir, name), (fd) => fs.writeSync(fd, text));
+  }
+}
+
+/** Throw if the tokenizer can produce an id the model's embedding does not have. */
+export function checkTokenizerFitsModel(tok: Tokenizer, vocabSize: number, where = "model"): void {
+  if (tok.vocabSize <= vocabSize) return;
+  const worst = tok.vocabSize - 1;
+  const name = tok.idToToken(worst);
+  fail(
+    where,
+    `tokenizer has ${tok.vocabSize} ids but the model's vocab_size is ${vocabSize}: ` +
+      `token ${JSON.stringify(name)} (id ${worst}) and every id from ${vocabSize} have no embedding row`,
+  );
+}

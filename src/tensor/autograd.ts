@@ -5,7 +5,10 @@
 import { GRADIENTS, type GradFn } from "./gradients.js";
 import { add } from "./ops/elementwise.js";
 import { sameShape } from "./shape_utils.js";
-import { noGrad, shapeStr, Tensor, TensorError, tensor } from "./tensor.js";
+import { type Node, noGrad, type Storage, shapeStr, Tensor, TensorError, tensor } from "./tensor.js";
+
+/** What a released node becomes: backward through it again is an error, not a silently missing gradient. */
+const RELEASED: Node = Object.freeze({ op: "<released>", inputs: [], ctx: {} }) as Node;
 
 export interface BackwardOptions {
   /** Keep the graph so backward can run again through it. */
@@ -51,6 +54,11 @@ function propagate(root: Tensor, seed: Tensor, opts: BackwardOptions): Map<Tenso
       const node = t.node;
       const g = grads.get(t);
       if (node === null || g === undefined) continue;
+      if (node === RELEASED) {
+        throw new TensorError(
+          "[backward] the graph through this tensor was freed by an earlier backward(); pass { retainGraph: true } to the first call, or detach()",
+        );
+      }
       const rule = (GRADIENTS as Record<string, GradFn>)[node.op];
       if (rule === undefined) throw new TensorError(`[backward] op '${node.op}' has no gradient rule`);
       const inGrads = rule(g, node, t);
@@ -60,7 +68,7 @@ function propagate(root: Tensor, seed: Tensor, opts: BackwardOptions): Map<Tenso
       });
       if (!opts.retainGraph) {
         grads.delete(t); // interior gradients are not needed once passed on
-        t.node = null;
+        t.node = RELEASED;
       }
     }
   });
@@ -78,13 +86,20 @@ function defaultSeed(root: Tensor, grad?: Tensor): Tensor {
 export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
   const leaves: Tensor[] = [];
   for (const t of topoOrder(root)) if (t.node === null && t.requiresGrad) leaves.push(t);
-  const grads = propagate(root, defaultSeed(root, grad), opts);
+  const seed = defaultSeed(root, grad);
+  const grads = propagate(root, seed, opts);
+  // pass-through rules (add, reshape) hand one buffer to several leaves, or the caller's seed: copy so that
+  // each .grad owns its storage and in-place updates (clipping, scaling) touch one gradient only
+  const taken = new Set<Storage>([seed.data]);
   noGrad(() => {
     for (const leaf of leaves) {
       const g = grads.get(leaf);
       if (g === undefined) continue;
-      if (leaf.grad === null) leaf.grad = new Tensor(g.data === leaf.data ? g.data.slice() : g.data, g.shape);
-      else leaf.grad = add(leaf.grad, g);
+      if (leaf.grad === null) {
+        const data = taken.has(g.data) || g.data === leaf.data ? g.data.slice() : g.data;
+        taken.add(data);
+        leaf.grad = new Tensor(data, g.shape);
+      } else leaf.grad = add(leaf.grad, g);
     }
   });
 }

@@ -46,7 +46,8 @@ const UNARY_GRADS: Record<UnaryOp, GradFn> = {
   log1mexp: (g, n, out) => [neg(mul(g, exp(sub(n.inputs[0], out))))],
   square: (g, n) => [mul(g, mul(n.inputs[0], 2))],
   reciprocal: (g, _n, out) => [neg(mul(g, mul(out, out)))],
-  powScalar: (g, n) => [mul(g, mul(pow(n.inputs[0], p0(n) - 1), p0(n)))],
+  // x^0 is constant: its gradient is 0 even at x = 0 (where p * x^(p-1) would be 0 * Infinity = NaN)
+  powScalar: (g, n) => [p0(n) === 0 ? zeros(g.shape, g.dtype) : mul(g, mul(pow(n.inputs[0], p0(n) - 1), p0(n)))],
   // PyTorch passes the gradient where lo <= x <= hi
   clamp: (g, n) => [mul(g, mul(ge(n.inputs[0], p0(n)), ge(p1(n), n.inputs[0])))],
   addScalar: (g) => [g],
@@ -136,7 +137,9 @@ export const GRADIENTS = {
     const x = n.inputs[0];
     const keep = [...x.shape];
     keep[axis] = 1;
-    const p = exp(sub(x, reshape(out, keep)));
+    // a row of all -Infinity has lse -Infinity: give it gradient 0 instead of exp(-inf + inf) = NaN
+    const o = reshape(out, keep);
+    const p = exp(sub(x, where(eq(o, Number.NEGATIVE_INFINITY), 0, o)));
     return [mul(p, reshape(g, keep))];
   },
   reshape: (g, n) => [reshape(g, ctxOf<{ shape: number[] }>(n).shape)],

@@ -63,6 +63,8 @@ export interface CrossEntropyOptions {
 /** Token cross-entropy: mean over non-ignored targets by default (HF's loss). */
 export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   const ignore = opts.ignoreIndex ?? -100;
+  // checked here: the ignored ids are remapped before tokenLogprobs could see a float target
+  if (targets.dtype !== "i32") throw new TensorError(`[crossEntropy] targets must be i32, got ${targets.dtype}`);
   const t = targets.data as Int32Array;
   const safe = new Tensor(new Int32Array(t.length), targets.shape);
   const mask = new Tensor(allocate(logits.dtype, t.length), targets.shape);

@@ -1,0 +1,15 @@
+// The alignment losses: preference (DPO family, KTO, ORPO, CPO/SimPO), reward models (Bradley-Terry, PRM)
+// and RL (GRPO/GSPO, PPO, advantage estimators, KL estimators). Pure functions of log-probs and scores;
+// trainers compute those and call these.
+
+export * from "./advantages.js";
+export { LossError } from "./common.js";
+export * from "./cpo.js";
+export * from "./dpo.js";
+export * from "./grpo.js";
+export * from "./kl.js";
+export * from "./kto.js";
+export * from "./orpo.js";
+export * from "./ppo.js";
+export * from "./prm.js";
+export * from "./reward.js";

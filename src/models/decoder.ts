@@ -1,0 +1,156 @@
+// The HF Llama / Qwen2 decoder backbone (`LlamaModel` / `Qwen2Model`): token embedding, L pre-norm blocks
+// of grouped-query self-attention with RoPE and a SwiGLU MLP, and a final RMSNorm. Parameter names match
+// HF's state dict below the `model.` prefix. Heads (LM, scalar, step classifier) sit on top, elsewhere.
+// Not here: dropout (Nexus trains without it), sliding-window attention, the LM head (causal_lm.ts).
+
+import type { ModelConfig } from "../io/hf_config.js";
+import { Embedding, type InitOptions, Linear, RMSNorm } from "../nn/layers.js";
+import { Module, ModuleList } from "../nn/module.js";
+import { add, attention, concat, permute, reshape, rope, shapeStr, swiglu, Tensor, TensorError } from "../tensor/index.js";
+import { cacheLength, type KVCache } from "./kv_cache.js";
+import { defaultPositionIds, ropeCosSin } from "./rope.js";
+
+export class Attention extends Module {
+  readonly qProj: Linear;
+  readonly kProj: Linear;
+  readonly vProj: Linear;
+  readonly oProj: Linear;
+  private readonly h: number;
+  private readonly hkv: number;
+  private readonly dh: number;
+
+  constructor(cfg: ModelConfig, init: InitOptions) {
+    super();
+    const { hiddenSize: d, numAttentionHeads: h, numKeyValueHeads: hkv, headDim: dh } = cfg;
+    this.h = h;
+    this.hkv = hkv;
+    this.dh = dh;
+    this.qProj = this.registerModule("q_proj", new Linear(d, h * dh, { ...init, bias: cfg.qkvBias }));
+    this.kProj = this.registerModule("k_proj", new Linear(d, hkv * dh, { ...init, bias: cfg.qkvBias }));
+    this.vProj = this.registerModule("v_proj", new Linear(d, hkv * dh, { ...init, bias: cfg.qkvBias }));
+    this.oProj = this.registerModule("o_proj", new Linear(h * dh, d, { ...init, bias: cfg.oBias }));
+  }
+
+  /** x [B, T, D] → [B, T, D]; appends this layer's keys/values to the cache when given. */
+  forward(x: Tensor, cos: Tensor, sin: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
+    const [b, t] = x.shape;
+    const heads = (y: Tensor, n: number) => permute(reshape(y, [b, t, n, this.dh]), [0, 2, 1, 3]); // (B, T, n*Dh) -> (B, n, T, Dh)
+    const q = rope(heads(this.qProj.forward(x), this.h), cos, sin);
+    let k = rope(heads(this.kProj.forward(x), this.hkv), cos, sin);
+    let v = heads(this.vProj.forward(x), this.hkv);
+    if (cache !== null) {
+      const pk = cache.k[layer];
+      const pv = cache.v[layer];
+      if (pk !== undefined && pv !== undefined) {
+        k = concat([pk, k], 2); // (B, Hkv, S_past + T, Dh)
+        v = concat([pv, v], 2);
+      }
+      cache.k[layer] = k;
+      cache.v[layer] = v;
+    }
+    const a = attention(q, k, v, { causal: true, keyMask }); // (B, H, T, Dh)
+    const merged = reshape(permute(a, [0, 2, 1, 3]), [b, t, this.h * this.dh]); // (B, H, T, Dh) -> (B, T, H*Dh)
+    return this.oProj.forward(merged);
+  }
+}
+
+export class MLP extends Module {
+  readonly gateProj: Linear;
+  readonly upProj: Linear;
+  readonly downProj: Linear;
+
+  constructor(cfg: ModelConfig, init: InitOptions) {
+    super();
+    const { hiddenSize: d, intermediateSize: f, mlpBias: bias } = cfg;
+    this.gateProj = this.registerModule("gate_proj", new Linear(d, f, { ...init, bias }));
+    this.upProj = this.registerModule("up_proj", new Linear(d, f, { ...init, bias }));
+    this.downProj = this.registerModule("down_proj", new Linear(f, d, { ...init, bias }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.downProj.forward(swiglu(this.gateProj.forward(x), this.upProj.forward(x)));
+  }
+}
+
+export class DecoderLayer extends Module {
+  readonly inputLayernorm: RMSNorm;
+  readonly selfAttn: Attention;
+  readonly postAttentionLayernorm: RMSNorm;
+  readonly mlp: MLP;
+
+  constructor(cfg: ModelConfig, init: InitOptions) {
+    super();
+    // registration order = HF's module order = the order init draws from the rng
+    this.selfAttn = this.registerModule("self_attn", new Attention(cfg, init));
+    this.mlp = this.registerModule("mlp", new MLP(cfg, init));
+    this.inputLayernorm = this.registerModule("input_layernorm", new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps));
+    this.postAttentionLayernorm = this.registerModule("post_attention_layernorm", new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps));
+  }
+
+  forward(h: Tensor, cos: Tensor, sin: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
+    h = add(h, this.selfAttn.forward(this.inputLayernorm.forward(h), cos, sin, keyMask, cache, layer));
+    return add(h, this.mlp.forward(this.postAttentionLayernorm.forward(h)));
+  }
+}
+
+export interface DecoderInputs {
+  /** Token ids [B, T] (i32). */
+  inputIds: Tensor;
+  /** [B, S] with 1 for real tokens, 0 for padding; S = cached + new tokens. Omitted: all real. */
+  attentionMask?: Tensor | null;
+  /** [B, T] (i32). Omitted: cumsum(mask) - 1 clamped at 0, or past + arange(T) without a mask. */
+  positionIds?: Tensor | null;
+  /** Keys/values of earlier tokens; extended in place with this call's. */
+  kvCache?: KVCache | null;
+}
+
+/** embed_tokens → layers → norm; returns the final (normed) hidden states [B, T, D]. */
+export class DecoderModel extends Module {
+  readonly embedTokens: Embedding;
+  readonly layers: ModuleList<DecoderLayer>;
+  readonly norm: RMSNorm;
+
+  constructor(
+    readonly config: ModelConfig,
+    init: InitOptions,
+  ) {
+    super();
+    this.embedTokens = this.registerModule("embed_tokens", new Embedding(config.vocabSize, config.hiddenSize, init));
+    this.layers = this.registerModule("layers", new ModuleList<DecoderLayer>());
+    for (let l = 0; l < config.numHiddenLayers; l++) this.layers.push(new DecoderLayer(config, init));
+    this.norm = this.registerModule("norm", new RMSNorm(config.hiddenSize, config.rmsNormEps));
+  }
+
+  forward(inputs: DecoderInputs): Tensor {
+    const { inputIds: ids } = inputs;
+    const mask = inputs.attentionMask ?? null;
+    const cache = inputs.kvCache ?? null;
+    if (ids.dtype !== "i32" || ids.ndim !== 2)
+      throw new TensorError(`[CausalLM] inputIds must be i32 [B, T], got ${ids.dtype} ${shapeStr(ids.shape)}`);
+    const [b, t] = ids.shape;
+    const past = cacheLength(cache);
+    let positions: Int32Array;
+    if (inputs.positionIds) {
+      const p = inputs.positionIds;
+      if (p.dtype !== "i32" || p.shape[0] !== b || p.shape[1] !== t || p.ndim !== 2) {
+        throw new TensorError(`[CausalLM] positionIds must be i32 [${b}, ${t}], got ${p.dtype} ${shapeStr(p.shape)}`);
+      }
+      positions = p.data as Int32Array;
+    } else {
+      positions = defaultPositionIds(b, t, past, mask);
+    }
+    let keyMask: Tensor | null = null;
+    if (mask !== null) {
+      if (mask.ndim !== 2 || mask.shape[0] !== b || mask.shape[1] !== past + t) {
+        throw new TensorError(`[CausalLM] attentionMask ${shapeStr(mask.shape)} must be [${b}, ${past + t}] (cached + new tokens)`);
+      }
+      keyMask = mask.dtype === "f32" ? mask : new Tensor(Float32Array.from(mask.data), mask.shape);
+    }
+    const { cos, sin } = ropeCosSin(this.config, positions, b, t);
+    let h = this.embedTokens.forward(ids); // (B, T, D)
+    this.layers.items.forEach((layer, l) => {
+      h = layer.forward(h, cos, sin, keyMask, cache, l);
+    });
+    return this.norm.forward(h);
+  }
+}

@@ -1,0 +1,82 @@
+// Basic layers over the engine's ops: Linear (PyTorch [out, in] weight), Embedding, RMSNorm.
+// Initialisation follows HF's `_init_weights` for decoder LMs: weights ~ normal(0, std) drawn from a seeded
+// Rng, biases 0, norm weights 1. Without an rng, weights are zeros (to be filled by loadStateDict).
+// Not here: dropout, LayerNorm, LoRA (src/nn/lora.ts).
+
+import { embedding, linear, ones, rmsNorm, type Tensor, zeros } from "../tensor/index.js";
+import { Module } from "./module.js";
+import type { Rng } from "./rng.js";
+
+export interface InitOptions {
+  /** Draw weights from this generator; omitted: zeros (the module will be loaded). */
+  rng?: Rng;
+  /** Std of the normal init (HF `initializer_range`, default 0.02). */
+  std?: number;
+}
+
+function normalInit(shape: readonly number[], init: InitOptions): Tensor {
+  const t = zeros(shape);
+  if (init.rng) init.rng.fillNormal(t.data as Float32Array, 0, init.std ?? 0.02);
+  return t;
+}
+
+export interface LinearOptions extends InitOptions {
+  bias?: boolean;
+}
+
+/** y = x W^T + b with W [outF, inF]. */
+export class Linear extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: LinearOptions = {},
+  ) {
+    super();
+    this.weight = this.registerParameter("weight", normalInit([outFeatures, inFeatures], opts));
+    this.bias = opts.bias ? this.registerParameter("bias", zeros([outFeatures])) : null;
+  }
+
+  /** x [..., inF] → [..., outF]. */
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+/** Row lookup table [numEmbeddings, dim]. */
+export class Embedding extends Module {
+  readonly weight: Tensor;
+
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+    opts: InitOptions = {},
+  ) {
+    super();
+    this.weight = this.registerParameter("weight", normalInit([numEmbeddings, dim], opts));
+  }
+
+  /** ids [...] (i32) → [..., dim]. */
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight, ids);
+  }
+}
+
+/** x * rsqrt(mean(x^2) + eps) * weight over the last axis (Llama's RMSNorm, weight init 1). */
+export class RMSNorm extends Module {
+  readonly weight: Tensor;
+
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-6,
+  ) {
+    super();
+    this.weight = this.registerParameter("weight", ones([dim]));
+  }
+
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.weight, this.eps);
+  }
+}

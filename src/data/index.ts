@@ -1,0 +1,9 @@
+// Public surface of the data layer: JSONL I/O with validation, TRL dataset formats, and the synthetic
+// verifiable tasks (arithmetic chains, digit sums). Not here: tokenisation and collation into tensors.
+
+export * from "./formats.js";
+export * from "./jsonl.js";
+export * from "./tasks/arithmetic.js";
+export * from "./tasks/digit_sum.js";
+export * from "./tasks/rng.js";
+export * from "./tasks/task.js";

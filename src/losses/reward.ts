@@ -21,7 +21,7 @@ export interface RewardInputs {
   margin?: Tensor;
 }
 
-export interface RewardOutput {
+export interface BradleyTerryOutput {
   loss: Tensor;
   /** -log sigmoid(r_c - r_r - margin), [B]. */
   losses: Tensor;
@@ -29,7 +29,7 @@ export interface RewardOutput {
   accuracy: Tensor;
 }
 
-export function bradleyTerryLoss(inputs: RewardInputs, config?: Partial<RewardConfig>): RewardOutput {
+export function bradleyTerryLoss(inputs: RewardInputs, config?: Partial<RewardConfig>): BradleyTerryOutput {
   const cfg = resolveConfig("bradleyTerryLoss", REWARD_DEFAULTS, config);
   const { rewardsChosen: rc, rewardsRejected: rr, margin } = inputs;
   if (rc.ndim !== 1) throw new LossError(`[bradleyTerryLoss] rewardsChosen must be [B], got [${rc.shape.join(", ")}]`);

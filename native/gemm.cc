@@ -1,0 +1,126 @@
+// N-API surface of the sgemm: `matmul` (the Kernels.matmul contract of src/backend/types.ts), `matmulInfo`
+// (tile and cache blocks, for benchmark printouts) and `fmaThroughput` (measured fp32 FMA peak).
+// Checks only what is cheap (types, integer sizes, array lengths); the GEMM itself is in gemm_driver.cc.
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <string>
+
+#include "gemm_driver.h"
+#include "nexus.h"
+
+namespace nexus {
+namespace {
+
+const gemm::Arch& activeArch() {
+  switch (simdLevel()) {
+    case SimdLevel::Avx512: return gemm::archAvx512();
+    case SimdLevel::Avx2: return gemm::archAvx2();
+    default: return gemm::archScalar();
+  }
+}
+
+[[noreturn]] void rangeError(Napi::Env env, const std::string& msg) {
+  throw Napi::RangeError::New(env, "[cpu matmul] " + msg);
+}
+
+int64_t sizeArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  const Napi::Value v = info[i];
+  if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("[cpu matmul] ") + name + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d != std::floor(d) || d > 9.0e15)
+    rangeError(info.Env(), std::string(name) + " must be a non-negative integer, got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
+// Elements batch item `batch-1` reaches: (batch-1)*stride + size.
+void checkLength(Napi::Env env, const char* name, size_t have, int64_t batch, int64_t stride, int64_t size,
+                 const char* shape) {
+  if (batch == 0 || size == 0) return;
+  const int64_t need = (batch - 1) * stride + size;
+  if (static_cast<int64_t>(have) < need)
+    rangeError(env, std::string(name) + " has " + std::to_string(have) + " elements, needs " + std::to_string(need) +
+                        " (" + shape + ")");
+}
+
+// matmul(c, a, b, batch, m, n, k, transA, transB, strideA, strideB, strideC, accumulate)
+Napi::Value matmul(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 13) rangeError(env, "expected 13 arguments, got " + std::to_string(info.Length()));
+  gemm::GemmArgs g{};
+  g.c = f32(info[0], "matmul c");
+  g.a = f32(info[1], "matmul a");
+  g.b = f32(info[2], "matmul b");
+  g.batch = sizeArg(info, 3, "batch");
+  g.m = sizeArg(info, 4, "m");
+  g.n = sizeArg(info, 5, "n");
+  g.k = sizeArg(info, 6, "k");
+  g.transA = info[7].ToBoolean().Value();
+  g.transB = info[8].ToBoolean().Value();
+  g.strideA = sizeArg(info, 9, "strideA");
+  g.strideB = sizeArg(info, 10, "strideB");
+  g.strideC = sizeArg(info, 11, "strideC");
+  g.accumulate = info[12].ToBoolean().Value();
+  checkLength(env, "a", lengthOf(info[1]), g.batch, g.strideA, g.m * g.k, "batch x [m,k]");
+  checkLength(env, "b", lengthOf(info[2]), g.batch, g.strideB, g.k * g.n, "batch x [k,n]");
+  checkLength(env, "c", lengthOf(info[0]), g.batch, g.strideC, g.m * g.n, "batch x [m,n]");
+  try {
+    gemm::sgemm(activeArch(), g);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("[cpu matmul] ") + e.what());
+  }
+  return env.Undefined();
+}
+
+Napi::Value matmulInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const gemm::Arch& arch = activeArch();
+  const gemm::Blocking bl = gemm::blockingFor(arch);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("mr", bl.mr);
+  o.Set("nr", bl.nr);
+  o.Set("mc", bl.mc);
+  o.Set("kc", bl.kc);
+  o.Set("nc", bl.nc);
+  o.Set("simd", arch.name);
+  o.Set("threads", numThreads());
+  return o;
+}
+
+// fmaThroughput(iters) -> {gflops, lanes, threads, seconds}: every OpenMP thread runs `iters` iterations of a
+// dependency-free FMA loop at the widest vector width the hardware has (NEXUS_SIMD does not lower it: this
+// measures the machine's peak, not the dispatch choice).
+Napi::Value fmaThroughput(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const double itersD = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 2e7;
+  if (!(itersD >= 1) || itersD > 1e12) throw Napi::RangeError::New(env, "[cpu fmaThroughput] iters must be >= 1");
+  const int64_t iters = static_cast<int64_t>(itersD);
+  __builtin_cpu_init();
+  const bool has512 = __builtin_cpu_supports("avx512f");
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (!has512 && !has2) throw Napi::Error::New(env, "[cpu fmaThroughput] needs AVX2+FMA or AVX-512");
+  const int threads = numThreads();
+  double flops = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+#pragma omp parallel num_threads(threads) reduction(+ : flops)
+  flops += has512 ? gemm::fmaLoopAvx512(iters) : gemm::fmaLoopAvx2(iters);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("gflops", flops / secs / 1e9);
+  o.Set("lanes", has512 ? 16 : 8);
+  o.Set("threads", threads);
+  o.Set("seconds", secs);
+  return o;
+}
+
+}  // namespace
+
+void registerGemm(Napi::Env env, Napi::Object exports) {
+  exports.Set("matmul", Napi::Function::New(env, matmul, "matmul"));
+  exports.Set("matmulInfo", Napi::Function::New(env, matmulInfo, "matmulInfo"));
+  exports.Set("fmaThroughput", Napi::Function::New(env, fmaThroughput, "fmaThroughput"));
+}
+
+}  // namespace nexus

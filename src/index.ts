@@ -1,10 +1,11 @@
 // Package root of nexus-align: the engine (tensors, autograd, backends), nn, models, io, data, rewards,
 // losses, training and generation. Each layer's own index lists what it exports.
-export * from "./tensor/index.js";
-export { availableBackends, backendName, BackendError, kernels, setBackend, withBackend, type BackendChoice } from "./backend/index.js";
-export * from "./nn/index.js";
-export * from "./models/index.js";
+
+export { availableBackends, type BackendChoice, BackendError, backendName, kernels, setBackend, withBackend } from "./backend/index.js";
+export * from "./data/index.js";
 export * from "./io/index.js";
 export * from "./losses/index.js";
-export * from "./data/index.js";
+export * from "./models/index.js";
+export * from "./nn/index.js";
 export * from "./rewards/index.js";
+export * from "./tensor/index.js";

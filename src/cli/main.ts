@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// The `nexus` command: one subcommand per job. The only place that calls process.exit; errors print as
+// one line (`nexus: [component] message`), with the stack trace only under --debug.
+
+import { Command, CommanderError } from "commander";
+import { registerInfo } from "./info.js";
+
+export function buildProgram(): Command {
+  const program = new Command("nexus")
+    .description("Reward modeling and alignment of language models, in TypeScript")
+    .option("--debug", "print stack traces on errors", false)
+    .showHelpAfterError()
+    .exitOverride();
+  registerInfo(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    const debug = argv.includes("--debug");
+    const err = e as Error;
+    process.stderr.write(`nexus: ${debug ? (err.stack ?? err.message) : err.message}\n`);
+    return 1;
+  }
+}
+
+main(process.argv).then((code) => process.exit(code));

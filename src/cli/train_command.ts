@@ -147,7 +147,7 @@ export function registerTrainCommand<S extends z.ZodObject>(program: Command, sp
     const doc = `${info.description}${showDefault(info.defaultValue)}`;
     if (info.kind === "boolean") {
       cmd.addOption(new Option(`--${flag}`, doc));
-      cmd.addOption(new Option(`--no-${flag}`, `set ${key} to false`).hideHelp(info.defaultValue !== true));
+      cmd.addOption(new Option(`--no-${flag}`, `set ${key} to false`).hideHelp(info.defaultValue === false));
       continue;
     }
     const opt = new Option(`--${flag} <value>`, doc);

@@ -1,0 +1,20 @@
+// `nexus cpo`: CPO, or SimPO with --loss-type simpo --cpo-alpha 0, on a preference JSONL through the shared
+// trainer CLI. Not here: training logic (src/train/cpo.ts) or the load/save plumbing (cli/dpo.ts).
+
+import type { Command } from "commander";
+import { CPO_RULES, CPO_SCHEMA, trainCpo } from "../train/cpo.js";
+import { runPreferenceCommand } from "./dpo.js";
+import { registerTrainCommand } from "./train_command.js";
+
+export function registerCpo(program: Command): Command {
+  return registerTrainCommand(program, {
+    name: "cpo",
+    description: "Contrastive Preference Optimization / SimPO on {prompt?, chosen, rejected} rows (TRL CPOTrainer)",
+    schema: CPO_SCHEMA,
+    rules: CPO_RULES,
+    action: (ctx) =>
+      runPreferenceCommand("cpo", ctx, "preference", ({ model, tokenizer, rows }) =>
+        trainCpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, resume: ctx.resume, source: ctx.data }),
+      ),
+  });
+}

@@ -1,0 +1,20 @@
+// `nexus kto`: KTO on an unpaired-preference JSONL ({prompt, completion, label}) through the shared trainer CLI.
+// Not here: training logic (src/train/kto.ts) or the load/save plumbing (cli/dpo.ts).
+
+import type { Command } from "commander";
+import { KTO_RULES, KTO_SCHEMA, trainKto } from "../train/kto.js";
+import { runPreferenceCommand } from "./dpo.js";
+import { registerTrainCommand } from "./train_command.js";
+
+export function registerKto(program: Command): Command {
+  return registerTrainCommand(program, {
+    name: "kto",
+    description: "Kahneman-Tversky Optimization on {prompt, completion, label} rows (TRL KTOTrainer)",
+    schema: KTO_SCHEMA,
+    rules: KTO_RULES,
+    action: (ctx) =>
+      runPreferenceCommand("kto", ctx, "unpaired_preference", ({ model, tokenizer, rows }) =>
+        trainKto({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, resume: ctx.resume, source: ctx.data }),
+      ),
+  });
+}

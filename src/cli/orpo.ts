@@ -1,0 +1,19 @@
+// `nexus orpo`: ORPO (reference-free) on a preference JSONL through the shared trainer CLI.
+// Not here: training logic (src/train/orpo.ts) or the load/save plumbing (cli/dpo.ts).
+
+import type { Command } from "commander";
+import { ORPO_SCHEMA, trainOrpo } from "../train/orpo.js";
+import { runPreferenceCommand } from "./dpo.js";
+import { registerTrainCommand } from "./train_command.js";
+
+export function registerOrpo(program: Command): Command {
+  return registerTrainCommand(program, {
+    name: "orpo",
+    description: "Odds Ratio Preference Optimization on {prompt?, chosen, rejected} rows (TRL ORPOTrainer)",
+    schema: ORPO_SCHEMA,
+    action: (ctx) =>
+      runPreferenceCommand("orpo", ctx, "preference", ({ model, tokenizer, rows }) =>
+        trainOrpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, resume: ctx.resume, source: ctx.data }),
+      ),
+  });
+}

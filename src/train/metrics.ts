@@ -1,0 +1,61 @@
+// Metrics as JSONL (one object per logged step, flushed as written) plus a plain progress line on stderr
+// with rate and ETA — no terminal control codes, so logs read the same in a pipe or a CI log.
+
+import { appendFileSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+
+export type Metrics = Record<string, number | string | null>;
+
+export class MetricsLogger {
+  private readonly start = Date.now();
+  private lastPrint = 0;
+
+  constructor(
+    private readonly path: string | null,
+    private readonly opts: { total?: number; label?: string; quiet?: boolean; printEveryMs?: number } = {},
+  ) {
+    if (path !== null) mkdirSync(dirname(path), { recursive: true });
+  }
+
+  /** Append one record and maybe print a progress line. `step` counts from 1. */
+  log(step: number, metrics: Metrics, force = false): void {
+    const record = { step, ...metrics, elapsed_s: round((Date.now() - this.start) / 1000) };
+    if (this.path !== null) appendFileSync(this.path, `${JSON.stringify(record)}\n`);
+    const now = Date.now();
+    if (this.opts.quiet || (!force && now - this.lastPrint < (this.opts.printEveryMs ?? 2000))) return;
+    this.lastPrint = now;
+    process.stderr.write(`${this.progressLine(step, metrics)}\n`);
+  }
+
+  progressLine(step: number, metrics: Metrics): string {
+    const elapsed = (Date.now() - this.start) / 1000;
+    const rate = step / Math.max(elapsed, 1e-9);
+    const total = this.opts.total;
+    const eta = total ? ` eta ${formatDuration((total - step) / Math.max(rate, 1e-9))}` : "";
+    const shown = Object.entries(metrics)
+      .filter(([, v]) => typeof v === "number")
+      .slice(0, 6)
+      .map(([k, v]) => `${k} ${formatNumber(v as number)}`)
+      .join(" ");
+    const of = total ? `/${total}` : "";
+    return `[${this.opts.label ?? "train"}] step ${step}${of} ${shown} | ${rate.toFixed(2)} it/s${eta}`;
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+export function formatNumber(x: number): string {
+  if (x === 0 || !Number.isFinite(x)) return String(x);
+  const a = Math.abs(x);
+  return a >= 1e4 || a < 1e-3 ? x.toExponential(3) : x.toPrecision(4);
+}
+
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return "?";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}

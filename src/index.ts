@@ -9,3 +9,4 @@ export * from "./models/index.js";
 export * from "./nn/index.js";
 export * from "./rewards/index.js";
 export * from "./tensor/index.js";
+export * from "./train/index.js";

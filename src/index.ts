@@ -10,3 +10,4 @@ export * from "./nn/index.js";
 export * from "./rewards/index.js";
 export * from "./tensor/index.js";
 export * from "./train/index.js";
+export * from "./generate/index.js";

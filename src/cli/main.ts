@@ -3,7 +3,15 @@
 // one line (`nexus: [component] message`), with the stack trace only under --debug.
 
 import { Command, CommanderError } from "commander";
+import { registerCpo } from "./cpo.js";
+import { registerDpo } from "./dpo.js";
 import { registerInfo } from "./info.js";
+import { registerInit } from "./init.js";
+import { registerKto } from "./kto.js";
+import { registerOrpo } from "./orpo.js";
+import { registerPrm } from "./prm.js";
+import { registerRm } from "./rm.js";
+import { registerSft } from "./sft.js";
 
 export function buildProgram(): Command {
   const program = new Command("nexus")
@@ -12,6 +20,14 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerInfo(program);
+  registerInit(program);
+  registerSft(program);
+  registerRm(program);
+  registerPrm(program);
+  registerDpo(program);
+  registerKto(program);
+  registerOrpo(program);
+  registerCpo(program);
   return program;
 }
 

@@ -5,3 +5,5 @@ export * from "./causal_lm.js";
 export * from "./decoder.js";
 export * from "./kv_cache.js";
 export * from "./rope.js";
+export * from "./heads.js";
+export * from "./lora.js";

@@ -3,3 +3,4 @@
 
 export * from "./rule.js";
 export * from "./types.js";
+export * from "./interfaces.js";

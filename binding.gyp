@@ -10,7 +10,10 @@
         "native/gemm_avx512.cc",
         "native/gemm_avx2.cc",
         "native/fused.cc",
-        "native/elementwise.cc"
+        "native/elementwise.cc",
+        "native/fused_avx512.cc",
+        "native/fused_avx2.cc",
+        "native/fused_scalar.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

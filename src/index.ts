@@ -3,6 +3,7 @@
 
 export { availableBackends, type BackendChoice, BackendError, backendName, kernels, setBackend, withBackend } from "./backend/index.js";
 export * from "./data/index.js";
+export * from "./generate/index.js";
 export * from "./io/index.js";
 export * from "./losses/index.js";
 export * from "./models/index.js";
@@ -10,4 +11,3 @@ export * from "./nn/index.js";
 export * from "./rewards/index.js";
 export * from "./tensor/index.js";
 export * from "./train/index.js";
-export * from "./generate/index.js";

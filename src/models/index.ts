@@ -3,7 +3,7 @@
 
 export * from "./causal_lm.js";
 export * from "./decoder.js";
-export * from "./kv_cache.js";
-export * from "./rope.js";
 export * from "./heads.js";
+export * from "./kv_cache.js";
 export * from "./lora.js";
+export * from "./rope.js";

@@ -1,0 +1,114 @@
+// `nexus eval processbench | bon`: metrics over JSONL files. processbench reads rows {id, problem, steps, label,
+// scores | prediction}; a threshold for scores is given, fitted on another file, or fitted on the data itself;
+// the LAST stdout line is {"f1","accErr","accCor"}. bon reads one row per problem with scored candidates and
+// prints best-of-N, pass@1, pass@N and maj@N. Not here: computing scores (PRM scoring lives in src/rewards).
+
+import { type Command, InvalidArgumentError } from "commander";
+import { z } from "zod";
+import { readJsonl } from "../data/jsonl.js";
+import { MetricError } from "../eval/errors.js";
+import { evaluateProcessBench, fitThreshold, type ProcessBenchRow } from "../eval/processbench.js";
+import { bestOfNAccuracy, type Candidate, majAtKCandidates, meanPassAtK } from "../eval/selection.js";
+
+const PB_ROW = z
+  .looseObject({
+    id: z.union([z.string(), z.number()]).optional(),
+    problem: z.string().optional(),
+    steps: z.array(z.string()).optional(),
+    label: z.number().int().min(-1),
+    scores: z.array(z.number()).optional(),
+    prediction: z.number().int().min(-1).optional(),
+  })
+  .refine((r) => r.scores !== undefined || r.prediction !== undefined, { message: "a row needs per-step scores or a prediction" });
+
+const CANDIDATE = z.object({ score: z.number(), correct: z.boolean(), answer: z.union([z.string(), z.number(), z.null()]).optional() });
+const BON_ROW = z.union([
+  z.looseObject({ candidates: z.array(CANDIDATE).min(1) }),
+  z.looseObject({
+    scores: z.array(z.number()).min(1),
+    correct: z.array(z.boolean()).min(1),
+    answers: z.array(z.union([z.string(), z.number(), z.null()])).optional(),
+  }),
+]);
+
+function readProcessBench(file: string): ProcessBenchRow[] {
+  return readJsonl(file, PB_ROW).map((r) => ({ ...r, id: r.id === undefined ? undefined : String(r.id) }));
+}
+
+const finite = (raw: string) => {
+  const v = Number(raw);
+  if (raw.trim() === "" || !Number.isFinite(v)) throw new InvalidArgumentError(`expects a number, got '${raw}'`);
+  return v;
+};
+
+/** A JSON number, with NaN (an empty subset) as null. */
+const jnum = (v: number) => (Number.isNaN(v) ? null : v);
+
+export function registerEval(program: Command): void {
+  const ev = program.command("eval").description("evaluation metrics over JSONL files");
+
+  ev.command("processbench")
+    .description("ProcessBench F1 (accuracy on erroneous and on correct solutions); last line {f1, accErr, accCor}")
+    .requiredOption("--data <file>", "rows {id, problem, steps, label, scores | prediction}")
+    .option("--threshold <t>", "a step is wrong when its score is below t", finite)
+    .option("--fit-threshold-on <file>", "fit the threshold on this file (rows with scores) instead")
+    .action((o: { data: string; threshold?: number; fitThresholdOn?: string }) => {
+      if (o.threshold !== undefined && o.fitThresholdOn !== undefined) {
+        throw new MetricError("[eval processbench] give --threshold or --fit-threshold-on, not both");
+      }
+      const rows = readProcessBench(o.data);
+      const scored = rows.some((r) => r.scores !== undefined);
+      let threshold: number | null = o.threshold ?? null;
+      if (scored && threshold === null) {
+        const fitRows = o.fitThresholdOn === undefined ? rows : readProcessBench(o.fitThresholdOn);
+        const fit = fitThreshold(fitRows);
+        threshold = fit.threshold;
+        process.stdout.write(`${JSON.stringify({ fittedOn: o.fitThresholdOn ?? o.data, threshold, fitF1: jnum(fit.metric.f1) })}\n`);
+      }
+      const m = evaluateProcessBench(rows, threshold);
+      process.stdout.write(`${JSON.stringify({ rows: rows.length, nErr: m.nErr, nCor: m.nCor, threshold })}\n`);
+      process.stdout.write(`${JSON.stringify({ f1: jnum(m.f1), accErr: jnum(m.accErr), accCor: jnum(m.accCor) })}\n`);
+    });
+
+  ev.command("bon")
+    .description("best-of-N accuracy from scored candidates: rows {candidates: [{score, correct, answer?}]} or {scores, correct, answers?}")
+    .requiredOption("--data <file>", "one row per problem")
+    .option("--n <k>", "use the first k candidates of each row", (raw) => {
+      const v = Number(raw);
+      if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`expects an integer >= 1, got '${raw}'`);
+      return v;
+    })
+    .action((o: { data: string; n?: number }) => {
+      const problems: Candidate[][] = readJsonl(o.data, BON_ROW).map((r, i) => {
+        if ("candidates" in r && Array.isArray(r.candidates)) {
+          return (r.candidates as z.output<typeof CANDIDATE>[]).map((c) => ({ ...c, answer: c.answer == null ? null : String(c.answer) }));
+        }
+        const s = r as { scores: number[]; correct: boolean[]; answers?: (string | number | null)[] };
+        if (s.correct.length !== s.scores.length || (s.answers !== undefined && s.answers.length !== s.scores.length)) {
+          throw new MetricError(`${o.data}: row ${i + 1}: scores, correct and answers must have the same length`);
+        }
+        return s.scores.map((score, j) => ({
+          score,
+          correct: s.correct[j]!,
+          answer: s.answers?.[j] == null ? null : String(s.answers[j]),
+        }));
+      });
+      const cut = problems.map((c) => c.slice(0, o.n ?? c.length));
+      const n = Math.min(...cut.map((c) => c.length));
+      const out: Record<string, number | null> = {
+        problems: cut.length,
+        n,
+        bestOfN: bestOfNAccuracy(cut),
+        passAt1: meanPassAtK(
+          cut.map((c) => c.map((x) => x.correct)),
+          1,
+        ),
+        passAtN: meanPassAtK(
+          cut.map((c) => c.map((x) => x.correct)),
+          n,
+        ),
+      };
+      if (cut.every((c) => c.some((x) => x.answer !== null))) out.majAtN = majAtKCandidates(cut);
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+    });
+}

@@ -1,0 +1,8 @@
+// The eval layer: ProcessBench F1, step-label quality, calibration (ECE, Brier, AUROC) and selection metrics
+// (best-of-N, pass@k, maj@k). Pure functions over numbers and labels; no models.
+
+export * from "./calibration.js";
+export * from "./errors.js";
+export * from "./label_quality.js";
+export * from "./processbench.js";
+export * from "./selection.js";

@@ -1,0 +1,65 @@
+// `nexus ppo`: PPO with a value model on prompt-only JSONL (TRL PPOTrainer): PPO_SCHEMA flags plus --reward-model
+// DIR (a *ForSequenceClassification folder), --reward-funcs / --reward-module (summed with the reward model),
+// and --value-model DIR (else copied from the reward model or the policy per --value-model-init).
+// Writes the policy (and tokenizer) to --output and the value model to <output>/value_model. Not here: training.
+
+import type { Command } from "commander";
+import { z } from "zod";
+import { loadDataset } from "../data/formats.js";
+import { checkTokenizerFitsModel, loadTokenizer, saveTokenizer } from "../io/tokenizer.js";
+import { loadCausalLM, saveCausalLM } from "../models/causal_lm.js";
+import { loadClassifier, SequenceClassifier, saveClassifier } from "../models/heads.js";
+import type { RewardFn } from "../rewards/types.js";
+import type { PromptRow } from "../train/online_policy.js";
+import { PPO_RULES, PPO_SCHEMA, trainPpo } from "../train/ppo.js";
+import { loadRewardFunctions, REWARD_CLI_FIELDS, splitRewardConfig } from "./reward_loading.js";
+import { registerTrainCommand, writeResolvedConfig } from "./train_command.js";
+
+/** CLI-only model paths of the online commands. */
+export const REWARD_MODEL_FIELD = {
+  rewardModel: z.string().nullable().default(null).describe("Reward model folder (HF *ForSequenceClassification, num_labels 1)"),
+};
+
+/** Load the reward model (if a folder is given) and the reward functions (if names or a module are given). */
+export async function loadRewardSources(
+  rewardModel: string | null,
+  names: string[],
+  module: string | null,
+  maxCompletionLength: number,
+): Promise<{ rewardModel: SequenceClassifier | null; rewardFuncs: RewardFn[] }> {
+  const rm = rewardModel === null ? null : loadClassifier(rewardModel, { kind: "sequence" });
+  if (rm !== null && !(rm instanceof SequenceClassifier)) throw new Error(`[cli] ${rewardModel} is not a sequence classifier`);
+  const wantFns = names.length > 0 || module !== null;
+  if (rm === null && !wantFns) throw new Error("[cli] give --reward-model and/or --reward-funcs / --reward-module");
+  const rewardFuncs = wantFns ? await loadRewardFunctions(names, module, { maxCompletionLength }) : [];
+  return { rewardModel: rm, rewardFuncs };
+}
+
+export function registerPpo(program: Command): void {
+  registerTrainCommand(program, {
+    name: "ppo",
+    description: "PPO with a value model on prompt-only rows (TRL PPOTrainer): KL-penalised reward-model score, GAE, clipped losses",
+    schema: PPO_SCHEMA.extend({
+      ...REWARD_CLI_FIELDS,
+      ...REWARD_MODEL_FIELD,
+      valueModel: z.string().nullable().default(null).describe("Value model folder (else initialised per valueModelInit)"),
+    }),
+    rules: PPO_RULES,
+    action: async (ctx) => {
+      const { config: withPaths, rewardFuncs: names, rewardModule } = splitRewardConfig(ctx.config);
+      const { rewardModel: rmPath, valueModel: vmPath, ...config } = withPaths;
+      const model = await loadCausalLM(ctx.model);
+      const tokenizer = loadTokenizer(ctx.tokenizer);
+      checkTokenizerFitsModel(tokenizer, model.config.vocabSize, ctx.model);
+      const rows = loadDataset(ctx.data, "prompt_only", { name: ctx.data }) as PromptRow[];
+      const sources = await loadRewardSources(rmPath, names, rewardModule, config.responseLength);
+      const valueModel = vmPath === null ? undefined : (loadClassifier(vmPath, { kind: "sequence" }) as SequenceClassifier);
+      writeResolvedConfig(ctx.output, ctx.resolved);
+      const res = await trainPpo({ model, tokenizer, rows, config, ...sources, valueModel, outputDir: ctx.output, resume: ctx.resume });
+      saveCausalLM(model, ctx.output);
+      saveTokenizer(tokenizer, ctx.output);
+      saveClassifier(res.valueModel, `${ctx.output}/value_model`);
+      process.stderr.write(`[ppo] saved the policy to ${ctx.output} and the value model to ${ctx.output}/value_model\n`);
+    },
+  });
+}

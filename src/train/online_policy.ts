@@ -1,0 +1,319 @@
+// What the online trainers (PPO, online DPO, SPIN) share: prompts → ids, sampling completions with the current
+// policy, temperature-scaled per-token log-probs of prompt + completion, scoring completions with a reward model
+// and/or weighted reward functions (with TRL's missing-EOS penalty), and a hand-run optimizer loop (AdamW with
+// HF decay groups, schedule, clipping, JSONL metrics, atomic checkpoints with RNG state, resume).
+// Not here: the losses (src/losses/), the offline loop over a fixed dataset (loop.ts), group rollouts (GRPO).
+
+import { z } from "zod";
+import { generate } from "../generate/generate.js";
+import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
+import type { CausalLM } from "../models/causal_lm.js";
+import type { SequenceClassifier } from "../models/heads.js";
+import { clipGradNorm } from "../nn/clip.js";
+import type { Module } from "../nn/module.js";
+import type { Rng } from "../nn/rng.js";
+import { computeRewards, type RewardFn } from "../rewards/types.js";
+import { concat, entropy, mul, noGrad, slice, type Tensor, zeros } from "../tensor/index.js";
+import { alignedTokenLogprobs, type Batch, collate } from "./batch.js";
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { createLoopSchedule, createOptimizer, epochOrder, LOOP_FIELDS, TrainingError } from "./loop.js";
+import { type Metrics, MetricsLogger } from "./metrics.js";
+import { type PromptCompletion, toExample } from "./preference_data.js";
+
+/** LOOP_FIELDS minus what only applies to a fixed dataset (token-budget batching, eval hooks). */
+const { maxTokensPerBatch: _mtpb, evalSteps: _es, ...ONLINE_LOOP } = LOOP_FIELDS;
+export const ONLINE_LOOP_FIELDS = ONLINE_LOOP;
+const ONLINE_LOOP_SCHEMA = z.object(ONLINE_LOOP_FIELDS).strict();
+export type OnlineLoopConfig = z.output<typeof ONLINE_LOOP_SCHEMA>;
+
+/** A prompt-only dataset row: the prompt (text or messages) plus any columns the reward functions read. */
+export interface PromptRow {
+  prompt: string | ChatMessage[];
+  [column: string]: unknown;
+}
+
+/** Prompt ids: text is encoded with the tokenizer's special tokens; messages are rendered with the generation prompt. */
+export function encodePrompt(tok: Tokenizer, prompt: string | readonly ChatMessage[]): number[] {
+  if (typeof prompt === "string") return tok.encode(prompt);
+  return tok.encode(tok.applyChatTemplate(prompt, { addGenerationPrompt: true }), { addSpecialTokens: false });
+}
+
+/** The prompt as the reward functions see it (chat prompts rendered). */
+export function promptText(tok: Tokenizer, prompt: string | readonly ChatMessage[]): string {
+  return typeof prompt === "string" ? prompt : tok.applyChatTemplate(prompt, { addGenerationPrompt: true });
+}
+
+export interface Sample extends PromptCompletion {
+  /** Decoded completion, special tokens skipped. */
+  text: string;
+  /** Whether the completion contains an EOS / stop id (TRL's contain_eos_token). */
+  hasEos: boolean;
+}
+
+export interface SampleOptions {
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  /** Ids that end a completion (kept as its last token). */
+  eosIds: readonly number[];
+  rng: Rng;
+  tokenizer: Tokenizer;
+}
+
+/** One sampled completion per prompt from the current policy (no gradient). */
+export function samplePolicy(policy: CausalLM, prompts: readonly (readonly number[])[], o: SampleOptions): Sample[] {
+  const gens = generate(policy, prompts, {
+    maxNewTokens: o.maxNewTokens,
+    temperature: o.temperature,
+    topK: o.topK ?? 0,
+    topP: o.topP ?? 1,
+    eosTokenId: [...o.eosIds],
+    rng: o.rng,
+  });
+  const eos = new Set(o.eosIds);
+  return gens.map((g) => ({
+    promptIds: [...g.promptIds],
+    completionIds: g.completionIds,
+    text: o.tokenizer.decode(g.completionIds, { skipSpecialTokens: true }),
+    hasEos: g.completionIds.some((id) => eos.has(id)),
+  }));
+}
+
+/** Right-padded prompt + completion batch; lossMask marks completion tokens. */
+export function collateSequences(seqs: readonly PromptCompletion[], padId: number): Batch {
+  return collate(seqs.map(toExample), padId);
+}
+
+/** x [B, T] scored at position t - 1 → aligned with token t (0 at t = 0), as alignedTokenLogprobs does. */
+export function shiftRight(x: Tensor): Tensor {
+  const [b, t] = x.shape;
+  if (t === 1) return zeros([b, 1], x.dtype);
+  return concat([zeros([b, 1], x.dtype), slice(x, 1, 0, t - 1)], 1); // (B, T) -> (B, T)
+}
+
+export interface TokenScores {
+  /** log softmax(logits / temperature) at each token, aligned [B, T]. */
+  logprobs: Tensor;
+  /** Entropy of the (tempered) next-token distribution that produced each token, aligned [B, T] (detached). */
+  entropy: Tensor | null;
+}
+
+/** Forward a causal LM on a batch; per-token log-probs under logits / temperature (TRL PPO / online DPO). */
+export function tokenScores(model: CausalLM, batch: Batch, temperature = 1, withEntropy = false): TokenScores {
+  const { logits } = model.forward({ inputIds: batch.inputIds, attentionMask: batch.attentionMask });
+  // TRL divides by (temperature + 1e-7) so that the trained distribution is the one that sampled
+  const scaled = temperature === 1 ? logits : mul(logits, 1 / (temperature + 1e-7));
+  const logprobs = alignedTokenLogprobs(scaled, batch.inputIds);
+  const ent = withEntropy ? noGrad(() => shiftRight(entropy(scaled))) : null; // (B, T, V) -> (B, T)
+  return { logprobs, entropy: ent };
+}
+
+// ---- scoring ------------------------------------------------------------------------------------------
+
+/** Where a completion's scalar score comes from: a reward model and/or weighted reward functions (summed). */
+export interface RewardSources {
+  /** A sequence classifier scoring prompt + completion at its last real token (same tokenizer as the policy). */
+  rewardModel?: SequenceClassifier | null;
+  /** Reward functions called with prompts, completions, ids and every extra dataset column. */
+  rewardFuncs?: readonly RewardFn[];
+  /** Weights of rewardFuncs (default all 1); the reward model has weight 1. */
+  rewardWeights?: readonly number[] | null;
+}
+
+export interface ScoredSamples {
+  /** Total score per completion, after the missing-EOS penalty. */
+  scores: number[];
+  /** Mean of each source over the batch (`rewards/<name>/mean`). */
+  perSource: Record<string, number>;
+}
+
+/** TRL's EOS trick: score -= penalty for every completion without EOS (penalty null: unchanged). */
+export function applyMissingEosPenalty(scores: readonly number[], hasEos: readonly boolean[], penalty: number | null): number[] {
+  return scores.map((s, i) => (penalty !== null && !hasEos[i] ? s - penalty : s));
+}
+
+/** Score samples; `rows[i]` is the dataset row of sample i (its extra columns reach the reward functions). */
+export async function scoreSamples(
+  src: RewardSources,
+  samples: readonly Sample[],
+  prompts: readonly string[],
+  rows: readonly PromptRow[],
+  padId: number,
+  missingEosPenalty: number | null,
+): Promise<ScoredSamples> {
+  const n = samples.length;
+  const total = new Array<number>(n).fill(0);
+  const perSource: Record<string, number> = {};
+  const meanOf = (xs: readonly (number | null)[]) => {
+    const v = xs.filter((x): x is number => x !== null);
+    return v.length === 0 ? Number.NaN : v.reduce((a, b) => a + b, 0) / v.length;
+  };
+  if (!src.rewardModel && (src.rewardFuncs?.length ?? 0) === 0) {
+    throw new TrainingError("[online] give a reward model or at least one reward function");
+  }
+  if (src.rewardModel) {
+    const rm = src.rewardModel;
+    const batch = collateSequences(samples, padId);
+    const s = noGrad(() => rm.rewards({ inputIds: batch.inputIds, attentionMask: batch.attentionMask })).data;
+    for (let i = 0; i < n; i++) total[i] += s[i];
+    perSource["rewards/reward_model/mean"] = meanOf(Array.from(s));
+  }
+  const fns = src.rewardFuncs ?? [];
+  if (fns.length > 0) {
+    const columns: Record<string, unknown[]> = {};
+    for (const key of new Set(rows.flatMap((r) => Object.keys(r)))) {
+      if (key !== "prompt" && key !== "completion") columns[key] = rows.map((r) => r[key]);
+    }
+    const out = await computeRewards(
+      fns,
+      { ...columns, prompts: [...prompts], completions: samples.map((s) => s.text), completionIds: samples.map((s) => s.completionIds) },
+      src.rewardWeights ?? undefined,
+    );
+    for (let i = 0; i < n; i++) total[i] += out.total[i];
+    out.names.forEach((name, k) => {
+      perSource[`rewards/${name}/mean`] = meanOf(out.perFunction[k]);
+    });
+  }
+  return {
+    scores: applyMissingEosPenalty(
+      total,
+      samples.map((s) => s.hasEos),
+      missingEosPenalty,
+    ),
+    perSource,
+  };
+}
+
+// ---- the hand-run optimizer loop ------------------------------------------------------------------------
+
+export interface OnlineStepContext {
+  /** 0-based index of this outer step (one generation batch). */
+  step: number;
+  /** Clip gradients, step AdamW at this step's learning rate, zero gradients; returns the pre-clip grad norm. */
+  optimizerStep(): number;
+}
+
+export interface OnlineLoopOptions {
+  /** Module whose trainable parameters are optimized and checkpointed. */
+  trainable: Module;
+  config: OnlineLoopConfig;
+  totalSteps: number;
+  /** Advanced by the trainer's sampling; its state is saved with every checkpoint and restored on resume. */
+  rng: Rng;
+  outputDir: string | null;
+  resume?: boolean;
+  fullConfig: Record<string, unknown>;
+  label: string;
+  quiet?: boolean;
+  stopAfterStep?: number;
+  /** One generation batch: sample, score, call optimizerStep() one or more times, return metrics. */
+  step(ctx: OnlineStepContext): Promise<Metrics>;
+}
+
+export interface OnlineRunResult {
+  step: number;
+  history: Metrics[];
+  interrupted: boolean;
+}
+
+/** Drives the outer steps of an online trainer. */
+export async function runOnline(o: OnlineLoopOptions): Promise<OnlineRunResult> {
+  const cfg = o.config;
+  const loopCfg = { ...cfg, maxTokensPerBatch: 0, evalSteps: 0 };
+  const { optimizer, named, optNames } = createOptimizer(o.trainable, loopCfg, o.label);
+  const schedule = createLoopSchedule(loopCfg, o.totalSteps);
+
+  let step = 0;
+  if (o.resume && o.outputDir !== null) {
+    const dir = latestCheckpoint(o.outputDir);
+    if (dir !== null) {
+      const ck = loadCheckpoint(dir);
+      const weights = new Map(named);
+      for (const [name, data] of ck.weights) {
+        const t = weights.get(name);
+        if (t === undefined || t.size !== data.length)
+          throw new TrainingError(`[${o.label}] checkpoint ${dir}: weight '${name}' does not fit`);
+        t.data.set(data);
+      }
+      optimizer.loadNamedState(optNames, ck.optimizer);
+      step = ck.state.step;
+      if (Array.isArray(ck.state.rng)) o.rng.setState(ck.state.rng as number[]);
+    }
+  }
+  const logger = new MetricsLogger(o.outputDir === null ? null : `${o.outputDir}/metrics.jsonl`, {
+    total: o.totalSteps,
+    label: o.label,
+    quiet: o.quiet,
+  });
+  const save = () => {
+    if (o.outputDir === null) return;
+    saveCheckpoint(
+      o.outputDir,
+      step,
+      {
+        weights: named,
+        optimizer: optimizer.namedState(optNames),
+        state: { step, epoch: step, totalSteps: o.totalSteps, rng: o.rng.getState() },
+        config: o.fullConfig,
+      },
+      cfg.saveTotalLimit,
+    );
+  };
+
+  const history: Metrics[] = [];
+  o.trainable.train();
+  while (step < o.totalSteps) {
+    const lr = schedule.lrAt(step);
+    let gradNorm = Number.NaN;
+    const metrics = await o.step({
+      step,
+      optimizerStep: () => {
+        gradNorm = cfg.maxGradNorm > 0 ? clipGradNorm(optimizer.params(), cfg.maxGradNorm) : Number.NaN;
+        optimizer.lr = lr;
+        optimizer.step();
+        optimizer.zeroGrad();
+        return gradNorm;
+      },
+    });
+    step++;
+    const loss = metrics.loss;
+    if (typeof loss === "number" && !Number.isFinite(loss)) {
+      throw new TrainingError(`[${o.label}] loss is ${loss} at step ${step}; the last checkpoint on disk is intact`);
+    }
+    const all: Metrics = { ...metrics, learning_rate: lr };
+    if (cfg.maxGradNorm > 0) all.grad_norm = gradNorm;
+    const last = step === o.totalSteps;
+    if (step % cfg.loggingSteps === 0 || last) {
+      history.push({ step, ...all });
+      logger.log(step, all, last);
+    }
+    if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === o.stopAfterStep) save();
+    if (step === o.stopAfterStep && !last) return { step, history, interrupted: true };
+  }
+  o.trainable.eval();
+  return { step, history, interrupted: false };
+}
+
+/** epochOrder(n, seed, epoch), memoised per epoch. */
+export function epochOrders(n: number, seed: number): (epoch: number) => number[] {
+  const cache = new Map<number, number[]>();
+  return (epoch) => {
+    let o = cache.get(epoch);
+    if (o === undefined) {
+      o = epochOrder(n, seed, epoch);
+      cache.set(epoch, o);
+    }
+    return o;
+  };
+}
+
+/** Prompt rows of outer step s: a seeded permutation per epoch, consumed in order, wrapping into the next epoch. */
+export function rowsOfStep<R>(rows: readonly R[], perStep: number, step: number, order: (epoch: number) => number[]): R[] {
+  const out: R[] = [];
+  for (let k = step * perStep; k < (step + 1) * perStep; k++) {
+    const epoch = Math.floor(k / rows.length);
+    out.push(rows[order(epoch)[k % rows.length]]);
+  }
+  return out;
+}

@@ -11,3 +11,9 @@ export * from "./nn/index.js";
 export * from "./rewards/index.js";
 export * from "./tensor/index.js";
 export * from "./train/index.js";
+// Layers whose names would clash at the root (argmax, Policy, Candidate) are namespaces.
+export * as agent from "./agent/index.js";
+export * as evaluation from "./eval/index.js";
+export * as search from "./search/index.js";
+export * as serve from "./serve/index.js";
+export * as report from "./report/index.js";

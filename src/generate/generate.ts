@@ -161,7 +161,7 @@ export function generate(model: GenerativeLM, prompts: readonly (readonly number
 
   noGrad(() => {
     const { ids, mask: promptMask } = leftPad(prompts, padId);
-    let cache: KVCache = createKVCache();
+    let cache: KVCache = createKVCache(ids.shape[1] + opts.maxNewTokens); // no regrowth while decoding
     let mask = promptMask; // [B_active, S]
     let active = rows.map((_, i) => i); // batch position -> row index
     let logits = lastLogits(model, model.forwardHidden({ inputIds: ids, attentionMask: mask, kvCache: cache })); // (B, V)

@@ -1,5 +1,6 @@
 // The generation layer's public surface: token choice (sampling.ts) and batched KV-cache generation (generate.ts).
-// Not here: remote generation through an OpenAI-compatible endpoint (not written yet).
+// Remote generation through an OpenAI-compatible endpoint and the local/remote `makeGenerator` are in remote.ts.
 
 export * from "./generate.js";
+export * from "./remote.js";
 export * from "./sampling.js";

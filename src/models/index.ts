@@ -7,3 +7,4 @@ export * from "./heads.js";
 export * from "./kv_cache.js";
 export * from "./lora.js";
 export * from "./rope.js";
+export * from "./titans.js";

@@ -1,6 +1,10 @@
 // Public surface of the rewards layer: the reward-function interface and the rule-based rewards.
-// Model-based rewards (ORM, PRM, judges) export from their own files as they land.
+// Model-based rewards: PRM/ORM scoring, the generative verifier (ThinkPRM), Titans surprise; step labellers.
 
 export * from "./interfaces.js";
+export * from "./labels/index.js";
 export * from "./rule.js";
+export * from "./scoring.js";
+export * from "./surprise.js";
 export * from "./types.js";
+export * from "./verifier.js";

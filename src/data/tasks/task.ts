@@ -99,6 +99,7 @@ export function sampleSplit<P>(
 
 /** Split solution text into steps on `separator`; a trailing separator does not make an empty last step. */
 export function splitSteps(text: string, separator = "\n"): string[] {
+  if (separator === "") throw new TaskError("[splitSteps] separator is empty");
   if (text === "") return [];
   const parts = text.split(separator);
   if (parts[parts.length - 1] === "") parts.pop();

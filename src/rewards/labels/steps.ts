@@ -3,7 +3,6 @@
 // say whether prompt + steps reaches the gold answer. Not here: rollouts (mc.ts, omega.ts) or judges (judge.ts).
 
 import { type ArithmeticProblem, type ArithOp, checkArithmetic } from "../../data/tasks/arithmetic.js";
-import { joinSteps as joinDataSteps, splitSteps as splitDataSteps } from "../../data/tasks/task.js";
 import type { AnswerChecker } from "../interfaces.js";
 import { extractNumber, goldNumber, type Rational, rationalEquals } from "../rule.js";
 
@@ -14,16 +13,9 @@ export class LabelError extends Error {
 /** Default step separator (the arithmetic task's: one line per step). Qwen/ProcessBench data use "\n\n". */
 export const DEFAULT_SEPARATOR = "\n";
 
-/** Split a solution into steps on `separator` (a trailing separator makes no empty step). */
-export function splitSteps(text: string, separator = DEFAULT_SEPARATOR): string[] {
-  if (separator === "") throw new LabelError("[splitSteps] separator is empty");
-  return splitDataSteps(text, separator);
-}
+import { joinSteps } from "../../data/tasks/task.js";
 
-/** Join steps so each ends with `separator` (inverse of splitSteps). */
-export function joinSteps(steps: readonly string[], separator = DEFAULT_SEPARATOR): string {
-  return joinDataSteps(steps, separator);
-}
+export { joinSteps, splitSteps } from "../../data/tasks/task.js";
 
 /** Whether prompt + steps (a finished solution) reaches the gold answer. */
 export interface StepCheckableAnswer {

@@ -5,13 +5,25 @@
 import { Command, CommanderError } from "commander";
 import { registerCpo } from "./cpo.js";
 import { registerDpo } from "./dpo.js";
+import { registerEval } from "./eval.js";
+import { registerGrpo } from "./grpo.js";
 import { registerInfo } from "./info.js";
 import { registerInit } from "./init.js";
 import { registerKto } from "./kto.js";
+import { registerLab } from "./lab.js";
+import { registerLabel } from "./label.js";
+import { registerOnlineDpo } from "./online_dpo.js";
 import { registerOrpo } from "./orpo.js";
+import { registerPpo } from "./ppo.js";
 import { registerPrm } from "./prm.js";
+import { registerRloo } from "./rloo.js";
 import { registerRm } from "./rm.js";
+import { registerScore } from "./score.js";
+import { registerVerifierScore } from "./score_verifier.js";
+import { registerSearch } from "./search.js";
+import { registerServe } from "./serve.js";
 import { registerSft } from "./sft.js";
+import { registerSpin } from "./spin.js";
 
 export function buildProgram(): Command {
   const program = new Command("nexus")
@@ -19,6 +31,7 @@ export function buildProgram(): Command {
     .option("--debug", "print stack traces on errors", false)
     .showHelpAfterError()
     .exitOverride();
+  registerLab(program);
   registerInfo(program);
   registerInit(program);
   registerSft(program);
@@ -28,6 +41,17 @@ export function buildProgram(): Command {
   registerKto(program);
   registerOrpo(program);
   registerCpo(program);
+  registerGrpo(program);
+  registerRloo(program);
+  registerPpo(program);
+  registerOnlineDpo(program);
+  registerSpin(program);
+  registerLabel(program);
+  registerEval(program);
+  registerServe(program);
+  registerSearch(program);
+  registerVerifierScore();
+  registerScore(program);
   return program;
 }
 

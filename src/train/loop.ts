@@ -136,11 +136,18 @@ function isNoDecay(name: string, t: Tensor): boolean {
   return t.ndim < 2 || name.endsWith(".bias") || /norm/i.test(name);
 }
 
-export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult> {
-  const { model, task, config: cfg } = opts;
-  if (opts.rows.length === 0) throw new TrainingError("[train] the dataset has no rows");
+export interface LoopOptimizer {
+  optimizer: AdamW;
+  /** Trainable parameters by name (what checkpoints save). */
+  named: [string, Tensor][];
+  /** Names of optimizer.params(), in its order (for namedState / loadNamedState). */
+  optNames: string[];
+}
+
+/** AdamW over a module's trainable parameters with HF's decay groups (shared by the offline loop and online trainers). */
+export function createOptimizer(model: Module, cfg: LoopConfig, label = "train"): LoopOptimizer {
   const named = [...model.namedParameters()].filter(([, t]) => t.requiresGrad);
-  if (named.length === 0) throw new TrainingError("[train] the model has no trainable parameters");
+  if (named.length === 0) throw new TrainingError(`[${label}] the model has no trainable parameters`);
   const names = named.map(([n]) => n);
   const decay = named.filter(([n, t]) => !isNoDecay(n, t)).map(([, t]) => t);
   const noDecay = named.filter(([n, t]) => isNoDecay(n, t)).map(([, t]) => t);
@@ -152,13 +159,25 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
     { lr: cfg.learningRate, betas: [cfg.adamBeta1, cfg.adamBeta2], eps: cfg.adamEpsilon, weightDecay: cfg.weightDecay },
   );
   const optNames = optimizer.params().map((p) => names[named.findIndex(([, t]) => t === p)]);
+  return { optimizer, named, optNames };
+}
+
+/** Warmup (steps win over ratio) + the configured schedule over `totalSteps`. */
+export function createLoopSchedule(cfg: LoopConfig, totalSteps: number) {
+  const warmup = cfg.warmupSteps > 0 ? cfg.warmupSteps : Math.ceil(cfg.warmupRatio * totalSteps);
+  return createSchedule({ type: cfg.lrSchedulerType, baseLr: cfg.learningRate, warmupSteps: warmup, totalSteps });
+}
+
+export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult> {
+  const { model, task, config: cfg } = opts;
+  if (opts.rows.length === 0) throw new TrainingError("[train] the dataset has no rows");
+  const { optimizer, named, optNames } = createOptimizer(model, cfg, "train");
 
   const accum = cfg.gradientAccumulationSteps;
   const batchesPerEpoch = microBatches(opts.rows, cfg.perDeviceTrainBatchSize, cfg.maxTokensPerBatch, task.rowTokens).length;
   const stepsPerEpoch = Math.max(1, Math.ceil(batchesPerEpoch / accum));
   const totalSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.ceil(cfg.numTrainEpochs * stepsPerEpoch);
-  const warmup = cfg.warmupSteps > 0 ? cfg.warmupSteps : Math.ceil(cfg.warmupRatio * totalSteps);
-  const schedule = createSchedule({ type: cfg.lrSchedulerType, baseLr: cfg.learningRate, warmupSteps: warmup, totalSteps });
+  const schedule = createLoopSchedule(cfg, totalSteps);
 
   let step = 0;
   const history: Metrics[] = [];

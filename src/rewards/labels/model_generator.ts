@@ -19,6 +19,8 @@ export interface ModelGeneratorOptions extends SamplingOptions {
   maxCompletionTokens?: number;
   /** A step that ends the solution (e.g. the answer line): completions are cut after it, and a prefix ending in one gets no continuation. */
   isFinal?: (step: string) => boolean;
+  /** Most rows in one generate call when concurrent requests are merged. Default 256. */
+  maxBatch?: number;
   /** Seed of the sampling stream (advanced across calls). Default 0. */
   seed?: number;
   /** Prepend the tokenizer's special tokens (BOS) when encoding. Default true. */
@@ -44,17 +46,74 @@ export class ModelStepGenerator implements StepGenerator {
     return this.generated;
   }
 
-  private run(prompt: string, prefix: readonly string[], n: number, extra: Partial<GenerateOptions> & { maxNewTokens: number }): string[] {
+  /** Requests waiting for the next flush, one queue per kind of request (their generate options differ). */
+  private readonly queues = new Map<
+    string,
+    {
+      rows: number[][];
+      extra: Partial<GenerateOptions> & { maxNewTokens: number };
+      waiters: { from: number; n: number; resolve: (t: string[]) => void; reject: (e: unknown) => void }[];
+    }
+  >();
+
+  /**
+   * Texts of n continuations of prompt + prefix. Calls made in the same tick (e.g. mcLabels over many
+   * solutions under Promise.all) are merged into one batched generate call, in call order, so the random
+   * stream stays deterministic.
+   */
+  private run(
+    prompt: string,
+    prefix: readonly string[],
+    n: number,
+    kind: string,
+    extra: Partial<GenerateOptions> & { maxNewTokens: number },
+  ): Promise<string[]> {
     if (!Number.isInteger(n) || n < 0) throw new LabelError(`[ModelStepGenerator] n must be an integer >= 0, got ${n}`);
-    if (n === 0) return [];
+    if (n === 0) return Promise.resolve([]);
     const ids = this.tokenizer.encode(prompt + joinSteps(prefix, this.sep), { addSpecialTokens: this.opts.addSpecialTokens ?? true });
-    const { temperature, topK, topP, minP, doSample } = this.opts;
-    const gens = generate(
-      this.model,
-      Array.from({ length: n }, () => ids),
-      { temperature, topK, topP, minP, doSample, tokenizer: this.tokenizer, rng: this.rng, ...extra },
-    );
-    return gens.map((g) => g.text ?? "");
+    let q = this.queues.get(kind);
+    if (q === undefined) {
+      const created = {
+        rows: [] as number[][],
+        extra,
+        waiters: [] as { from: number; n: number; resolve: (t: string[]) => void; reject: (e: unknown) => void }[],
+      };
+      this.queues.set(kind, created);
+      setImmediate(() => this.flush(kind));
+      q = created;
+    }
+    const queue = q;
+    return new Promise<string[]>((resolve, reject) => {
+      queue.waiters.push({ from: queue.rows.length, n, resolve, reject });
+      for (let i = 0; i < n; i++) queue.rows.push(ids);
+    });
+  }
+
+  private flush(kind: string): void {
+    const q = this.queues.get(kind);
+    if (q === undefined) return;
+    this.queues.delete(kind);
+    try {
+      const { temperature, topK, topP, minP, doSample } = this.opts;
+      const texts: string[] = [];
+      const chunk = this.opts.maxBatch ?? 256;
+      for (let i = 0; i < q.rows.length; i += chunk) {
+        const gens = generate(this.model, q.rows.slice(i, i + chunk), {
+          temperature,
+          topK,
+          topP,
+          minP,
+          doSample,
+          tokenizer: this.tokenizer,
+          rng: this.rng,
+          ...q.extra,
+        });
+        for (const g of gens) texts.push(g.text ?? "");
+      }
+      for (const w of q.waiters) w.resolve(texts.slice(w.from, w.from + w.n));
+    } catch (e) {
+      for (const w of q.waiters) w.reject(e);
+    }
   }
 
   private ended(prefix: readonly string[]): boolean {
@@ -64,14 +123,14 @@ export class ModelStepGenerator implements StepGenerator {
 
   async nextSteps(prompt: string, prefix: readonly string[], n: number): Promise<string[]> {
     if (this.ended(prefix)) return [];
-    const out = this.run(prompt, prefix, n, { maxNewTokens: this.opts.maxStepTokens ?? 64, stop: [this.sep] });
+    const out = await this.run(prompt, prefix, n, "step", { maxNewTokens: this.opts.maxStepTokens ?? 64, stop: [this.sep] });
     this.generated += out.length;
     return out;
   }
 
   async complete(prompt: string, prefix: readonly string[], n: number): Promise<string[][]> {
     if (this.ended(prefix)) return Array.from({ length: n }, () => []);
-    const texts = this.run(prompt, prefix, n, { maxNewTokens: this.opts.maxCompletionTokens ?? 512 });
+    const texts = await this.run(prompt, prefix, n, "complete", { maxNewTokens: this.opts.maxCompletionTokens ?? 512 });
     return texts.map((t) => {
       let steps = splitSteps(t, this.sep);
       const f = this.opts.isFinal;

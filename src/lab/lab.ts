@@ -1,0 +1,78 @@
+// `nexus lab`: the end-to-end main job on the built-in arithmetic task. Runs the stages in order (resuming
+// after the last finished one), then writes runs/<name>/results.json, report.html and prints the claims
+// table. Everything but timing is a function of (profile, seed).
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { writeReport } from "../report/html.js";
+import { formatClaimsTable } from "../report/results.js";
+import { evaluateClaims } from "./claims.js";
+import { labTokenizer } from "./common.js";
+import { LAB_PROFILES, type LabProfileName } from "./profiles.js";
+import { buildLabReport, type LabResults } from "./report.js";
+import { type LabContext, LabError, runStages, type Stage, writeJsonAtomic } from "./runner.js";
+import { alignStage } from "./stages/align.js";
+import { labelsStage } from "./stages/labels.js";
+import { rewardModelsStage } from "./stages/reward_models.js";
+import { searchStage } from "./stages/search.js";
+import { sftStage } from "./stages/sft.js";
+
+export const LAB_STAGES: readonly Stage[] = [sftStage, labelsStage, rewardModelsStage, alignStage, searchStage];
+
+export interface LabOptions {
+  profile?: LabProfileName;
+  seed?: number;
+  /** Folder under `runsDir`; default `<profile>-seed<seed>`. */
+  name?: string;
+  runsDir?: string;
+  quiet?: boolean;
+  /** Run only the stages up to and including this one. */
+  until?: string;
+}
+
+export async function runLab(opts: LabOptions = {}): Promise<LabResults & { dir: string }> {
+  const profileName = opts.profile ?? "quick";
+  const profile = LAB_PROFILES[profileName];
+  if (profile === undefined)
+    throw new LabError(`[lab] unknown profile '${profileName}' (expected ${Object.keys(LAB_PROFILES).join(", ")})`);
+  const seed = opts.seed ?? 0;
+  const dir = join(opts.runsDir ?? "runs", opts.name ?? `${profileName}-seed${seed}`);
+  mkdirSync(dir, { recursive: true });
+  const start = Date.now();
+  const quiet = opts.quiet ?? false;
+  const ctx: LabContext = {
+    dir,
+    profile,
+    seed,
+    quiet,
+    tokenizer: labTokenizer(),
+    results: {},
+    stageDir: (s) => join(dir, s),
+    log: (m) => {
+      if (!quiet) process.stderr.write(`${m}\n`);
+    },
+    timePart: () => {},
+  };
+  let stages = LAB_STAGES;
+  if (opts.until !== undefined) {
+    const i = stages.findIndex((s) => s.name === opts.until);
+    if (i < 0) throw new LabError(`[lab] unknown stage '${opts.until}' (stages: ${stages.map((s) => s.name).join(", ")})`);
+    stages = stages.slice(0, i + 1);
+  }
+  const { metrics, timings } = await runStages(ctx, stages);
+  const results: LabResults = {
+    profile: profileName,
+    seed,
+    wallSeconds: Math.round((Date.now() - start) / 100) / 10,
+    stages: metrics,
+    timings,
+    claims: evaluateClaims(metrics),
+  };
+  writeJsonAtomic(join(dir, "results.json"), results);
+  writeReport(join(dir, "report.html"), buildLabReport(results));
+  return { ...results, dir };
+}
+
+export function claimsText(results: LabResults): string {
+  return formatClaimsTable(results.claims);
+}

@@ -1,0 +1,214 @@
+// The lab's HTML report: claims first, then one section per stage with its tables and inline SVG charts,
+// built only from results.json's content (so a report can be re-rendered from a finished run).
+
+import type { Claim, Table } from "../report/format.js";
+import type { Report, Section } from "../report/html.js";
+import { barChart, lineChart } from "../report/svg.js";
+import type { StageMetrics, StageTiming } from "./runner.js";
+
+export interface LabResults {
+  profile: string;
+  seed: number;
+  wallSeconds: number;
+  stages: Record<string, StageMetrics>;
+  timings: Record<string, StageTiming>;
+  claims: Claim[];
+}
+
+type Obj = Record<string, unknown>;
+const obj = (x: unknown): Obj => (x !== null && typeof x === "object" ? (x as Obj) : {});
+const num = (x: unknown): number | null => (typeof x === "number" && Number.isFinite(x) ? x : null);
+const pct = (x: unknown) => (num(x) === null ? null : Math.round(1000 * (x as number)) / 10);
+
+function sftSection(s: Obj): Section {
+  const curve = (s.lossCurve as [number, number][] | undefined) ?? [];
+  return {
+    heading: "1. SFT from scratch",
+    paragraphs: [
+      `A ${s.parameters} parameter Llama-style model trained on ${s.trainRows} solutions, ${pct(s.flawedFraction)} % of them with one planted error.`,
+    ],
+    tables: [
+      {
+        caption: "Held-out accuracy of the SFT policy (%)",
+        columns: ["pass@1 (greedy)", "maj@k", "format ok"],
+        rows: [[pct(s.pass1), pct(s.majK), pct(s.formatRate)]],
+      },
+    ],
+    charts: [lineChart({ title: "SFT training loss", xLabel: "step", yLabel: "loss", series: [{ name: "loss", points: curve }] })],
+  };
+}
+
+function labelsSection(s: Obj): Section {
+  const q = obj(s.labelQuality);
+  const row = (name: string, key: string) => {
+    const r = obj(q[key]);
+    return [name, num(r.precision), num(r.recall), num(r.f1), num(r.accuracy)];
+  };
+  return {
+    heading: "2. Step labels",
+    paragraphs: [
+      `${s.samples} sampled solutions (${pct(s.correctFraction)} % correct); ${s.mcRollouts} Monte Carlo rollouts; consensus kept ${s.consensusKept}.`,
+      "Quality of each labeller against the exact step labels (positive class: wrong step).",
+    ],
+    tables: [
+      {
+        caption: "Label quality vs gold",
+        columns: ["labeller", "precision", "recall", "F1", "step accuracy"],
+        rows: [row("Monte Carlo (hard)", "mcHard"), row("judge", "judge"), row("consensus (MC = judge)", "consensus")],
+        digits: [undefined, 3, 3, 3, 3, 3],
+      },
+    ],
+  };
+}
+
+function rmSection(s: Obj): Section {
+  const prms = obj(s.prms);
+  const names = Object.keys(prms);
+  const orm = obj(s.orm);
+  return {
+    heading: "3. Reward models",
+    paragraphs: [
+      "One PRM per label source, measured ProcessBench-style on held-out solutions (threshold fitted on validation problems).",
+      `ORM: ${orm.trainPairs ?? 0} training pairs, outcome AUROC ${num(orm.outcomeAuroc)?.toFixed(3) ?? "n/a"}.`,
+    ],
+    tables: [
+      {
+        caption: "PRMs on held-out solutions",
+        columns: ["label source", "train rows", "F1", "acc. erroneous", "acc. correct", "step AUROC"],
+        rows: names.map((n) => {
+          const r = obj(prms[n]);
+          return [n, num(r.trainRows), num(r.f1), num(r.accErr), num(r.accCor), num(r.stepAuroc)];
+        }),
+        digits: [undefined, 3, 3, 3, 3, 3],
+      },
+    ],
+    charts: [
+      barChart({
+        title: "ProcessBench F1 by label source",
+        yLabel: "F1",
+        groups: names.map((n) => ({ label: n, bars: [{ name: "F1", value: num(obj(prms[n]).f1) ?? 0 }] })),
+      }),
+    ],
+  };
+}
+
+function alignSection(s: Obj, sft: Obj, timing: StageTiming | undefined): Section {
+  const methods = Object.keys(s);
+  const mb = (x: unknown) => (num(x) === null ? null : Math.round(((x as number) / 2 ** 20) * 100) / 100);
+  return {
+    heading: "4. Alignment",
+    tables: [
+      {
+        caption: "Held-out accuracy (%), KL to the SFT policy, model state and time of each method",
+        columns: ["method", "pass@1", "maj@k", "KL to SFT", "state MB", "seconds"],
+        rows: [
+          ["SFT", pct(sft.pass1), pct(sft.majK), 0, null, null],
+          ...methods.map((m) => {
+            const r = obj(s[m]);
+            return [m, pct(r.pass1), pct(r.majK), num(r.klToSft), mb(r.stateBytes), timing?.parts?.[m] ?? null];
+          }),
+        ],
+        digits: [undefined, 3, 3, 3, 3, 3],
+      },
+    ],
+    charts: [
+      barChart({
+        title: "Held-out accuracy by method",
+        yLabel: "%",
+        groups: [
+          {
+            label: "SFT",
+            bars: [
+              { name: "pass@1", value: pct(sft.pass1) ?? 0 },
+              { name: "maj@k", value: pct(sft.majK) ?? 0 },
+            ],
+          },
+        ].concat(
+          methods.map((m) => ({
+            label: m,
+            bars: [
+              { name: "pass@1", value: pct(obj(s[m]).pass1) ?? 0 },
+              { name: "maj@k", value: pct(obj(s[m]).majK) ?? 0 },
+            ],
+          })),
+        ),
+      }),
+      lineChart({
+        title: "Training reward of the RL methods",
+        xLabel: "step",
+        yLabel: "mean reward",
+        series: methods
+          .filter((m) => obj(s[m]).curveMetric !== "rewards/margins")
+          .map((m) => ({ name: m, points: (obj(s[m]).curve as [number, number][]) ?? [] })),
+      }),
+    ],
+  };
+}
+
+function searchSection(s: Obj): Section {
+  const acc = obj(s.accuracy);
+  const budgets = (s.budgets as number[]) ?? [];
+  const au = obj(s.wrongStepAuroc);
+  return {
+    heading: "5. Search with verifiers",
+    paragraphs: [`${s.problems} test problems; the SFT policy generates, the gold-label PRM and the ORM score.`],
+    tables: [
+      {
+        caption: "Accuracy (%) by strategy and budget N",
+        columns: ["strategy", ...budgets.map((n) => `N=${n}`)],
+        rows: Object.keys(acc).map((k) => [k, ...budgets.map((n) => pct(obj(acc[k])[String(n)]))]),
+      },
+      {
+        caption: "Detecting wrong steps (AUROC against exact labels)",
+        columns: ["detector", "AUROC"],
+        rows: [
+          ["Titans memory surprise", num(au.titansSurprise)],
+          ["PRM (gold labels)", num(au.prmGold)],
+        ],
+        digits: [undefined, 3, 3, 3, 3, 3],
+      },
+    ],
+    charts: [
+      lineChart({
+        title: "Accuracy vs budget",
+        xLabel: "N (log scale)",
+        yLabel: "accuracy %",
+        logX: true,
+        series: Object.keys(acc).map((k) => ({
+          name: k,
+          points: budgets.map((n) => [n, pct(obj(acc[k])[String(n)]) ?? Number.NaN]) as [number, number][],
+        })),
+      }),
+    ],
+  };
+}
+
+function timingTable(timings: Record<string, StageTiming>): Table {
+  return {
+    caption: "Wall time and peak memory of each stage (not part of the deterministic results)",
+    columns: ["stage", "seconds", "peak RSS MB"],
+    rows: Object.entries(timings).map(([k, t]) => [k, t.seconds, t.peakRssMB]),
+  };
+}
+
+export function buildLabReport(r: LabResults): Report {
+  const st = r.stages;
+  const sections: Section[] = [
+    {
+      heading: "Claims of the field, as measured by this run",
+      claims: r.claims,
+      paragraphs: ["Each claim is checked against this run's own numbers; a claim this run did not measure says so."],
+    },
+  ];
+  if (st.sft) sections.push(sftSection(obj(st.sft)));
+  if (st.labels) sections.push(labelsSection(obj(st.labels)));
+  if (st.reward_models) sections.push(rmSection(obj(st.reward_models)));
+  if (st.align) sections.push(alignSection(obj(st.align), obj(st.sft), r.timings.align));
+  if (st.search) sections.push(searchSection(obj(st.search)));
+  sections.push({
+    heading: "Run",
+    tables: [timingTable(r.timings)],
+    paragraphs: [`profile ${r.profile}, seed ${r.seed}, ${r.wallSeconds} s in all.`],
+  });
+  return { title: "Nexus lab report", subtitle: `Synthetic arithmetic chains, profile ${r.profile}, seed ${r.seed}`, sections };
+}

@@ -1,0 +1,204 @@
+// Stage 4: align the SFT policy with each method and compare on held-out problems: DPO (pairs of a correct
+// and an incorrect sample of the same prompt), GRPO / Dr. GRPO / GSPO (verifiable accuracy reward), and PPO
+// with a value model (same reward). Each reports pass@1, maj@k, its reward curve, KL to the SFT policy and
+// the bytes of model state it holds (parameters, gradients and AdamW moments of every model in memory).
+// Methods are a table; each entry trains a fresh copy of the SFT policy.
+
+import { readJsonl } from "../../data/jsonl.js";
+import { arithmeticAnswer, arithmeticPrompt } from "../../data/tasks/arithmetic.js";
+import { generate } from "../../generate/generate.js";
+import type { CausalLM } from "../../models/causal_lm.js";
+import { Rng } from "../../nn/rng.js";
+import { accuracyReward } from "../../rewards/rule.js";
+import { noGrad } from "../../tensor/tensor.js";
+import { batchLogprobs, collate } from "../../train/batch.js";
+import { trainDpo } from "../../train/dpo.js";
+import { trainGrpo } from "../../train/grpo.js";
+import type { Metrics } from "../../train/metrics.js";
+import { trainPpo } from "../../train/ppo.js";
+import { evaluatePolicy, problemsOf, round4, trainingStateBytes } from "../common.js";
+import { loadSftPolicy } from "../models.js";
+import type { LabContext, Stage } from "../runner.js";
+import { type LabelledSample, labelledPath } from "./labels.js";
+
+interface MethodRun {
+  policy: CausalLM;
+  /** Reward (or margin) curve: [step, value]. */
+  curve: [number, number][];
+  curveMetric: string;
+  stateBytes: number;
+}
+
+/** A method returns null (with a reason) when this run gives it nothing to train on. */
+type Method = (ctx: LabContext, policy: CausalLM) => Promise<MethodRun | { skipped: string }>;
+
+function curveOf(history: readonly Metrics[], key: string): [number, number][] {
+  return history.filter((h) => typeof h[key] === "number").map((h) => [h.step as number, round4(h[key] as number)]);
+}
+
+function promptRows(ctx: LabContext) {
+  return problemsOf(ctx.profile, "train", ctx.seed).map((p) => ({ prompt: arithmeticPrompt(p), answer: arithmeticAnswer(p) }));
+}
+
+function grpoVariant(overrides: Record<string, unknown>): Method {
+  return async (ctx, policy) => {
+    const { profile: pr, seed } = ctx;
+    const rl = pr.rl;
+    const res = await trainGrpo({
+      model: policy,
+      tokenizer: ctx.tokenizer,
+      data: promptRows(ctx).slice(0, rl.steps * rl.promptsPerStep),
+      rewardFuncs: [accuracyReward()],
+      config: {
+        learningRate: rl.learningRate,
+        maxSteps: rl.steps,
+        numGenerations: rl.numGenerations,
+        perDeviceTrainBatchSize: rl.promptsPerStep * rl.numGenerations,
+        maxCompletionLength: pr.sample.maxNewTokens,
+        temperature: rl.temperature,
+        beta: rl.beta,
+        loggingSteps: 1,
+        seed,
+        ...overrides,
+      },
+      outputDir: null,
+      quiet: ctx.quiet,
+    });
+    return {
+      policy,
+      curve: curveOf(res.run.history, "reward"),
+      curveMetric: "reward",
+      stateBytes: trainingStateBytes([policy], rl.beta > 0 ? [policy] : []),
+    };
+  };
+}
+
+export const ALIGN_METHODS: Record<string, Method> = {
+  dpo: async (ctx, policy) => {
+    const { profile: pr, seed } = ctx;
+    const samples = readJsonl(labelledPath(ctx)) as unknown as LabelledSample[];
+    const byPrompt = new Map<string, LabelledSample[]>();
+    for (const s of samples) byPrompt.set(s.prompt, [...(byPrompt.get(s.prompt) ?? []), s]);
+    const rows: { prompt: string; chosen: string; rejected: string }[] = [];
+    for (const [prompt, g] of byPrompt) {
+      const good = g.filter((s) => s.correct);
+      const bad = g.filter((s) => !s.correct);
+      for (let i = 0; i < Math.min(good.length, bad.length); i++) {
+        rows.push({ prompt, chosen: lines(good[i].steps), rejected: lines(bad[i].steps) });
+      }
+    }
+    if (rows.length === 0) return { skipped: "no prompt had both a correct and an incorrect sample" };
+    const res = await trainDpo({
+      model: policy,
+      tokenizer: ctx.tokenizer,
+      rows,
+      config: {
+        learningRate: pr.dpo.learningRate,
+        beta: pr.dpo.beta,
+        maxSteps: pr.dpo.steps,
+        perDeviceTrainBatchSize: pr.dpo.batchSize,
+        loggingSteps: 1,
+        seed,
+      },
+      outputDir: null,
+      quiet: ctx.quiet,
+    });
+    return {
+      policy,
+      curve: curveOf(res.history, "rewards/margins"),
+      curveMetric: "rewards/margins",
+      stateBytes: trainingStateBytes([policy], [policy]),
+    };
+  },
+  grpo: grpoVariant({ lossType: "grpo", scaleRewards: "group" }),
+  dr_grpo: grpoVariant({ lossType: "dr_grpo", scaleRewards: "none" }),
+  gspo: grpoVariant({ lossType: "grpo", importanceSamplingLevel: "sequence", scaleRewards: "group" }),
+  ppo: async (ctx, policy) => {
+    const { profile: pr, seed } = ctx;
+    const rl = pr.rl;
+    const res = await trainPpo({
+      model: policy,
+      tokenizer: ctx.tokenizer,
+      rows: promptRows(ctx).slice(0, rl.steps * rl.promptsPerStep * 2),
+      rewardFuncs: [accuracyReward()],
+      config: {
+        learningRate: rl.learningRate,
+        maxSteps: rl.steps,
+        perDeviceTrainBatchSize: rl.promptsPerStep * 2,
+        responseLength: pr.sample.maxNewTokens,
+        temperature: rl.temperature,
+        loggingSteps: 1,
+        seed,
+      },
+      outputDir: null,
+      quiet: ctx.quiet,
+    });
+    // policy + value trained; reference frozen (PPO's k1 penalty needs it)
+    return {
+      policy,
+      curve: curveOf(res.history, "objective/scores"),
+      curveMetric: "objective/scores",
+      stateBytes: trainingStateBytes([policy, res.valueModel], [policy]),
+    };
+  },
+};
+
+/** Mean over prompts of sum_t [log pi(y_t) - log pi_sft(y_t)] on samples of pi (the k1 estimate of KL(pi || sft)). */
+export function klToReference(policy: CausalLM, ref: CausalLM, ctx: LabContext): number {
+  const tok = ctx.tokenizer;
+  const probs = problemsOf(ctx.profile, "test", ctx.seed).slice(0, 32);
+  return noGrad(() => {
+    const gens = generate(
+      policy,
+      probs.map((p) => tok.encode(arithmeticPrompt(p), { addSpecialTokens: true })),
+      { maxNewTokens: ctx.profile.sample.maxNewTokens, temperature: 1, eosTokenId: tok.eosTokenId, rng: new Rng(ctx.seed + 501) },
+    );
+    const examples = gens.map((g) => ({
+      ids: [...g.promptIds, ...g.completionIds],
+      lossMask: [...g.promptIds.map(() => 0), ...g.completionIds.map(() => 1)],
+    }));
+    const batch = collate(examples, tok.padTokenId ?? 0);
+    const lp = batchLogprobs(ref, batch);
+    const t = batch.inputIds.shape[1];
+    let total = 0;
+    gens.forEach((g, i) => {
+      let refSum = 0;
+      for (let j = g.promptIds.length; j < g.promptIds.length + g.completionIds.length; j++) refSum += lp.data[i * t + j];
+      total += g.logprobs.reduce((a, b) => a + b, 0) - refSum;
+    });
+    return round4(total / gens.length);
+  });
+}
+
+function lines(steps: readonly string[]): string {
+  return steps.map((s) => `${s}\n`).join("");
+}
+
+export const alignStage: Stage = {
+  name: "align",
+  title: "align with DPO, GRPO, Dr. GRPO, GSPO and PPO",
+  async run(ctx) {
+    const sft = await loadSftPolicy(ctx);
+    const test = problemsOf(ctx.profile, "test", ctx.seed);
+    const out: Record<string, unknown> = {};
+    for (const [name, method] of Object.entries(ALIGN_METHODS)) {
+      ctx.log(`[lab] align: ${name}`);
+      const start = Date.now();
+      const run = await method(ctx, await loadSftPolicy(ctx));
+      ctx.timePart(name, (Date.now() - start) / 1000);
+      if ("skipped" in run) {
+        ctx.log(`[lab] align: ${name} skipped: ${run.skipped}`);
+        out[name] = run;
+        continue;
+      }
+      out[name] = {
+        ...evaluatePolicy(run.policy, ctx.tokenizer, ctx.profile, test, ctx.seed + 101),
+        klToSft: klToReference(run.policy, sft, ctx),
+        curveMetric: run.curveMetric,
+        curve: run.curve,
+        stateBytes: run.stateBytes,
+      };
+    }
+    return out;
+  },
+};

@@ -1,0 +1,372 @@
+// The outer loop of the group-RL trainers (GRPO family, RLOO): per generation round, take the next prompts,
+// sample G completions each with the current policy, score them, optionally drop zero-signal groups (DAPO
+// dynamic sampling), compute old / reference log-probs, let the algorithm turn rewards into advantages, then
+// take `numIterations` optimizer steps over the same batch (gradientAccumulationSteps micro-batches each).
+// As TRL with steps_per_generation = gradient_accumulation_steps: one generation batch = one optimizer step's
+// perDeviceTrainBatchSize × gradientAccumulationSteps completions. Micro-batches keep rollout order (TRL shuffles).
+
+import type { Tokenizer } from "../io/tokenizer.js";
+import type { CausalLM } from "../models/causal_lm.js";
+import { type LoraModel, withAdaptersDisabled } from "../models/lora.js";
+import { clipGradNorm } from "../nn/clip.js";
+import { Rng } from "../nn/rng.js";
+import type { RewardBreakdown, RewardFn } from "../rewards/types.js";
+import type { Tensor } from "../tensor/index.js";
+import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
+import { frozenCopy, resolvePolicy } from "./dpo.js";
+import { createLoopSchedule, createOptimizer, epochOrder, type LoopConfig, type RunResult, TrainingError } from "./loop.js";
+import { type Metrics, MetricsLogger } from "./metrics.js";
+import {
+  completionLogprobs,
+  completionLogprobsNoGrad,
+  concatRollouts,
+  generateRollouts,
+  groupsWithSignal,
+  type PackedRollout,
+  type PromptExample,
+  packRollout,
+  padRows,
+  type Rollout,
+  rolloutMetrics,
+  scoreRollout,
+  selectGroups,
+} from "./rollout.js";
+
+/** The generation / rollout part of an online trainer's resolved config (TRL names). */
+export interface OnlineConfig extends LoopConfig {
+  numGenerations: number;
+  maxCompletionLength: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  minP: number;
+  beta: number;
+  numIterations: number;
+  maskTruncatedCompletions: boolean;
+  rewardWeights: number[] | null;
+  dynamicSampling?: boolean;
+  dynamicSamplingMaxRounds?: number;
+}
+
+/** One generation batch after scoring: what the algorithm and its micro-batch losses see. */
+export interface GenerationBatch {
+  rollout: Rollout;
+  rewards: RewardBreakdown;
+  /** Per completion: false when maskTruncatedCompletions zeroes its mask. */
+  counts: boolean[];
+  /** Per-completion token log-probs of the policy before this batch's updates (when the algorithm needs them). */
+  old: Float32Array[] | null;
+  /** Per-completion reference log-probs (when beta != 0). */
+  ref: Float32Array[] | null;
+  /** Completion tokens that count, over the whole batch (DAPO's normaliser). */
+  activeTokens: number;
+  /** Number of micro-batches one optimizer step takes over this batch. */
+  numMicroBatches: number;
+  /** Rollout metrics; prepare() may add its own. */
+  metrics: Record<string, number>;
+}
+
+/** One micro-batch of a step, with the policy's differentiable log-probs. */
+export interface MicroBatch {
+  /** Row indices into the generation batch. */
+  rows: number[];
+  packed: PackedRollout;
+  /** [b, Tc]: completion tokens that count. */
+  mask: Tensor;
+  /** [b, Tc] policy log-probs (with gradient). */
+  logps: Tensor;
+  /** [b, Tc] token entropies (no gradient). */
+  entropies: Tensor;
+  /** [b, Tc] old / reference log-probs (zero-padded), when the batch has them. */
+  old?: Tensor;
+  ref?: Tensor;
+  /** 0-based pass over this batch (numIterations). */
+  iteration: number;
+}
+
+/** A micro-batch loss plus metrics as (numerator, denominator) pairs, summed over the step then divided. */
+export interface MicroLoss {
+  loss: Tensor;
+  sums?: Record<string, [number, number]>;
+  /** The advantages the loss used ([b] or [b, Tc]), for inspection. */
+  advantages?: Tensor;
+}
+
+export interface OnlineAlgorithm<C extends OnlineConfig> {
+  label: string;
+  /** Whether old log-probs are computed (always for μ > 1). */
+  needsOld(cfg: C): boolean;
+  /** Turn rewards into advantages (stored by the algorithm) and add metrics. */
+  prepare(batch: GenerationBatch, cfg: C): void | Promise<void>;
+  /** The loss of one micro-batch, already scaled for accumulation (the step's gradient is the sum). */
+  microLoss(batch: GenerationBatch, mb: MicroBatch, cfg: C): MicroLoss;
+}
+
+export interface OnlineRunOptions<C extends OnlineConfig> {
+  model: CausalLM | LoraModel<CausalLM>;
+  tokenizer: Tokenizer;
+  prompts: PromptExample[];
+  rewardFuncs: RewardFn[];
+  config: C;
+  algorithm: OnlineAlgorithm<C>;
+  /** Explicit frozen reference (beta != 0); default: the base under LoRA, else a frozen copy of the policy. */
+  refModel?: CausalLM;
+  outputDir: string | null;
+  resume?: boolean;
+  fullConfig?: Record<string, unknown>;
+  quiet?: boolean;
+  stopAfterStep?: number;
+  evaluate?: () => Metrics | Promise<Metrics>;
+  /** Called after every micro-batch loss (tests read ratios and gradients here). */
+  onMicroBatch?: (batch: GenerationBatch, mb: MicroBatch, out: MicroLoss) => void;
+  /** Called with every generation batch once prepared. */
+  onBatch?: (batch: GenerationBatch) => void;
+}
+
+export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>): Promise<RunResult> {
+  const { config: cfg, algorithm: algo, tokenizer: tok } = o;
+  const label = algo.label;
+  if (o.prompts.length === 0) throw new TrainingError(`[${label}] the dataset has no prompts`);
+  const g = cfg.numGenerations;
+  const genSize = cfg.perDeviceTrainBatchSize * cfg.gradientAccumulationSteps;
+  const promptsPerRound = genSize / g;
+  const { policy, trainable, lora } = resolvePolicy(o.model);
+  const { optimizer, named, optNames } = createOptimizer(trainable, cfg, label);
+  const padId = tok.padTokenId ?? tok.eosTokenId ?? 0;
+
+  // the reference only when beta != 0 (TRL loads none with beta = 0)
+  let refScore: ((r: Rollout) => Float32Array[]) | null = null;
+  if (cfg.beta !== 0) {
+    const bs = cfg.perDeviceTrainBatchSize;
+    if (o.refModel !== undefined || lora === null) {
+      const ref = o.refModel ?? frozenCopy(policy);
+      refScore = (r) => completionLogprobsNoGrad(ref, r, padId, bs, cfg.temperature);
+    } else {
+      refScore = (r) => withAdaptersDisabled(lora, () => completionLogprobsNoGrad(policy, r, padId, bs, cfg.temperature));
+    }
+  }
+
+  const roundsPerEpoch = Math.ceil(o.prompts.length / promptsPerRound);
+  const totalSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.ceil(cfg.numTrainEpochs * roundsPerEpoch) * cfg.numIterations;
+  const schedule = createLoopSchedule(cfg, totalSteps);
+  const rng = new Rng(cfg.seed);
+  let cursor = 0; // prompts consumed so far (over epochs)
+  let step = 0;
+  let totals: Record<string, number> = {};
+  if (o.resume && o.outputDir !== null) {
+    const dir = latestCheckpoint(o.outputDir);
+    if (dir !== null) {
+      const ck = loadCheckpoint(dir);
+      const weights = new Map(named);
+      for (const [name, data] of ck.weights) {
+        const t = weights.get(name);
+        if (t === undefined || t.size !== data.length)
+          throw new TrainingError(`[${label}] checkpoint ${dir}: weight '${name}' does not fit the model`);
+        t.data.set(data);
+      }
+      optimizer.loadNamedState(optNames, ck.optimizer);
+      step = ck.state.step;
+      cursor = Number(ck.state.cursor ?? 0);
+      rng.setState(ck.state.rng as number[]);
+      totals = { ...((ck.state.totals as Record<string, number> | undefined) ?? {}) };
+      if (!o.quiet) process.stderr.write(`[${label}] resumed from ${dir} at step ${step}\n`);
+    }
+  }
+  const logger = new MetricsLogger(o.outputDir === null ? null : `${o.outputDir}/metrics.jsonl`, {
+    total: totalSteps,
+    label,
+    quiet: o.quiet,
+  });
+  const save = () => {
+    if (o.outputDir === null) return;
+    saveCheckpoint(
+      o.outputDir,
+      step,
+      {
+        weights: named,
+        optimizer: optimizer.namedState(optNames),
+        state: { step, epoch: cursor / o.prompts.length, totalSteps, totals, cursor, rng: rng.getState() },
+        config: o.fullConfig ?? ({ ...cfg } as Record<string, unknown>),
+      },
+      cfg.saveTotalLimit,
+    );
+  };
+
+  const nextPrompts = (n: number): PromptExample[] => {
+    const out: PromptExample[] = [];
+    const np = o.prompts.length;
+    for (let i = 0; i < n; i++, cursor++) {
+      const epoch = Math.floor(cursor / np);
+      out.push(o.prompts[epochOrder(np, cfg.seed, epoch)[cursor - epoch * np]]);
+    }
+    return out;
+  };
+  const rolloutOf = (n: number): Rollout => {
+    trainable.eval();
+    const r = generateRollouts(policy, nextPrompts(n), { ...cfg, rng, tokenizer: tok });
+    trainable.train();
+    return r;
+  };
+
+  const history: Metrics[] = [];
+  while (step < totalSteps) {
+    const t0 = performance.now();
+    // ---- generate and score (DAPO dynamic sampling: refill with fresh prompts, at most maxRounds rounds) ----
+    let rollout = rolloutOf(promptsPerRound);
+    let rewards = await scoreRollout(rollout, o.rewardFuncs, cfg.rewardWeights);
+    const metrics: Metrics = { ...rolloutMetrics(rollout, rewards) };
+    if (cfg.dynamicSampling) {
+      const kept: Rollout[] = [selectGroups(rollout, groupsWithSignal(rewards.total, g))];
+      let groups = kept[0].prompts.length;
+      let rounds = 1;
+      while (groups < promptsPerRound && rounds < (cfg.dynamicSamplingMaxRounds ?? 3)) {
+        const more = rolloutOf(promptsPerRound);
+        const r = await scoreRollout(more, o.rewardFuncs, cfg.rewardWeights);
+        kept.push(selectGroups(more, groupsWithSignal(r.total, g)));
+        groups += kept[kept.length - 1].prompts.length;
+        rounds++;
+      }
+      const all = concatRollouts(kept);
+      rollout = selectGroups(
+        all,
+        Array.from({ length: Math.min(groups, promptsPerRound) }, (_, k) => k),
+      );
+      rewards = await scoreRollout(rollout, o.rewardFuncs, cfg.rewardWeights);
+      metrics["dynamic_sampling/rounds"] = rounds;
+      metrics["dynamic_sampling/kept_groups"] = rollout.prompts.length;
+    }
+    const genSeconds = (performance.now() - t0) / 1000;
+    const nRows = rollout.completionIds.length;
+    if (nRows === 0) {
+      // no group carried a learning signal: the step passes without an update
+      step++;
+      const m: Metrics = { ...metrics, skipped: 1, learning_rate: schedule.lrAt(step - 1) };
+      history.push({ step, ...m });
+      logger.log(step, m, step === totalSteps);
+      continue;
+    }
+    const counts = rollout.finishReasons.map((f) => !(cfg.maskTruncatedCompletions && f === "length"));
+    const mbSize = cfg.perDeviceTrainBatchSize;
+    const numMicroBatches = Math.ceil(nRows / mbSize);
+    const batch: GenerationBatch = {
+      rollout,
+      rewards,
+      counts,
+      old: algo.needsOld(cfg) ? completionLogprobsNoGrad(policy, rollout, padId, mbSize, cfg.temperature) : null,
+      ref: refScore === null ? null : refScore(rollout),
+      activeTokens: rollout.completionIds.reduce((a, c, i) => a + (counts[i] ? c.length : 0), 0),
+      numMicroBatches,
+      metrics: metrics as Record<string, number>,
+    };
+    await algo.prepare(batch, cfg);
+    o.onBatch?.(batch);
+
+    for (let iteration = 0; iteration < cfg.numIterations && step < totalSteps; iteration++) {
+      const t1 = performance.now();
+      let lossTotal = 0;
+      const sums: Record<string, [number, number]> = {};
+      for (let s = 0; s < nRows; s += mbSize) {
+        const rows = Array.from({ length: Math.min(mbSize, nRows - s) }, (_, j) => s + j);
+        const packed = packRollout(
+          rows.map((i) => rollout.promptIds[i]),
+          rows.map((i) => rollout.completionIds[i]),
+          padId,
+        );
+        const tc = packed.completionWidth;
+        const maskData = packed.completionMask.data as Float32Array;
+        rows.forEach((i, r) => {
+          if (!counts[i]) maskData.fill(0, r * tc, (r + 1) * tc);
+        });
+        const { logps, entropies } = completionLogprobs(policy, packed, { temperature: cfg.temperature, entropies: true });
+        const mb: MicroBatch = {
+          rows,
+          packed,
+          mask: packed.completionMask,
+          logps,
+          entropies: entropies as Tensor,
+          old:
+            batch.old === null
+              ? undefined
+              : padRows(
+                  rows.map((i) => batch.old![i]),
+                  tc,
+                ),
+          ref:
+            batch.ref === null
+              ? undefined
+              : padRows(
+                  rows.map((i) => batch.ref![i]),
+                  tc,
+                ),
+          iteration,
+        };
+        const out = algo.microLoss(batch, mb, cfg);
+        const value = out.loss.item();
+        if (!Number.isFinite(value)) {
+          throw new TrainingError(`[${label}] loss is ${value} at step ${step + 1}; the last checkpoint on disk is intact`);
+        }
+        lossTotal += value;
+        out.loss.backward();
+        o.onMicroBatch?.(batch, mb, out);
+        // mean token entropy of the policy on counted completion tokens
+        const ent = mb.entropies.data;
+        let e = 0;
+        let n = 0;
+        for (let k = 0; k < maskData.length; k++) {
+          if (maskData[k] === 0) continue;
+          e += ent[k];
+          n++;
+        }
+        const add = (k: string, num: number, den: number) => {
+          const cur = sums[k] ?? [0, 0];
+          sums[k] = [cur[0] + num, cur[1] + den];
+        };
+        add("entropy", e, n);
+        for (const [k, [num, den]] of Object.entries(out.sums ?? {})) add(k, num, den);
+      }
+      const gradNorm = cfg.maxGradNorm > 0 ? clipGradNorm(optimizer.params(), cfg.maxGradNorm) : Number.NaN;
+      const lr = schedule.lrAt(step);
+      optimizer.lr = lr;
+      optimizer.step();
+      optimizer.zeroGrad();
+      step++;
+      totals.num_tokens =
+        (totals.num_tokens ?? 0) +
+        rollout.completionIds.reduce((a, c, i) => a + c.length + rollout.promptIds[i].length, 0) / cfg.numIterations;
+
+      const m: Metrics = { loss: lossTotal, learning_rate: lr, epoch: cursor / o.prompts.length, ...metrics };
+      if (cfg.maxGradNorm > 0) m.grad_norm = gradNorm;
+      for (const [k, [num, den]] of Object.entries(sums)) m[k] = den > 0 ? num / den : 0;
+      m.step_time = genSeconds / cfg.numIterations + (performance.now() - t1) / 1000;
+      Object.assign(m, totals);
+      const last = step === totalSteps;
+      if (step % cfg.loggingSteps === 0 || last) {
+        history.push({ step, ...m });
+        logger.log(step, m, last);
+      }
+      if (o.evaluate && ((cfg.evalSteps > 0 && step % cfg.evalSteps === 0) || last)) {
+        trainable.eval();
+        const ev = await o.evaluate();
+        trainable.train();
+        const prefixed: Metrics = {};
+        for (const [k, v] of Object.entries(ev)) prefixed[`eval_${k}`] = v;
+        history.push({ step, ...prefixed });
+        logger.log(step, prefixed, true);
+      }
+      if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === o.stopAfterStep) save();
+      if (step === o.stopAfterStep && !last) {
+        trainable.eval();
+        return { step, history, interrupted: true };
+      }
+    }
+  }
+  trainable.eval();
+  return { step, history, interrupted: false };
+}
+
+/** Sum of per-row values: a helper for metrics over the rows of a micro-batch. */
+export function rowsMean(values: readonly number[], rows: readonly number[]): [number, number] {
+  let s = 0;
+  for (const i of rows) s += values[i];
+  return [s, rows.length];
+}

@@ -1,0 +1,79 @@
+// The lab's plumbing on the `tiny` profile: every stage runs, results.json is identical across two runs
+// with the same seed (apart from timing), an interrupted lab resumes from its last finished stage, the
+// claims are present with honest "not measured" entries, and the report renders in headless Chromium.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+import { LAB_STAGES, runLab } from "../src/lab/lab.js";
+
+const run = promisify(execFile);
+const CHROMIUM = process.env.NEXUS_CHROMIUM ?? "/usr/bin/chromium";
+
+function deterministicPart(path: string): unknown {
+  const r = JSON.parse(readFileSync(path, "utf8"));
+  delete r.wallSeconds;
+  delete r.timings;
+  return r;
+}
+
+const REQUIRED_CLAIMS = [
+  "grpo_beats_sft",
+  "gold_prm_beats_mc_prm",
+  "prm_search_beats_majority",
+  "grpo_less_memory_than_ppo",
+  "dpo_beats_sft",
+];
+
+test("tiny lab: deterministic results, resume, claims and a report that renders", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "nexus-lab-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const a = await runLab({ profile: "tiny", seed: 3, name: "a", runsDir: dir, quiet: true });
+  const b = await runLab({ profile: "tiny", seed: 3, name: "b", runsDir: dir, quiet: true });
+  assert.deepEqual(deterministicPart(join(a.dir, "results.json")), deterministicPart(join(b.dir, "results.json")));
+  assert.deepEqual(
+    Object.keys(a.stages),
+    LAB_STAGES.map((s) => s.name),
+  );
+
+  // claims: every required id present; a verdict only where the value was measured
+  for (const id of REQUIRED_CLAIMS) {
+    const c = a.claims.find((x) => x.id === id);
+    assert.ok(c, `claim ${id} missing`);
+    if (c.holds === null) assert.equal(c.measured, null);
+    else assert.equal(typeof c.measured, "string");
+  }
+  // model state bytes are structural: PPO holds a value model GRPO does not
+  const align = a.stages.align as Record<string, { stateBytes?: number }>;
+  assert.ok((align.grpo.stateBytes ?? 0) < (align.ppo.stateBytes ?? 0));
+
+  // resume: drop the last stage's record; only that stage runs again and the results are unchanged
+  const lastStage = LAB_STAGES[LAB_STAGES.length - 1].name;
+  const sftMtime = statSync(join(a.dir, "sft", "result.json")).mtimeMs;
+  rmSync(join(a.dir, lastStage, "result.json"));
+  await runLab({ profile: "tiny", seed: 3, name: "a", runsDir: dir, quiet: true });
+  assert.equal(statSync(join(a.dir, "sft", "result.json")).mtimeMs, sftMtime, "finished stages are not rerun");
+  assert.deepEqual(deterministicPart(join(a.dir, "results.json")), deterministicPart(join(b.dir, "results.json")));
+
+  // a different seed is refused on an existing run folder rather than mixed in
+  await assert.rejects(runLab({ profile: "tiny", seed: 4, name: "a", runsDir: dir, quiet: true }), /seed 3/);
+
+  await t.test("report renders in headless Chromium", { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} not found` }, async () => {
+    const html = join(a.dir, "report.html");
+    const png = join(dir, "report.png");
+    const flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,3000"];
+    const dom = await run(CHROMIUM, [...flags, "--dump-dom", `file://${html}`], { maxBuffer: 32 * 2 ** 20 });
+    assert.ok((dom.stdout.match(/<svg/g) ?? []).length >= 5, "charts rendered");
+    assert.ok((dom.stdout.match(/<table/g) ?? []).length >= 5, "tables rendered");
+    for (const id of REQUIRED_CLAIMS) assert.ok(dom.stdout.includes(id), `claim ${id} in the page`);
+    const shot = await run(CHROMIUM, [...flags, `--screenshot=${png}`, "--enable-logging=stderr", "--v=0", `file://${html}`]);
+    assert.ok(!/Uncaught|:CONSOLE/.test(shot.stderr), "no console errors");
+    const bytes = readFileSync(png);
+    assert.equal(bytes.readUInt32BE(16), 1200, "screenshot width");
+    assert.ok(bytes.length > 20_000, "screenshot is not blank");
+  });
+});

@@ -17,7 +17,7 @@
 namespace nexus::fk {
 namespace {
 
-constexpr int64_t kParallelMin = 32768;  // elements below which copies stay on the calling thread
+constexpr int64_t kParallelMin = 131072;  // elements below which copies stay on the calling thread
 
 // Same order as UNARY_OPS / BINARY_OPS in src/backend/types.ts and the enums in fused_kernels.h.
 const char* const kUnaryNames[] = {"neg",      "exp",        "log",       "log1p",      "expm1",     "sqrt",

@@ -92,24 +92,27 @@ Napi::Value rope(const Napi::CallbackInfo& info) {
 
 // Reads b, h, hkv, t, s, dh, scale, causal starting at argument `at`.
 AttnShape attnShape(const Args& a, size_t at) {
-  AttnShape sh{a.size(at, "b"), a.size(at + 1, "h"), a.size(at + 2, "hkv"), a.size(at + 3, "t"),
-               a.size(at + 4, "s"), a.size(at + 5, "dh"), static_cast<float>(a.num(at + 6, "scale")),
+  AttnShape sh{a.size(at, "b"),  a.size(at + 1, "h"), a.size(at + 2, "hkv"), a.size(at + 3, "t"),
+               a.size(at + 4, "s"), a.size(at + 5, "dh"), 0, static_cast<float>(a.num(at + 6, "scale")),
                a.flag(at + 7)};
+  sh.sCap = sh.s;
   if (sh.hkv == 0 || sh.h % sh.hkv != 0)
     a.fail("h (" + std::to_string(sh.h) + ") must be a positive multiple of hkv (" + std::to_string(sh.hkv) + ")");
   if (!(sh.scale > 0.f) || !std::isfinite(sh.scale)) a.fail("scale must be finite and positive");
   return sh;
 }
 
-// attention(out, lse, q, k, v, keyMask, b, h, hkv, t, s, dh, scale, causal)
+// attention(out, lse, q, k, v, keyMask, b, h, hkv, t, s, dh, scale, causal, sCap = s)
 Napi::Value attention(const Napi::CallbackInfo& info) {
   Args a(info, "attention", 14);
-  const AttnShape sh = attnShape(a, 6);
-  const int64_t nq = a.prod({sh.b, sh.h, sh.t, sh.dh}), nkv = a.prod({sh.b, sh.hkv, sh.s, sh.dh});
+  AttnShape sh = attnShape(a, 6);
+  if (info.Length() > 14 && !info[14].IsUndefined()) sh.sCap = a.size(14, "sCap");
+  if (sh.sCap < sh.s) a.fail("sCap (" + std::to_string(sh.sCap) + ") must be at least s (" + std::to_string(sh.s) + ")");
+  const int64_t nq = a.prod({sh.b, sh.h, sh.t, sh.dh}), nkv = a.prod({sh.b, sh.hkv, sh.sCap, sh.dh});
   const int64_t nl = a.prod({sh.b, sh.h, sh.t}), nm = a.prod({sh.b, sh.s});
   table().attention(a.f32(0, "out", nq, "b * h * t * dh"), a.f32(1, "lse", nl, "b * h * t"),
-                    a.f32(2, "q", nq, "b * h * t * dh"), a.f32(3, "k", nkv, "b * hkv * s * dh"),
-                    a.f32(4, "v", nkv, "b * hkv * s * dh"), a.f32OrNull(5, "keyMask", nm, "b * s"), sh);
+                    a.f32(2, "q", nq, "b * h * t * dh"), a.f32(3, "k", nkv, "b * hkv * sCap * dh"),
+                    a.f32(4, "v", nkv, "b * hkv * sCap * dh"), a.f32OrNull(5, "keyMask", nm, "b * s"), sh);
   return a.env().Undefined();
 }
 

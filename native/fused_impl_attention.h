@@ -2,7 +2,9 @@
 // blocks of query rows stream over blocks of keys with an online softmax, so no [T, S] matrix is ever stored.
 // Differences: the G query heads that share a kv head are merged into one [G*T, Dh] row set (GQA reads each
 // K/V block once per group); the backward runs one (batch, kv head) group per thread, so dK/dV need no atomics,
-// and it recomputes P from the saved lse. Included by fused_instance.h; the N-API side is fused.cc.
+// and it recomputes P from the saved lse; decode (<= 4 query rows per group) skips the blocking and reads K rows
+// in place; k/v may be a KV cache's storage (sCap rows per group, the first S used). Included by
+// fused_instance.h; the N-API side is fused.cc.
 
 constexpr int64_t kBr = 64;   // query rows per block
 constexpr int64_t kBc = 128;  // keys per block, a multiple of W for every ISA
@@ -111,11 +113,63 @@ void keyBias(float* bias, const float* keyMask, int64_t s, int64_t sp) {
   for (int64_t j = 0; j < sp; ++j) bias[j] = j < s && (keyMask == nullptr || keyMask[j] != 0.f) ? 0.f : -__builtin_inff();
 }
 
+// Decode: a few query rows per (batch, kv head) group. Scores are row dot products against K as stored, so the
+// cache is read once instead of transposed (and padded) every step.
+void attentionFewRows(float* out, float* lse, const float* q, const float* k, const float* v, const float* keyMask,
+                      const fk::AttnShape& sh) {
+  const int64_t Hkv = sh.hkv, T = sh.t, S = sh.s, Dh = sh.dh, SC = sh.sCap, R = sh.h / Hkv * T;
+  const float ninf = -__builtin_inff();
+  parallelFor(sh.b * Hkv, R * S * Dh * 2, [&](int64_t g0, int64_t g1) {
+    float* sc = scratch(3, roundUp(S, W) + W);
+    for (int64_t g = g0; g < g1; ++g) {
+      const float* kg = k + g * SC * Dh;
+      const float* vg = v + g * SC * Dh;
+      const float* mk = keyMask == nullptr ? nullptr : keyMask + (g / Hkv) * S;
+      for (int64_t r = 0; r < R; ++r) {
+        const int64_t row = g * R + r;
+        const float* qr = q + row * Dh;
+        float* orow = out + row * Dh;
+        const int64_t n = std::min(S, sh.causal ? r % T + S - T + 1 : S);  // keys [0, n) may be visible
+        float mx = ninf;
+        for (int64_t j = 0; j < n; ++j) {
+          sc[j] = mk != nullptr && mk[j] == 0.f ? ninf : rowDot(qr, kg + j * Dh, Dh) * sh.scale;
+          mx = std::max(mx, sc[j]);
+        }
+        std::fill(orow, orow + Dh, 0.f);
+        if (n <= 0 || mx == ninf) {
+          lse[row] = ninf;
+          continue;
+        }
+        const int64_t np = roundUp(n, W);
+        std::fill(sc + n, sc + np, ninf);
+        const V mv = vset1(mx);
+        V sum = vzero();
+        for (int64_t c = 0; c < np; c += W) {
+          const V p = vexp(vload(sc + c) - mv);
+          vstore(sc + c, p);
+          sum = sum + p;
+        }
+        const float l = vsum(sum);
+        for (int64_t j = 0; j < n; ++j) {
+          const float p = sc[j];
+          if (p == 0.f) continue;
+          const float* vr = vg + j * Dh;
+          for (int64_t d = 0; d < Dh; ++d) orow[d] += p * vr[d];
+        }
+        const float inv = 1.f / l;
+        for (int64_t d = 0; d < Dh; ++d) orow[d] *= inv;
+        lse[row] = static_cast<float>(mx + std::log(static_cast<double>(l)));
+      }
+    }
+  }, 1);
+}
+
 void attentionKernel(float* out, float* lse, const float* q, const float* k, const float* v, const float* keyMask,
                      const fk::AttnShape& sh) {
-  const int64_t B = sh.b, H = sh.h, Hkv = sh.hkv, T = sh.t, S = sh.s, Dh = sh.dh;
+  const int64_t B = sh.b, H = sh.h, Hkv = sh.hkv, T = sh.t, S = sh.s, Dh = sh.dh, SC = sh.sCap;
   if (B * H * T == 0) return;
   const int64_t G = H / Hkv, R = G * T, DhP = roundUp(Dh, W), Sp = roundUp(S, kBc), nrb = (R + kBr - 1) / kBr;
+  if (R <= 4) return attentionFewRows(out, lse, q, k, v, keyMask, sh);
   const bool padded = DhP != Dh;
   const float ninf = -__builtin_inff();
   const V scale = vset1(sh.scale);
@@ -133,11 +187,11 @@ void attentionKernel(float* out, float* lse, const float* q, const float* k, con
       const int64_t row0 = g * R + r0;  // group g's rows are rows [g*R, (g+1)*R) of [B*H*T]
       if (g != cur) {
         cur = g;
-        transposeKeys(kt, k + g * S * Dh, S, Sp, Dh);
+        transposeKeys(kt, k + g * SC * Dh, S, Sp, Dh);
         keyBias(bias, keyMask == nullptr ? nullptr : keyMask + (g / Hkv) * S, S, Sp);
-        if (padded) padRows(vp, v + g * S * Dh, S, Dh, DhP);
+        if (padded) padRows(vp, v + g * SC * Dh, S, Dh, DhP);
       }
-      const float* vb = padded ? vp : v + g * S * Dh;
+      const float* vb = padded ? vp : v + g * SC * Dh;
       int64_t maxLim = -1;
       for (int64_t i = 0; i < nr; ++i) {
         lim[i] = sh.causal ? (r0 + i) % T + S - T : S - 1;  // last key row i may see

@@ -2,8 +2,9 @@
 // Included by fused_instance.h inside an ISA's anonymous namespace; the N-API side is elementwise.cc.
 // It does not validate sizes, coalesce broadcast layouts or pick fast paths by array length: the caller does.
 
-// Work below this many elements stays on the calling thread: an OpenMP fork costs a few microseconds.
-constexpr int64_t kParallelMin = 32768;
+// Work below this many elements stays on the calling thread: an OpenMP fork costs a few microseconds on a
+// quiet machine, and milliseconds when the other core is busy (the worker has to be scheduled).
+constexpr int64_t kParallelMin = 131072;
 // Rows are summed in blocks of this many elements whose partial sums are merged in double, so a 49152-wide
 // vocabulary row keeps float32-level relative accuracy even in the one-lane scalar build.
 constexpr int64_t kRowBlock = 2048;

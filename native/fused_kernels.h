@@ -17,6 +17,7 @@ enum class Binary : int { Add, Sub, Mul, Div, Pow, Minimum, Maximum, Gt, Ge, Eq,
 // Attention sizes (Kernels.attention): q [B, H, T, Dh], k/v [B, Hkv, S, Dh], keyMask [B, S] or null.
 struct AttnShape {
   int64_t b, h, hkv, t, s, dh;
+  int64_t sCap;  // key rows per (batch, kv head) in k/v storage (>= s): a KV cache's capacity; s otherwise
   float scale;
   bool causal;
 };

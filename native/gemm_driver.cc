@@ -200,7 +200,7 @@ void gemvColumn(const Arch& arch, int64_t m, int64_t k, const View& A, const flo
 constexpr int64_t kSmallWork = 32 * 1024;     // m*n*k below this: direct loops beat packing
 constexpr int64_t kRowsMaxM = 4;              // up to this many rows, streaming op(B) beats packing it
 constexpr int64_t kThreadWork = 1 << 20;      // m*n*k (FMAs) below this: one thread (fork/join ~ several us)
-constexpr int64_t kGemvThreadWork = 1 << 18;  // GEMV FMAs worth splitting over threads
+constexpr int64_t kGemvThreadWork = 1 << 20;  // GEMV FMAs worth splitting (a busy sibling core stalls a fork ms)
 
 // The packed path's choices for one microkernel tile.
 struct Plan {
@@ -309,7 +309,7 @@ void sgemm(const Arch& arch, const GemmArgs& g) {
   // overlap, since accumulating into a broadcast C must stay sequential.
   const int64_t work = m * n * k;
   const bool cDisjoint = g.strideC >= m * n;
-  const bool perItem = threads > 1 && g.batch > 1 && cDisjoint &&
+  const bool perItem = threads > 1 && g.batch > 1 && cDisjoint && g.batch * work >= kThreadWork &&
                        (g.batch >= 4 * threads || g.batch % threads == 0 || work < kThreadWork);
   if (perItem) {
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)

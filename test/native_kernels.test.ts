@@ -1,5 +1,5 @@
 // Conformance of every native fused / elementwise kernel of the `cpu` backend against `refKernels`, on random
-// inputs at awkward sizes (1, 7, 33, 1000, and sizes past the threading threshold) plus extreme values.
+// inputs at awkward sizes (1, 7, 33, 1000, and 140,000, past the threading threshold) plus extreme values.
 // Tolerances (float32): elementwise |got - want| <= 2e-6 |want| + 1e-7 (the 1e-7 covers cancellation points such as
 // siluGrad's root); reductions, norms and attention: max |got - want| <= 1e-5 * max |want| (2e-5 for attention
 // gradients, which sum over keys and rows, with max |want| floored at 0.05 since a single key gives exact zeros
@@ -18,7 +18,7 @@ const addon = loadCpuAddon();
 const skip = addon === null ? `native addon unavailable: ${cpuUnavailableReason()}` : false;
 const cpu: Kernels = addon === null ? refKernels : createCpuKernels(addon);
 const isChild = process.env.NEXUS_NATIVE_TEST_CHILD === "1";
-const SIZES = [1, 7, 33, 1000, 70_000];
+const SIZES = [1, 7, 33, 1000, 140_000]; // the last one past every kernel's threading threshold
 
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
@@ -431,6 +431,7 @@ describe(`native kernels vs ref (${addon?.fusedSimd ?? "unavailable"})`, { skip 
       { b: 2, h: 4, hkv: 2, t: 5, s: 33, dh: 16, causal: true, mask: true },
       { b: 2, h: 4, hkv: 4, t: 33, s: 7, dh: 64, causal: false, mask: true },
       { b: 1, h: 9, hkv: 3, t: 1, s: 70, dh: 64, causal: true }, // decode with a KV cache
+      { b: 3, h: 4, hkv: 2, t: 2, s: 37, dh: 7, causal: true, mask: true }, // decode path: odd dh, masked keys
       { b: 2, h: 9, hkv: 3, t: 33, s: 33, dh: 64, causal: true, mask: true },
       { b: 1, h: 2, hkv: 1, t: 9, s: 5, dh: 16, causal: true }, // t > s: the first rows see no key
       { b: 2, h: 2, hkv: 2, t: 6, s: 11, dh: 7, causal: false, mask: true }, // dh not a multiple of the lanes

@@ -381,13 +381,13 @@ export const refKernels: Kernels = {
       }
     }
   },
-  attention(out, lse, q, k, v, keyMask, b, h, hkv, t, s, dh, scale, causal) {
+  attention(out, lse, q, k, v, keyMask, b, h, hkv, t, s, dh, scale, causal, sCap = s) {
     const group = h / hkv;
     const scores = new Float64Array(s);
     const acc = new Float64Array(dh);
     for (let bi = 0; bi < b; bi++) {
       for (let hi = 0; hi < h; hi++) {
-        const kvo = (bi * hkv + Math.floor(hi / group)) * s * dh;
+        const kvo = (bi * hkv + Math.floor(hi / group)) * sCap * dh;
         for (let ti = 0; ti < t; ti++) {
           const qo = ((bi * h + hi) * t + ti) * dh;
           const mx = attentionScores(scores, q, k, keyMask, qo, kvo, bi, ti, t, s, dh, scale, causal);

@@ -154,7 +154,8 @@ export interface Kernels {
    * Scaled dot-product attention with GQA: q [B, H, T, Dh], k/v [B, Hkv, S, Dh], head h reads kv head
    * h / (H / Hkv). keyMask [B, S] (1 keep, 0 drop) or null. causal: query t sees keys s <= t + (S - T).
    * out [B, H, T, Dh]; lse [B, H, T] = logsumexp of the scaled, masked scores (-Infinity if a row sees no key,
-   * in which case out is 0).
+   * in which case out is 0). sCap (default s): k/v are stored [B, Hkv, sCap, Dh] and only the first s key
+   * rows of each (batch, kv head) are read (a preallocated KV cache).
    */
   attention(
     out: FloatArray,
@@ -171,8 +172,9 @@ export interface Kernels {
     dh: number,
     scale: number,
     causal: boolean,
+    sCap?: number,
   ): void;
-  /** Gradients of attention from the saved out and lse (dq, dk, dv overwritten). */
+  /** Gradients of attention from the saved out and lse (dq, dk, dv overwritten); k/v dense (sCap = s). */
   attentionBackward(
     dq: FloatArray,
     dk: FloatArray,

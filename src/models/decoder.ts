@@ -7,7 +7,7 @@ import type { ModelConfig } from "../io/hf_config.js";
 import { Embedding, type InitOptions, Linear, RMSNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { add, attention, concat, permute, reshape, rope, shapeStr, swiglu, Tensor, TensorError } from "../tensor/index.js";
-import { cacheLength, type KVCache } from "./kv_cache.js";
+import { cacheLength, GrowableKVCache, type KVCache } from "./kv_cache.js";
 import { defaultPositionIds, ropeCosSin } from "./rope.js";
 
 export class Attention extends Module {
@@ -34,11 +34,16 @@ export class Attention extends Module {
   /** x [B, T, D] → [B, T, D]; appends this layer's keys/values to the cache when given. */
   forward(x: Tensor, cos: Tensor, sin: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
     const [b, t] = x.shape;
-    const heads = (y: Tensor, n: number) => permute(reshape(y, [b, t, n, this.dh]), [0, 2, 1, 3]); // (B, T, n*Dh) -> (B, n, T, Dh)
+    // (B, T, n*Dh) -> (B, n, T, Dh); for T = 1 both layouts are the same memory, so a reshape (a view) does
+    const heads = (y: Tensor, n: number) =>
+      t === 1 ? reshape(y, [b, n, 1, this.dh]) : permute(reshape(y, [b, t, n, this.dh]), [0, 2, 1, 3]);
     const q = rope(heads(this.qProj.forward(x), this.h), cos, sin);
     let k = rope(heads(this.kProj.forward(x), this.hkv), cos, sin);
     let v = heads(this.vProj.forward(x), this.hkv);
-    if (cache !== null) {
+    let keyLength: number | undefined;
+    if (cache instanceof GrowableKVCache) {
+      ({ k, v, length: keyLength } = cache.append(layer, k, v)); // storage (B, Hkv, capacity, Dh), S_past + T valid
+    } else if (cache !== null) {
       const pk = cache.k[layer];
       const pv = cache.v[layer];
       if (pk !== undefined && pv !== undefined) {
@@ -48,8 +53,9 @@ export class Attention extends Module {
       cache.k[layer] = k;
       cache.v[layer] = v;
     }
-    const a = attention(q, k, v, { causal: true, keyMask }); // (B, H, T, Dh)
-    const merged = reshape(permute(a, [0, 2, 1, 3]), [b, t, this.h * this.dh]); // (B, H, T, Dh) -> (B, T, H*Dh)
+    const a = attention(q, k, v, { causal: true, keyMask, keyLength }); // (B, H, T, Dh)
+    // (B, H, T, Dh) -> (B, T, H*Dh)
+    const merged = t === 1 ? reshape(a, [b, t, this.h * this.dh]) : reshape(permute(a, [0, 2, 1, 3]), [b, t, this.h * this.dh]);
     return this.oProj.forward(merged);
   }
 }

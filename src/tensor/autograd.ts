@@ -1,11 +1,26 @@
 // Reverse-mode autograd over the op records left by src/tensor/ops: topological order, one lookup per node
 // in the gradient table, accumulation into leaves' `.grad`. Backward runs without recording (no
-// higher-order gradients); the graph is released afterwards unless retainGraph is set.
+// higher-order gradients); the graph is released afterwards unless retainGraph is set. Temporaries of the
+// pass come from the buffer pool (tensor.ts) and go back to it once no gradient entry references them.
 
+import { kernels } from "../backend/index.js";
+import type { FloatArray } from "../backend/types.js";
 import { GRADIENTS, type GradFn } from "./gradients.js";
 import { add } from "./ops/elementwise.js";
-import { sameShape } from "./shape_utils.js";
-import { type Node, noGrad, type Storage, shapeStr, Tensor, TensorError, tensor } from "./tensor.js";
+import { sameShape, stridesOf } from "./shape_utils.js";
+import {
+  isPoolBorn,
+  type Node,
+  noGrad,
+  releaseBuffer,
+  type Storage,
+  shapeStr,
+  Tensor,
+  TensorError,
+  takeRecentBuffers,
+  tensor,
+  withBufferPool,
+} from "./tensor.js";
 
 /** What a released node becomes: backward through it again is an error, not a silently missing gradient. */
 const RELEASED: Node = Object.freeze({ op: "<released>", inputs: [], ctx: {} }) as Node;
@@ -33,46 +48,104 @@ function topoOrder(root: Tensor): Tensor[] {
   return order; // inputs before outputs
 }
 
-function accumulate(grads: Map<Tensor, Tensor>, t: Tensor, g: Tensor): void {
+/** Per-pass bookkeeping: the gradient table plus how many of its entries use each storage. */
+class GradTable {
+  readonly grads = new Map<Tensor, Tensor>();
+  private readonly refs = new Map<Storage, number>();
+
+  get(t: Tensor): Tensor | undefined {
+    return this.grads.get(t);
+  }
+
+  referenced(data: Storage): boolean {
+    return this.refs.has(data);
+  }
+
+  /** How many entries use this storage. */
+  count(data: Storage): number {
+    return this.refs.get(data) ?? 0;
+  }
+
+  set(t: Tensor, g: Tensor): void {
+    const prev = this.grads.get(t);
+    if (prev !== undefined) this.unref(prev.data);
+    this.grads.set(t, g);
+    this.refs.set(g.data, (this.refs.get(g.data) ?? 0) + 1);
+  }
+
+  delete(t: Tensor): void {
+    const prev = this.grads.get(t);
+    if (prev === undefined) return;
+    this.grads.delete(t);
+    this.unref(prev.data);
+  }
+
+  private unref(data: Storage): void {
+    const c = (this.refs.get(data) ?? 1) - 1;
+    if (c <= 0) this.refs.delete(data);
+    else this.refs.set(data, c);
+  }
+}
+
+function accumulate(table: GradTable, t: Tensor, g: Tensor): void {
   if (!sameShape(g.shape, t.shape)) {
     throw new TensorError(
       `[backward] gradient ${shapeStr(g.shape)} does not match tensor ${shapeStr(t.shape)} (op ${t.node?.op ?? "leaf"})`,
     );
   }
-  const prev = grads.get(t);
-  grads.set(t, prev === undefined ? g : add(prev, g));
+  const prev = table.get(t);
+  if (prev === undefined) {
+    table.set(t, g);
+    return;
+  }
+  // a sum this pass allocated and no other entry shares is only ours: add into it instead of a new buffer
+  if (isPoolBorn(prev.data) && prev.data !== g.data && prev.dtype === g.dtype && table.count(prev.data) === 1) {
+    kernels().binary("add", prev.data as FloatArray, prev.data as FloatArray, g.data as FloatArray, {
+      outShape: prev.shape,
+      aStrides: stridesOf(prev.shape),
+      bStrides: stridesOf(prev.shape),
+    });
+    return;
+  }
+  table.set(t, add(prev, g));
 }
 
 /** Gradients of `root` with respect to every tensor in its graph that requires grad. */
 function propagate(root: Tensor, seed: Tensor, opts: BackwardOptions): Map<Tensor, Tensor> {
-  const grads = new Map<Tensor, Tensor>();
-  noGrad(() => {
-    accumulate(grads, root, seed);
-    const order = topoOrder(root);
-    for (let i = order.length - 1; i >= 0; i--) {
-      const t = order[i];
-      const node = t.node;
-      const g = grads.get(t);
-      if (node === null || g === undefined) continue;
-      if (node === RELEASED) {
-        throw new TensorError(
-          "[backward] the graph through this tensor was freed by an earlier backward(); pass { retainGraph: true } to the first call, or detach()",
-        );
+  const table = new GradTable();
+  noGrad(() =>
+    withBufferPool(() => {
+      accumulate(table, root, seed);
+      const order = topoOrder(root);
+      for (let i = order.length - 1; i >= 0; i--) {
+        const t = order[i];
+        const node = t.node;
+        const g = table.get(t);
+        if (node === null || g === undefined) continue;
+        if (node === RELEASED) {
+          throw new TensorError(
+            "[backward] the graph through this tensor was freed by an earlier backward(); pass { retainGraph: true } to the first call, or detach()",
+          );
+        }
+        const rule = (GRADIENTS as Record<string, GradFn>)[node.op];
+        if (rule === undefined) throw new TensorError(`[backward] op '${node.op}' has no gradient rule`);
+        const inGrads = rule(g, node, t);
+        node.inputs.forEach((inp, j) => {
+          const gi = inGrads[j];
+          if (gi && inp.requiresGrad) accumulate(table, inp, gi);
+        });
+        if (!opts.retainGraph) {
+          table.delete(t); // interior gradients are not needed once passed on
+          t.node = RELEASED;
+        }
+        // buffers this step allocated (rule temporaries, consumed sums) and g itself are dead unless an entry holds them
+        const dead = takeRecentBuffers();
+        dead.push(g.data);
+        for (const d of dead) if (!table.referenced(d)) releaseBuffer(d);
       }
-      const rule = (GRADIENTS as Record<string, GradFn>)[node.op];
-      if (rule === undefined) throw new TensorError(`[backward] op '${node.op}' has no gradient rule`);
-      const inGrads = rule(g, node, t);
-      node.inputs.forEach((inp, j) => {
-        const gi = inGrads[j];
-        if (gi && inp.requiresGrad) accumulate(grads, inp, gi);
-      });
-      if (!opts.retainGraph) {
-        grads.delete(t); // interior gradients are not needed once passed on
-        t.node = RELEASED;
-      }
-    }
-  });
-  return grads;
+    }),
+  );
+  return table.grads;
 }
 
 function defaultSeed(root: Tensor, grad?: Tensor): Tensor {

@@ -9,7 +9,7 @@ import { gather, scatterAdd } from "./ops/indexing.js";
 import { matmul } from "./ops/linalg.js";
 import { sum, sumToShape } from "./ops/reduce.js";
 import { concat, expand, permute, reshape, slice } from "./ops/shape.js";
-import { allocate, type DType, type Node, Tensor, zeros } from "./tensor.js";
+import { allocate, allocateUninit, type DType, type Node, Tensor, zeros } from "./tensor.js";
 
 export type GradFn = (g: Tensor, node: Node, out: Tensor) => (Tensor | null)[];
 
@@ -20,8 +20,9 @@ const p1 = (node: Node) => ctxOf<{ p1: number }>(node).p1;
 /** Gradient of a broadcasting binary op for input i: reduce g back to that input's shape. */
 const unbroadcast = (g: Tensor, node: Node, i: number) => sumToShape(g, node.inputs[i].shape);
 
-function fromKernel(like: Tensor, fill: (out: FloatArray) => void): Tensor {
-  const t = new Tensor(allocate(like.dtype, like.size), like.shape);
+/** A tensor shaped like `like` filled by a kernel; `overwrites`: the kernel writes every element (no zeroing). */
+function fromKernel(like: Tensor, fill: (out: FloatArray) => void, overwrites = true): Tensor {
+  const t = new Tensor((overwrites ? allocateUninit : allocate)(like.dtype, like.size), like.shape);
   fill(t.data as FloatArray);
   return t;
 }
@@ -189,7 +190,7 @@ export const GRADIENTS = {
     const { ids } = ctxOf<{ ids: Int32Array }>(n);
     const table = n.inputs[0];
     const d = table.shape[1];
-    return [fromKernel(table, (out) => kernels().indexAdd(out, g.data as FloatArray, ids, ids.length, d))];
+    return [fromKernel(table, (out) => kernels().indexAdd(out, g.data as FloatArray, ids, ids.length, d), false)];
   },
   softmax: (g, _n, out) => [mul(out, sub(g, sum(mul(g, out), -1, true)))],
   logSoftmax: (g, _n, out) => [sub(g, mul(exp(out), sum(g, -1, true)))],
@@ -206,7 +207,7 @@ export const GRADIENTS = {
   rmsNorm: (g, n) => {
     const { rstd, rows, d } = ctxOf<{ rstd: FloatArray; rows: number; d: number }>(n);
     const [x, w] = n.inputs;
-    const dw = new Tensor(allocate(w.dtype, w.size), w.shape);
+    const dw = new Tensor(allocateUninit(w.dtype, w.size), w.shape);
     const dx = fromKernel(x, (out) =>
       kernels().rmsNormBackward(
         out,
@@ -231,9 +232,9 @@ export const GRADIENTS = {
     const [q, k, v] = n.inputs;
     const [b, h, t, dh] = q.shape;
     const [, hkv, s] = k.shape;
-    const dq = new Tensor(allocate(q.dtype, q.size), q.shape);
-    const dk = new Tensor(allocate(k.dtype, k.size), k.shape);
-    const dv = new Tensor(allocate(v.dtype, v.size), v.shape);
+    const dq = new Tensor(allocateUninit(q.dtype, q.size), q.shape);
+    const dk = new Tensor(allocateUninit(k.dtype, k.size), k.shape);
+    const dv = new Tensor(allocateUninit(v.dtype, v.size), v.shape);
     kernels().attentionBackward(
       dq.data as FloatArray,
       dk.data as FloatArray,
@@ -258,8 +259,8 @@ export const GRADIENTS = {
   },
   swiglu: (g, n) => {
     const [gate, up] = n.inputs;
-    const dgate = new Tensor(allocate(gate.dtype, gate.size), gate.shape);
-    const dup = new Tensor(allocate(up.dtype, up.size), up.shape);
+    const dgate = new Tensor(allocateUninit(gate.dtype, gate.size), gate.shape);
+    const dup = new Tensor(allocateUninit(up.dtype, up.size), up.shape);
     kernels().swigluBackward(
       dgate.data as FloatArray,
       dup.data as FloatArray,

@@ -1,6 +1,7 @@
 // Tensor: a shape, a dtype and a contiguous row-major typed array, plus the autograd links (requiresGrad,
 // grad, and the node of the op that produced it). Ops live in src/tensor/ops/ and are attached as methods
-// by src/tensor/methods.ts; this file has no op logic and no backend dispatch.
+// by src/tensor/methods.ts; this file has no op logic and no backend dispatch. It also owns allocation,
+// including the buffer pool that backward's temporaries are recycled through.
 
 export type DType = "f32" | "f64" | "i32";
 export type FloatDType = "f32" | "f64";
@@ -24,9 +25,78 @@ export function sizeOf(shape: readonly number[]): number {
 }
 
 export function allocate(dtype: DType, n: number): Storage {
+  if (pool !== null && dtype === "f32" && n >= POOL_MIN) return pooled(n, true);
   if (dtype === "f32") return new Float32Array(n);
   if (dtype === "f64") return new Float64Array(n);
   return new Int32Array(n);
+}
+
+/** Like allocate, but the contents may be garbage: for kernel outputs that write every element. */
+export function allocateUninit(dtype: DType, n: number): Storage {
+  if (pool !== null && dtype === "f32" && n >= POOL_MIN) return pooled(n, false);
+  return allocate(dtype, n);
+}
+
+// ---- the buffer pool for backward temporaries ----
+// While autograd runs backward (inside `withBufferPool`), large f32 buffers come from free lists; autograd hands
+// back (`releaseBuffer`) only buffers born in that pass that nothing references any more (see autograd.ts).
+// Outside a pass allocation is plain `new Float32Array`, so tensors that user code can hold never alias a pool.
+// NEXUS_BUFFER_POOL=0 turns it off (for A/B timing or to rule it out when debugging).
+
+const POOL_MIN = 4096; // elements; smaller arrays are cheap for V8
+const POOL_MAX_BYTES = 512 * 1024 * 1024; // free buffers kept between passes
+const freeLists = new Map<number, Float32Array[]>();
+let freeBytes = 0;
+const POOL_OFF = typeof process !== "undefined" && process.env?.NEXUS_BUFFER_POOL === "0";
+let pool: { born: Set<Storage>; recent: Storage[] } | null = null;
+
+function pooled(n: number, zero: boolean): Float32Array {
+  const list = freeLists.get(n);
+  let buf = list?.pop();
+  if (buf !== undefined) {
+    freeBytes -= buf.byteLength;
+    if (zero) buf.fill(0);
+  } else buf = new Float32Array(n);
+  const p = pool as { born: Set<Storage>; recent: Storage[] };
+  p.born.add(buf);
+  p.recent.push(buf);
+  return buf;
+}
+
+/** Run fn with pooled allocation; `isPoolBorn` tells which storages it allocated. Not reentrant (nested calls share). */
+export function withBufferPool<T>(fn: () => T): T {
+  if (pool !== null || POOL_OFF) return fn();
+  pool = { born: new Set(), recent: [] };
+  try {
+    return fn();
+  } finally {
+    pool = null;
+  }
+}
+
+export function isPoolBorn(data: Storage): boolean {
+  return pool?.born.has(data) ?? false;
+}
+
+/** Pool buffers allocated since the last call (in this pass); clears the list. */
+export function takeRecentBuffers(): Storage[] {
+  if (pool === null) return [];
+  const r = pool.recent;
+  pool.recent = [];
+  return r;
+}
+
+/** Give a buffer born in the current pass back to the pool; the caller guarantees nothing references it. */
+export function releaseBuffer(data: Storage): void {
+  if (pool === null || !pool.born.delete(data) || !(data instanceof Float32Array)) return;
+  if (freeBytes + data.byteLength > POOL_MAX_BYTES) return;
+  let list = freeLists.get(data.length);
+  if (list === undefined) {
+    list = [];
+    freeLists.set(data.length, list);
+  }
+  list.push(data);
+  freeBytes += data.byteLength;
 }
 
 export function dtypeOf(data: Storage): DType {

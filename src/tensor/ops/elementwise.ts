@@ -4,7 +4,7 @@
 import { kernels } from "../../backend/index.js";
 import type { BinaryOp, FloatArray, UnaryOp } from "../../backend/types.js";
 import { broadcastShapes, broadcastStrides, sameShape } from "../shape_utils.js";
-import { allocate, type DType, type FloatDType, record, Tensor, TensorError, tensor } from "../tensor.js";
+import { allocate, allocateUninit, type DType, type FloatDType, record, Tensor, TensorError, tensor } from "../tensor.js";
 
 export type Scalarish = Tensor | number;
 
@@ -26,7 +26,7 @@ export function asTensor(x: Scalarish, like: Tensor): Tensor {
 
 export function unaryOp(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0): Tensor {
   const dt = floatDtype(op, x);
-  const out = new Tensor(allocate(dt, x.size), x.shape);
+  const out = new Tensor(allocateUninit(dt, x.size), x.shape);
   kernels().unary(op, out.data as FloatArray, x.data as FloatArray, p0, p1);
   return record(op, out, [x], { p0, p1 });
 }
@@ -35,7 +35,7 @@ export function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const dt = floatDtype(op, a, b);
   const outShape = sameShape(a.shape, b.shape) ? [...a.shape] : broadcastShapes(op, a.shape, b.shape);
   const out = new Tensor(
-    allocate(
+    allocateUninit(
       dt,
       outShape.reduce((x, y) => x * y, 1),
     ),

@@ -5,10 +5,10 @@
 import { kernels } from "../../backend/index.js";
 import type { FloatArray } from "../../backend/types.js";
 import { normAxis, sameShape } from "../shape_utils.js";
-import { allocate, record, shapeStr, Tensor, TensorError } from "../tensor.js";
+import { allocate, isGradEnabled, record, shapeStr, Tensor, TensorError } from "../tensor.js";
 import { exp, floatDtype, mul, sub } from "./elementwise.js";
 import { maskedMean, sum } from "./reduce.js";
-import { transpose } from "./shape.js";
+import { slice, transpose } from "./shape.js";
 
 function lastAxisOp(name: "softmax" | "logSoftmax", x: Tensor, axis: number): Tensor {
   const a = normAxis(name, axis, x.ndim);
@@ -127,6 +127,11 @@ export interface AttentionOptions {
   keyMask?: Tensor | null;
   /** Score scale; default 1 / sqrt(Dh). */
   scale?: number;
+  /**
+   * Attend to only the first `keyLength` keys of k/v (S = keyLength), which are storage [B, Hkv, capacity, Dh]
+   * (a preallocated KV cache). Default: all of them. With gradients recorded the used keys are copied out first.
+   */
+  keyLength?: number;
 }
 
 /** Scaled dot-product attention with grouped-query heads: q [B, H, T, Dh], k/v [B, Hkv, S, Dh] → [B, H, T, Dh]. */
@@ -138,9 +143,15 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     );
   }
   const [b, h, t, dh] = q.shape;
-  const [kb, hkv, s, kdh] = k.shape;
+  const [kb, hkv, cap, kdh] = k.shape;
   if (kb !== b || kdh !== dh || h % hkv !== 0) {
     throw new TensorError(`[attention] q ${shapeStr(q.shape)} and k ${shapeStr(k.shape)} disagree (batch, head dim, or H % Hkv)`);
+  }
+  const s = opts.keyLength ?? cap;
+  if (!Number.isInteger(s) || s < 0 || s > cap) throw new TensorError(`[attention] keyLength ${s} must be an integer in [0, ${cap}]`);
+  if (s < cap && isGradEnabled() && (q.requiresGrad || k.requiresGrad || v.requiresGrad)) {
+    // the backward kernel reads dense k/v: hand it the used keys as tensors of their own
+    return attention(q, slice(k, 2, 0, s), slice(v, 2, 0, s), { ...opts, keyLength: undefined });
   }
   const causal = opts.causal ?? true;
   const scale = opts.scale ?? 1 / Math.sqrt(dh);
@@ -169,6 +180,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     dh,
     scale,
     causal,
+    cap,
   );
   return record("attention", out, [q, k, v], { lse, mask, causal, scale });
 }

@@ -4,7 +4,7 @@
 import { kernels } from "../../backend/index.js";
 import type { FloatArray } from "../../backend/types.js";
 import { broadcastShapes, sameShape } from "../shape_utils.js";
-import { allocate, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
+import { allocateUninit, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
 import { add, floatDtype } from "./elementwise.js";
 import { expand } from "./shape.js";
 
@@ -52,7 +52,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     if (sizeOf(bBatch) === 1) strideB = 0;
     else if (!sameShape(bBatch, batchShape)) B = expand(b, [...batchShape, ...b.shape.slice(-2)]);
   }
-  const out = new Tensor(allocate(dt, batch * m * n), [...batchShape, m, n]);
+  const out = new Tensor(allocateUninit(dt, batch * m * n), [...batchShape, m, n]);
   kernels().matmul(
     out.data as FloatArray,
     A.data as FloatArray,

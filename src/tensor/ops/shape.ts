@@ -3,7 +3,7 @@
 
 import { kernels } from "../../backend/index.js";
 import { broadcastShapes, broadcastStrides, normAxis, sameShape, splitAt, stridesOf } from "../shape_utils.js";
-import { allocate, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
+import { allocateUninit, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
 
 /** Same data, new shape; one dimension may be -1. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -48,7 +48,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   if (axes.every((a, i) => a === i)) return x;
   const st = stridesOf(x.shape);
   const shape = axes.map((a) => x.shape[a]);
-  const out = new Tensor(allocate(x.dtype, x.size), shape);
+  const out = new Tensor(allocateUninit(x.dtype, x.size), shape);
   kernels().copyStrided(
     out.data,
     x.data,
@@ -80,7 +80,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const shape = [...x.shape];
   shape[a] = e - s;
   const st = stridesOf(x.shape);
-  const out = new Tensor(allocate(x.dtype, sizeOf(shape)), shape);
+  const out = new Tensor(allocateUninit(x.dtype, sizeOf(shape)), shape);
   kernels().copyStrided(out.data, x.data, shape, st, s * st[a]);
   return record("slice", out, [x], { axis: a, start: s, inputShape: x.shape });
 }
@@ -101,7 +101,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 1) return first;
   const shape = [...first.shape];
   shape[a] = total;
-  const out = new Tensor(allocate(first.dtype, sizeOf(shape)), shape);
+  const out = new Tensor(allocateUninit(first.dtype, sizeOf(shape)), shape);
   const [outer, , inner] = splitAt(shape, a);
   let offset = 0;
   for (const t of xs) {
@@ -128,7 +128,7 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const target = broadcastShapes("expand", x.shape, shape);
   if (!sameShape(target, shape)) throw new TensorError(`[expand] cannot expand ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
   if (sameShape(x.shape, shape)) return x;
-  const out = new Tensor(allocate(x.dtype, sizeOf(shape)), shape);
+  const out = new Tensor(allocateUninit(x.dtype, sizeOf(shape)), shape);
   kernels().copyStrided(out.data, x.data, shape, broadcastStrides(x.shape, shape), 0);
   return record("expand", out, [x], { inputShape: x.shape });
 }

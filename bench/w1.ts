@@ -232,7 +232,7 @@ export async function benchW1(opts: BenchOptions): Promise<BenchRow[]> {
   }
 
   return [
-    row("w1", "tokens_per_s", nexus.tokensPerS, "tokens/s", best?.tokens_per_s ?? null, "throughput"),
+    row("w1", "train_step", nexus.tokensPerS, "tokens/s", best?.tokens_per_s ?? null, "throughput"),
     row("w1", "step_s", nexus.stepS, "s", best?.step_s_median ?? null, "time"),
     row("w1", "forward_s", nexus.forward, "s", best?.forward_s_median ?? null, "time"),
     row("w1", "backward_s", nexus.backward, "s", best?.backward_s_median ?? null, "time"),

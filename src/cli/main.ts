@@ -19,6 +19,7 @@ import { registerPrm } from "./prm.js";
 import { registerRloo } from "./rloo.js";
 import { registerRm } from "./rm.js";
 import { registerScore } from "./score.js";
+import { registerSurpriseScore } from "./score_surprise.js";
 import { registerVerifierScore } from "./score_verifier.js";
 import { registerSearch } from "./search.js";
 import { registerServe } from "./serve.js";
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerSearch(program);
   registerVerifierScore();
+  registerSurpriseScore();
   registerScore(program);
   return program;
 }

@@ -1,7 +1,6 @@
 // `nexus score verifier`: score solutions with a generative verifier (ThinkPRM, src/rewards/verifier.ts) through
 // score.ts's extension hook. Call `registerVerifierScore()` before `registerScore` builds the command.
 // Output: the input row plus `score` (mean P(yes) over K chains), `step_scores` and the sampled `chains`.
-// Not here: `nexus score surprise` (a Titans memory and calibrator have no saved format yet).
 
 import { writeJsonl } from "../data/jsonl.js";
 import { loadTokenizer } from "../io/tokenizer.js";
@@ -21,7 +20,11 @@ interface VerifierCliOpts {
   stepSeparator: string;
 }
 
+let registered = false;
+
 export function registerVerifierScore(): void {
+  if (registered) return;
+  registered = true;
   registerScoreSubcommand("verifier", "generative verifier (ThinkPRM): P(yes)/(P(yes)+P(no)) averaged over K chains", (cmd) => {
     cmd
       .requiredOption("--model <dir>", "verifier model folder")

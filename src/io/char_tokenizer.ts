@@ -97,11 +97,12 @@ export class CharTokenizer implements Tokenizer {
     return out;
   }
 
+  /** Ids outside the vocabulary (a model's padded embedding rows) decode to nothing, as in HF tokenizers. */
   decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
     let s = "";
     for (const id of ids) {
       const t = this.vocab[id];
-      if (t === undefined) fail(`id ${id} is outside [0, ${this.vocabSize})`);
+      if (t === undefined) continue;
       if (opts.skipSpecialTokens && this.specialTokenIds.has(id)) continue;
       s += t;
     }

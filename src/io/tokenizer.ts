@@ -178,12 +178,12 @@ export class HfTokenizer implements Tokenizer {
     return this.impl.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
   }
 
+  /** Ids outside the vocabulary (padded embedding rows, e.g. Qwen's) decode to nothing, as HF's tokenizers do. */
   decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
-    if (ids.length === 0) return "";
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) fail("decode", `id ${id} is outside [0, ${this.vocabSize})`);
-    }
-    return this.impl.decode([...ids], {
+    for (const id of ids) if (!Number.isInteger(id)) fail("decode", `id ${id} is not an integer`);
+    const known = ids.filter((id) => id >= 0 && id < this.vocabSize);
+    if (known.length === 0) return "";
+    return this.impl.decode(known, {
       skip_special_tokens: opts.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: this.cleanUp,
     });

@@ -168,6 +168,48 @@ export function createLoopSchedule(cfg: LoopConfig, totalSteps: number) {
   return createSchedule({ type: cfg.lrSchedulerType, baseLr: cfg.learningRate, warmupSteps: warmup, totalSteps });
 }
 
+export interface AfterStepArgs {
+  step: number;
+  totalSteps: number;
+  cfg: Pick<LoopConfig, "loggingSteps" | "evalSteps" | "saveSteps">;
+  metrics: Metrics;
+  history: Metrics[];
+  logger: MetricsLogger;
+  model: Module;
+  evaluate?: () => Metrics | Promise<Metrics>;
+  save: () => void;
+  stopAfterStep?: number;
+}
+
+/**
+ * What every training loop does after an optimizer step (offline and online alike): log every loggingSteps,
+ * evaluate every evalSteps and at the end, checkpoint every saveSteps, at the end and at an interruption.
+ * Returns true when the run stops here as interrupted (stopAfterStep before the last step).
+ */
+export async function afterStep(a: AfterStepArgs): Promise<boolean> {
+  const { step, cfg } = a;
+  const last = step === a.totalSteps;
+  if (step % cfg.loggingSteps === 0 || last) {
+    a.history.push({ step, ...a.metrics });
+    a.logger.log(step, a.metrics, last);
+  }
+  if (a.evaluate && ((cfg.evalSteps > 0 && step % cfg.evalSteps === 0) || last)) {
+    a.model.eval();
+    const ev = await a.evaluate();
+    a.model.train();
+    const prefixed: Metrics = {};
+    for (const [k, v] of Object.entries(ev)) prefixed[`eval_${k}`] = v;
+    a.history.push({ step, ...prefixed });
+    a.logger.log(step, prefixed, true);
+  }
+  if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === a.stopAfterStep) a.save();
+  if (step === a.stopAfterStep && !last) {
+    a.model.eval();
+    return true;
+  }
+  return false;
+}
+
 export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult> {
   const { model, task, config: cfg } = opts;
   if (opts.rows.length === 0) throw new TrainingError("[train] the dataset has no rows");
@@ -275,22 +317,22 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
     if (cfg.maxGradNorm > 0) metrics.grad_norm = gradNorm;
     for (const [k, v] of Object.entries(sums)) metrics[k] = units > 0 ? v / units : 0;
     Object.assign(metrics, totals);
-    const last = step === totalSteps;
-    if (step % cfg.loggingSteps === 0 || last) {
-      history.push({ step, ...metrics });
-      logger.log(step, metrics, last);
+    if (
+      await afterStep({
+        step,
+        totalSteps,
+        cfg,
+        metrics,
+        history,
+        logger,
+        model,
+        evaluate: task.evaluate?.bind(task),
+        save,
+        stopAfterStep: opts.stopAfterStep,
+      })
+    ) {
+      return { step, history, interrupted: true };
     }
-    if (task.evaluate && ((cfg.evalSteps > 0 && step % cfg.evalSteps === 0) || last)) {
-      model.eval();
-      const ev = await task.evaluate();
-      model.train();
-      const prefixed: Metrics = {};
-      for (const [k, v] of Object.entries(ev)) prefixed[`eval_${k}`] = v;
-      history.push({ step, ...prefixed });
-      logger.log(step, prefixed, true);
-    }
-    if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === opts.stopAfterStep) save();
-    if (step === opts.stopAfterStep && !last) return { step, history, interrupted: true };
   }
   model.eval();
   return { step, history, interrupted: false };

@@ -14,7 +14,7 @@ import type { RewardBreakdown, RewardFn } from "../rewards/types.js";
 import type { Tensor } from "../tensor/index.js";
 import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { frozenCopy, resolvePolicy } from "./dpo.js";
-import { createLoopSchedule, createOptimizer, epochOrder, type LoopConfig, type RunResult, TrainingError } from "./loop.js";
+import { afterStep, createLoopSchedule, createOptimizer, epochOrder, type LoopConfig, type RunResult, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import {
   completionLogprobs,
@@ -339,23 +339,20 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
       for (const [k, [num, den]] of Object.entries(sums)) m[k] = den > 0 ? num / den : 0;
       m.step_time = genSeconds / cfg.numIterations + (performance.now() - t1) / 1000;
       Object.assign(m, totals);
-      const last = step === totalSteps;
-      if (step % cfg.loggingSteps === 0 || last) {
-        history.push({ step, ...m });
-        logger.log(step, m, last);
-      }
-      if (o.evaluate && ((cfg.evalSteps > 0 && step % cfg.evalSteps === 0) || last)) {
-        trainable.eval();
-        const ev = await o.evaluate();
-        trainable.train();
-        const prefixed: Metrics = {};
-        for (const [k, v] of Object.entries(ev)) prefixed[`eval_${k}`] = v;
-        history.push({ step, ...prefixed });
-        logger.log(step, prefixed, true);
-      }
-      if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === o.stopAfterStep) save();
-      if (step === o.stopAfterStep && !last) {
-        trainable.eval();
+      if (
+        await afterStep({
+          step,
+          totalSteps,
+          cfg,
+          metrics: m,
+          history,
+          logger,
+          model: trainable,
+          evaluate: o.evaluate,
+          save,
+          stopAfterStep: o.stopAfterStep,
+        })
+      ) {
         return { step, history, interrupted: true };
       }
     }

@@ -11,7 +11,7 @@ import { mul } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
 import { type PreferenceTrainOptions, pairMetrics, resolvePolicy } from "./dpo.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
-import { scorePairs } from "./orpo.js";
+import { scorePairs, trainReferenceFree } from "./orpo.js";
 import { PREFERENCE_DATA_FIELDS, type PreferencePair, padIdOf, tokenizePreference } from "./preference_data.js";
 
 const CPO_LOSS_TYPES = Object.keys(CPO_LOSSES) as [CpoLossType, ...CpoLossType[]];
@@ -67,21 +67,5 @@ export function createCpoTask(o: { policy: CausalLM; config: CpoTrainConfig; pad
 }
 
 export async function trainCpo(opts: PreferenceTrainOptions<CpoTrainInput>): Promise<RunResult & { config: CpoTrainConfig }> {
-  const config = resolveCpoTrainConfig(opts.config);
-  const padId = padIdOf(opts.tokenizer);
-  const { policy, trainable } = resolvePolicy(opts.model);
-  const pairs = tokenizePreference(opts.tokenizer, opts.rows, config, opts.source);
-  const run = await runTraining({
-    model: trainable,
-    task: createCpoTask({ policy, config, padId }),
-    rows: pairs,
-    config,
-    outputDir: opts.outputDir ?? null,
-    resume: opts.resume,
-    fullConfig: { trainer: "cpo", ...config },
-    label: "cpo",
-    quiet: opts.quiet,
-    stopAfterStep: opts.stopAfterStep,
-  });
-  return { ...run, config };
+  return trainReferenceFree("cpo", opts, resolveCpoTrainConfig(opts.config), createCpoTask);
 }

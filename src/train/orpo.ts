@@ -10,7 +10,7 @@ import type { CausalLM } from "../models/causal_lm.js";
 import { div, mean, mul, tensor } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
 import { type PreferenceTrainOptions, pairMetrics, resolvePolicy } from "./dpo.js";
-import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
+import { LOOP_FIELDS, type LoopConfig, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import {
   completionNll,
   PREFERENCE_DATA_FIELDS,
@@ -18,6 +18,7 @@ import {
   padIdOf,
   rowsOf,
   scoreSequences,
+  type TruncationOptions,
   tokenizePreference,
 } from "./preference_data.js";
 
@@ -67,22 +68,31 @@ export function createOrpoTask(o: { policy: CausalLM; config: OrpoTrainConfig; p
   };
 }
 
-export async function trainOrpo(opts: PreferenceTrainOptions<OrpoTrainInput>): Promise<RunResult & { config: OrpoTrainConfig }> {
-  const config = resolveOrpoTrainConfig(opts.config);
+/** The reference-free preference trainers' entry (ORPO, CPO/SimPO): tokenize the pairs, run the shared loop. */
+export async function trainReferenceFree<C extends LoopConfig & TruncationOptions>(
+  label: string,
+  opts: PreferenceTrainOptions<unknown>,
+  config: C,
+  makeTask: (o: { policy: CausalLM; config: C; padId: number }) => TrainingTask<PreferencePair>,
+): Promise<RunResult & { config: C }> {
   const padId = padIdOf(opts.tokenizer);
   const { policy, trainable } = resolvePolicy(opts.model);
   const pairs = tokenizePreference(opts.tokenizer, opts.rows, config, opts.source);
   const run = await runTraining({
     model: trainable,
-    task: createOrpoTask({ policy, config, padId }),
+    task: makeTask({ policy, config, padId }),
     rows: pairs,
     config,
     outputDir: opts.outputDir ?? null,
     resume: opts.resume,
-    fullConfig: { trainer: "orpo", ...config },
-    label: "orpo",
+    fullConfig: { trainer: label, ...(config as Record<string, unknown>) },
+    label,
     quiet: opts.quiet,
     stopAfterStep: opts.stopAfterStep,
   });
   return { ...run, config };
+}
+
+export async function trainOrpo(opts: PreferenceTrainOptions<OrpoTrainInput>): Promise<RunResult & { config: OrpoTrainConfig }> {
+  return trainReferenceFree("orpo", opts, resolveOrpoTrainConfig(opts.config), createOrpoTask);
 }

@@ -44,12 +44,12 @@ export const CLAIMS: readonly ClaimDef[] = [
   {
     id: "grpo_beats_sft",
     statement: "RL with a verifiable reward (GRPO) improves held-out accuracy over SFT",
-    check: beats("align.grpo.pass1", "sft.pass1", "pass@1 (SFT → GRPO)"),
+    check: beats("align.grpo.pass1", "sft.pass1", "held-out pass@1 (SFT → GRPO)"),
   },
   {
     id: "dpo_beats_sft",
     statement: "DPO on correct-vs-incorrect pairs improves held-out accuracy over SFT",
-    check: beats("align.dpo.pass1", "sft.pass1", "pass@1 (SFT → DPO)"),
+    check: beats("align.dpo.pass1", "sft.pass1", "held-out pass@1 (SFT → DPO)"),
   },
   {
     id: "gold_prm_beats_mc_prm",

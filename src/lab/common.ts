@@ -115,10 +115,12 @@ export function samplePolicy(
 }
 
 export interface PolicyEval {
-  /** Greedy accuracy on the test problems. */
+  /** pass@1: mean accuracy of k samples per problem at the evaluation temperature (the unbiased estimator). */
   pass1: number;
-  /** Majority vote over k samples. */
+  /** Majority vote over the same k samples. */
   majK: number;
+  /** Accuracy of the greedy completion. */
+  greedy: number;
   /** Fraction of greedy completions in the exact solution format. */
   formatRate: number;
 }
@@ -138,24 +140,24 @@ export function evaluatePolicy(
     seed: seed + 1,
   });
   let maj = 0;
+  let hits = 0;
   sampled.forEach((group) => {
+    hits += group.filter((s) => s.correct).length / group.length;
     const votes = new Map<number, number>();
-    for (const s of group) if (s.answer !== null) votes.set(s.answer, (votes.get(s.answer) ?? 0) + 1);
-    let best: number | null = null;
-    let bestVotes = 0;
+    let best: Sampled | null = null;
     for (const s of group) {
       if (s.answer === null) continue;
-      const v = votes.get(s.answer) ?? 0;
-      if (v > bestVotes) {
-        best = s.answer;
-        bestVotes = v;
-      }
+      const v = (votes.get(s.answer) ?? 0) + 1;
+      votes.set(s.answer, v);
+      // ties go to the answer that reached the count first
+      if (best === null || v > (votes.get(best.answer as number) ?? 0)) best = s;
     }
-    if (best !== null && group[0].problem && checkArithmetic(group[0].problem, `The answer is ${best}.\n`).answerCorrect) maj++;
+    if (best?.correct) maj++;
   });
   return {
-    pass1: round4(greedy.filter((g) => g[0].correct).length / probs.length),
+    pass1: round4(hits / probs.length),
     majK: round4(maj / probs.length),
+    greedy: round4(greedy.filter((g) => g[0].correct).length / probs.length),
     formatRate: round4(greedy.filter((g) => g[0].formatOk).length / probs.length),
   };
 }

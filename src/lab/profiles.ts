@@ -21,7 +21,7 @@ export interface LabProfile {
   rm: { steps: number; batchSize: number; learningRate: number };
   dpo: { steps: number; batchSize: number; learningRate: number; beta: number };
   rl: { steps: number; promptsPerStep: number; numGenerations: number; learningRate: number; temperature: number; beta: number };
-  /** Held-out evaluation: greedy pass@1 and maj@k with sampling. */
+  /** Held-out evaluation: pass@1 (mean accuracy of k samples at `temperature`), maj@k over the same samples, greedy accuracy. */
   eval: { problems: number; majK: number; temperature: number };
   search: { problems: number; budgets: readonly number[]; beamWidth: number; mctsSimulations: number };
 }
@@ -47,13 +47,13 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     task: { minSteps: 2, maxSteps: 2, operandDigits: 1, mulDigits: 1, maxValue: 100 },
     data: { trainProblems: 3000, evalProblems: 64, testProblems: 128, sftNoiseRate: 0.25 },
     model: { hiddenSize: 96, layers: 3, heads: 4, intermediateSize: 256 },
-    sft: { steps: 600, batchSize: 32, learningRate: 5e-3 },
-    sample: { prompts: 96, perPrompt: 4, temperature: 1.0, maxNewTokens: 48 },
+    sft: { steps: 1200, batchSize: 32, learningRate: 5e-3 },
+    sample: { prompts: 128, perPrompt: 4, temperature: 1.0, maxNewTokens: 48 },
     mc: { rollouts: 4 },
-    rm: { steps: 120, batchSize: 16, learningRate: 1e-3 },
-    dpo: { steps: 60, batchSize: 8, learningRate: 2e-4, beta: 0.1 },
-    rl: { steps: 40, promptsPerStep: 8, numGenerations: 8, learningRate: 5e-4, temperature: 1.0, beta: 0.0 },
-    eval: { problems: 128, majK: 8, temperature: 0.7 },
+    rm: { steps: 200, batchSize: 16, learningRate: 1e-3 },
+    dpo: { steps: 60, batchSize: 8, learningRate: 2e-5, beta: 0.1 },
+    rl: { steps: 200, promptsPerStep: 8, numGenerations: 8, learningRate: 1e-4, temperature: 1.0, beta: 0.0 },
+    eval: { problems: 128, majK: 8, temperature: 1.0 },
     search: { problems: 48, budgets: [1, 4, 16], beamWidth: 4, mctsSimulations: 16 },
   }),
   full: Object.freeze({

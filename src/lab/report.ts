@@ -29,9 +29,9 @@ function sftSection(s: Obj): Section {
     ],
     tables: [
       {
-        caption: "Held-out accuracy of the SFT policy (%)",
-        columns: ["pass@1 (greedy)", "maj@k", "format ok"],
-        rows: [[pct(s.pass1), pct(s.majK), pct(s.formatRate)]],
+        caption: "Held-out accuracy of the SFT policy (%): pass@1 and maj@k over k samples at the evaluation temperature",
+        columns: ["pass@1", "maj@k", "greedy", "format ok"],
+        rows: [[pct(s.pass1), pct(s.majK), pct(s.greedy), pct(s.formatRate)]],
       },
     ],
     charts: [lineChart({ title: "SFT training loss", xLabel: "step", yLabel: "loss", series: [{ name: "loss", points: curve }] })],
@@ -97,18 +97,23 @@ function alignSection(s: Obj, sft: Obj, timing: StageTiming | undefined): Sectio
   const mb = (x: unknown) => (num(x) === null ? null : Math.round(((x as number) / 2 ** 20) * 100) / 100);
   return {
     heading: "4. Alignment",
+    paragraphs: [
+      "pass@1 is the mean accuracy of k samples per held-out problem at the evaluation temperature (the unbiased pass@1 estimator); maj@k votes over the same samples; greedy decodes once.",
+      "With one optimisation pass per batch (numIterations 1) the importance ratio is 1, so GSPO's update equals GRPO's; they differ only when batches are reused.",
+    ],
     tables: [
       {
         caption: "Held-out accuracy (%), KL to the SFT policy, model state and time of each method",
-        columns: ["method", "pass@1", "maj@k", "KL to SFT", "state MB", "seconds"],
+        columns: ["method", "pass@1", "maj@k", "greedy", "KL to SFT", "state MB", "seconds"],
         rows: [
-          ["SFT", pct(sft.pass1), pct(sft.majK), 0, null, null],
+          ["SFT", pct(sft.pass1), pct(sft.majK), pct(sft.greedy), 0, null, null],
           ...methods.map((m) => {
             const r = obj(s[m]);
-            return [m, pct(r.pass1), pct(r.majK), num(r.klToSft), mb(r.stateBytes), timing?.parts?.[m] ?? null];
+            if (typeof r.skipped === "string") return [`${m} (skipped: ${r.skipped})`, null, null, null, null, null, null];
+            return [m, pct(r.pass1), pct(r.majK), pct(r.greedy), num(r.klToSft), mb(r.stateBytes), timing?.parts?.[m] ?? null];
           }),
         ],
-        digits: [undefined, 3, 3, 3, 3, 3],
+        digits: [undefined, 1, 1, 1, 3, 2, 1],
       },
     ],
     charts: [

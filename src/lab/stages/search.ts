@@ -52,7 +52,8 @@ export const searchStage: Stage = {
       for (const n of profile.search.budgets) {
         const gen = new ModelStepGenerator(policy, tok, {
           seed: seed + 601 + n,
-          temperature: 1,
+          // the evaluation temperature: diverse samples that are still mostly well-formed
+          temperature: profile.eval.temperature,
           maxStepTokens: 24,
           maxCompletionTokens: profile.sample.maxNewTokens,
           isFinal: (s) => s.startsWith("The answer is"),

@@ -65,9 +65,9 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     sample: { prompts: 512, perPrompt: 8, temperature: 1.0, maxNewTokens: 80 },
     mc: { rollouts: 8 },
     rm: { steps: 600, batchSize: 16, learningRate: 5e-4 },
-    dpo: { steps: 300, batchSize: 8, learningRate: 1e-4, beta: 0.1 },
-    rl: { steps: 200, promptsPerStep: 16, numGenerations: 8, learningRate: 3e-4, temperature: 1.0, beta: 0.0 },
-    eval: { problems: 500, majK: 8, temperature: 0.7 },
+    dpo: { steps: 300, batchSize: 8, learningRate: 2e-5, beta: 0.1 },
+    rl: { steps: 400, promptsPerStep: 16, numGenerations: 8, learningRate: 1e-4, temperature: 1.0, beta: 0.0 },
+    eval: { problems: 500, majK: 8, temperature: 1.0 },
     search: { problems: 200, budgets: [1, 4, 16], beamWidth: 4, mctsSimulations: 32 },
   }),
 });

@@ -56,7 +56,9 @@ test("nexus score surprise and verifier", async () => {
   rows.forEach((r, i) => {
     const want = reader.read(r.prompt, r.steps).steps;
     assert.equal(raw[i].surprise.length, 2);
-    raw[i].surprise.forEach((v, j) => assert.ok(Math.abs(v - want[j]) <= 1e-6 * Math.max(1, Math.abs(want[j])), `row ${i} step ${j}`));
+    for (const [j, v] of raw[i].surprise.entries()) {
+      assert.ok(Math.abs(v - want[j]) <= 1e-6 * Math.max(1, Math.abs(want[j])), `row ${i} step ${j}`);
+    }
   });
 
   // calibrated: probabilities in [0, 1], score = 1 - max P(wrong), AUROC printed first

@@ -38,6 +38,13 @@ export const ROLLOUT_FIELDS = {
   numIterations: z.number().int().positive().default(1).describe("μ: optimizer steps per generation batch (old log-probs fixed)."),
   maskTruncatedCompletions: z.boolean().default(false).describe("Completions that end without EOS get no loss."),
   rewardWeights: z.array(z.number()).nullable().default(null).describe("One weight per reward function; null = all 1."),
+  generatorUrl: z
+    .string()
+    .nullable()
+    .default(null)
+    .describe(
+      "Sample rollouts from this OpenAI-compatible server (vLLM, SGLang, nexus serve) serving the current policy; null samples locally.",
+    ),
 };
 
 export const GRPO_FIELDS = {

@@ -5,6 +5,7 @@
 // As TRL with steps_per_generation = gradient_accumulation_steps: one generation batch = one optimizer step's
 // perDeviceTrainBatchSize × gradientAccumulationSteps completions. Micro-batches keep rollout order (TRL shuffles).
 
+import { RemoteGenerator } from "../generate/remote.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { type LoraModel, withAdaptersDisabled } from "../models/lora.js";
@@ -21,6 +22,7 @@ import {
   completionLogprobsNoGrad,
   concatRollouts,
   generateRollouts,
+  generateRolloutsRemote,
   groupsWithSignal,
   type PackedRollout,
   type PromptExample,
@@ -44,6 +46,8 @@ export interface OnlineConfig extends LoopConfig {
   numIterations: number;
   maskTruncatedCompletions: boolean;
   rewardWeights: number[] | null;
+  /** Sample rollouts from this OpenAI-compatible server instead of the local policy. */
+  generatorUrl?: string | null;
   dynamicSampling?: boolean;
   dynamicSamplingMaxRounds?: number;
 }
@@ -201,7 +205,9 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
     }
     return out;
   };
-  const rolloutOf = (n: number): Rollout => {
+  const remote = cfg.generatorUrl ? new RemoteGenerator({ url: cfg.generatorUrl, tokenizer: tok }) : null;
+  const rolloutOf = async (n: number): Promise<Rollout> => {
+    if (remote !== null) return generateRolloutsRemote(remote, nextPrompts(n), { ...cfg, rng, tokenizer: tok });
     trainable.eval();
     const r = generateRollouts(policy, nextPrompts(n), { ...cfg, rng, tokenizer: tok });
     trainable.train();
@@ -212,7 +218,7 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
   while (step < totalSteps) {
     const t0 = performance.now();
     // ---- generate and score (DAPO dynamic sampling: refill with fresh prompts, at most maxRounds rounds) ----
-    let rollout = rolloutOf(promptsPerRound);
+    let rollout = await rolloutOf(promptsPerRound);
     let rewards = await scoreRollout(rollout, o.rewardFuncs, cfg.rewardWeights);
     const metrics: Metrics = { ...rolloutMetrics(rollout, rewards) };
     if (cfg.dynamicSampling) {
@@ -220,7 +226,7 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
       let groups = kept[0].prompts.length;
       let rounds = 1;
       while (groups < promptsPerRound && rounds < (cfg.dynamicSamplingMaxRounds ?? 3)) {
-        const more = rolloutOf(promptsPerRound);
+        const more = await rolloutOf(promptsPerRound);
         const r = await scoreRollout(more, o.rewardFuncs, cfg.rewardWeights);
         kept.push(selectGroups(more, groupsWithSignal(r.total, g)));
         groups += kept[kept.length - 1].prompts.length;

@@ -6,7 +6,8 @@
 // Not here: advantages, losses, the optimisation loop (each trainer's own file).
 
 import { loadDataset } from "../data/formats.js";
-import { type FinishReason, type GenerativeLM, generate } from "../generate/generate.js";
+import { type FinishReason, type Generation, type GenerativeLM, generate } from "../generate/generate.js";
+import type { RemoteGenerator } from "../generate/remote.js";
 import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import type { Rng } from "../nn/rng.js";
@@ -79,28 +80,49 @@ export interface Rollout {
 
 /** Sample G completions per prompt (prompts repeated G times in a row, one seeded stream). */
 export function generateRollouts(model: GenerativeLM, prompts: readonly PromptExample[], o: RolloutOptions): Rollout {
-  const g = o.numGenerations;
-  const promptIds = prompts.flatMap((p) => Array.from({ length: g }, () => p.promptIds));
-  const eos = o.eosTokenId === undefined ? o.tokenizer.eosTokenId : o.eosTokenId;
+  const promptIds = rolloutPromptIds(prompts, o.numGenerations);
   const chunk = o.generationBatchSize ?? promptIds.length;
-  const gens = [];
-  for (let i = 0; i < promptIds.length; i += chunk) {
-    gens.push(
-      ...generate(model, promptIds.slice(i, i + chunk), {
-        maxNewTokens: o.maxCompletionLength,
-        temperature: o.temperature,
-        topP: o.topP,
-        topK: o.topK,
-        minP: o.minP,
-        rng: o.rng,
-        eosTokenId: eos,
-        tokenizer: o.tokenizer,
-      }),
-    );
-  }
+  const gens: Generation[] = [];
+  for (let i = 0; i < promptIds.length; i += chunk) gens.push(...generate(model, promptIds.slice(i, i + chunk), samplingOf(o)));
+  return rolloutFrom(prompts, promptIds, gens, o);
+}
+
+/**
+ * The same rollout sampled by an OpenAI-compatible server (vLLM, SGLang, `nexus serve`) instead of the local
+ * policy: the server must serve the current policy weights (e.g. LoRA hot loading); its token ids and
+ * sampling log-probs come back as they were sampled. The loss still uses log-probs recomputed locally.
+ */
+export async function generateRolloutsRemote(
+  remote: RemoteGenerator,
+  prompts: readonly PromptExample[],
+  o: RolloutOptions,
+): Promise<Rollout> {
+  const promptIds = rolloutPromptIds(prompts, o.numGenerations);
+  const { tokenizer: _tok, ...sampling } = samplingOf(o);
+  return rolloutFrom(prompts, promptIds, await remote.generate(promptIds, sampling), o);
+}
+
+function rolloutPromptIds(prompts: readonly PromptExample[], g: number): number[][] {
+  return prompts.flatMap((p) => Array.from({ length: g }, () => p.promptIds));
+}
+
+function samplingOf(o: RolloutOptions) {
+  return {
+    maxNewTokens: o.maxCompletionLength,
+    temperature: o.temperature,
+    topP: o.topP,
+    topK: o.topK,
+    minP: o.minP,
+    rng: o.rng,
+    eosTokenId: o.eosTokenId === undefined ? o.tokenizer.eosTokenId : o.eosTokenId,
+    tokenizer: o.tokenizer,
+  };
+}
+
+function rolloutFrom(prompts: readonly PromptExample[], promptIds: number[][], gens: Generation[], o: RolloutOptions): Rollout {
   return {
     prompts: [...prompts],
-    numGenerations: g,
+    numGenerations: o.numGenerations,
     promptIds,
     completionIds: gens.map((x) => x.completionIds),
     completions: gens.map((x) => x.text ?? o.tokenizer.decode(x.completionIds)),

@@ -57,10 +57,11 @@ test("GRPO samples its rollouts from a generator URL", async (t) => {
       rollouts.push(b.rollout);
       // before the update, the local policy equals the served one: the server's sampling log-probs must match
       const local = completionLogprobsNoGrad(policy, b.rollout, TOK.padTokenId ?? 0, 8);
-      b.rollout.samplingLogprobs.forEach((lp, i) => {
+      for (const [i, lp] of b.rollout.samplingLogprobs.entries()) {
         assert.equal(lp.length, b.rollout.completionIds[i].length);
-        lp.forEach((v, j) => assert.ok(Math.abs(v - local[i][j]) < 1e-4, `completion ${i} token ${j}: server ${v}, local ${local[i][j]}`));
-      });
+        for (const [j, v] of lp.entries())
+          assert.ok(Math.abs(v - local[i][j]) < 1e-4, `completion ${i} token ${j}: server ${v}, local ${local[i][j]}`);
+      }
     },
   });
   assert.equal(rollouts.length, 1);

@@ -3,7 +3,7 @@
 // surprise is calibrated (Platt or isotonic) into P(step wrong) and each solution gets score = 1 − max P(wrong);
 // the calibration file's AUROC is printed. Registered through score.ts's extension hook.
 
-import { readJsonl, writeJsonl } from "../data/jsonl.js";
+import { writeJsonl } from "../data/jsonl.js";
 import { loadTokenizer } from "../io/tokenizer.js";
 import { loadCausalLM } from "../models/causal_lm.js";
 import { NeuralMemory, resolveNeuralMemoryConfig } from "../models/titans.js";

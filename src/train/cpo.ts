@@ -9,10 +9,10 @@ import { CPO_LOSSES, type CpoLossType, cpoLoss } from "../losses/cpo.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { mul } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
-import { type PreferenceTrainOptions, pairMetrics, resolvePolicy } from "./dpo.js";
-import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
+import { type PreferenceTrainOptions, pairMetrics } from "./dpo.js";
+import { LOOP_FIELDS, type RunResult, type TrainingTask } from "./loop.js";
 import { scorePairs, trainReferenceFree } from "./orpo.js";
-import { PREFERENCE_DATA_FIELDS, type PreferencePair, padIdOf, tokenizePreference } from "./preference_data.js";
+import { PREFERENCE_DATA_FIELDS, type PreferencePair } from "./preference_data.js";
 
 const CPO_LOSS_TYPES = Object.keys(CPO_LOSSES) as [CpoLossType, ...CpoLossType[]];
 /** Variants scored on length-averaged log-probs (TRL: ipo and simpo). */

@@ -18,7 +18,7 @@ import type { SearchResult } from "../../search/common.js";
 import { mcts, prmEvaluator } from "../../search/mcts.js";
 import { problemsOf, round4 } from "../common.js";
 import { loadSftPolicy } from "../models.js";
-import type { LabContext, Stage } from "../runner.js";
+import type { Stage } from "../runner.js";
 import { heldOutSolutions, ormDir, prmDir } from "./reward_models.js";
 
 type Strategy = (gen: ModelStepGenerator, prompt: string, n: number) => Promise<SearchResult>;

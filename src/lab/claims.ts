@@ -77,7 +77,7 @@ export const CLAIMS: readonly ClaimDef[] = [
     check: (get, stages) => {
       const n = lastBudget(stages);
       if (n === null) return null;
-      const prmKeys = ["prm_bon_min", "prm_bon_product", "prm_bon_last", "prm_beam", "mcts"];
+      const prmKeys = ["prm_bon_min", "prm_bon_product", "prm_bon_last", "prm_weighted_vote", "prm_beam", "mcts"];
       const vals = prmKeys
         .map((k) => [k, get(`search.accuracy.${k}.${n}`)] as const)
         .filter((kv): kv is [string, number] => kv[1] !== null);

@@ -1,7 +1,7 @@
 // Stage 5: use verifiers at inference on test problems with the SFT policy as generator: majority vote vs
-// ORM best-of-N vs PRM best-of-N (min / product / last) vs PRM step-level beam search vs MCTS with PRM
-// values, at each budget N (Snell et al. 2408.03314); and the Titans surprise signal vs the gold PRM as
-// detectors of wrong steps (AUROC against the exact step labels).
+// ORM best-of-N vs PRM best-of-N (min / product / last) vs PRM-weighted majority vote vs PRM step-level beam
+// search vs MCTS with PRM values, at each budget N (Snell et al. 2408.03314); and the Titans surprise signal
+// vs the gold PRM as detectors of wrong steps (AUROC against the exact step labels).
 
 import { existsSync } from "node:fs";
 import { arithmeticAnswer, arithmeticPrompt } from "../../data/tasks/arithmetic.js";
@@ -39,6 +39,8 @@ export const searchStage: Stage = {
       prm_bon_min: (g, p, n) => bestOfN(g, prm.aggregate("min"), p, { n }),
       prm_bon_product: (g, p, n) => bestOfN(g, prm.aggregate("product"), p, { n }),
       prm_bon_last: (g, p, n) => bestOfN(g, prm.aggregate("last"), p, { n }),
+      // weighted majority vote: each distinct answer scores the sum of its solutions' PRM scores (Snell et al.)
+      prm_weighted_vote: (g, p, n) => bestOfN(g, prm.aggregate("last"), p, { n, selection: "weighted" }),
       prm_beam: (g, p, n) => beamSearch(g, prm, p, { n, width: Math.min(n, profile.search.beamWidth), maxRounds: 8 }),
       mcts: (g, p, n) => mcts(g, prmEvaluator(prm, "last"), p, { simulations: n, expansions: 2, maxDepth: 8, seed }),
     };

@@ -13,7 +13,7 @@ import { Linear } from "../nn/layers.js";
 import { Module, type TensorLike } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
 import { indexSelect, reshape, shapeStr, squeeze, Tensor, TensorError, tensor } from "../tensor/index.js";
-import type { CausalLM } from "./causal_lm.js";
+import { CausalLM } from "./causal_lm.js";
 import { type DecoderInputs, DecoderModel } from "./decoder.js";
 
 export class HeadError extends Error {
@@ -271,5 +271,27 @@ export function loadClassifier(
   }
   if (fromLm) m.model.loadStateDict(new Map([...state].filter(([k]) => k.startsWith("model.")).map(([k, t]) => [k.slice(6), t])));
   else m.loadStateDict(state);
+  return m;
+}
+
+/**
+ * What a reward-model trainer is given, as a classifier of `kind` with `numLabels` labels: a folder (loaded; a
+ * causal-LM folder gets a fresh head), a causal LM (its backbone copied under a fresh head), or a classifier.
+ * `tag` and `role` name the caller in errors ("[prm] the PRM needs num_labels 2, got 1").
+ */
+export function resolveClassifier(
+  model: Classifier | CausalLM | string,
+  kind: ClassifierKind,
+  opts: { numLabels: number; seed: number; tag: string; role: string },
+): Classifier {
+  const { numLabels, seed, tag, role } = opts;
+  const cls = kind === "token" ? TokenClassifier : SequenceClassifier;
+  let m: Classifier;
+  if (typeof model === "string") {
+    m = loadClassifier(model, { kind, numLabels, seed });
+    if (!(m instanceof cls)) throw new Error(`[${tag}] ${model} did not load as a ${kind} classifier`);
+  } else if (model instanceof CausalLM) m = classifierFromCausalLM(model, kind, { numLabels, seed });
+  else m = model;
+  if (m.numLabels !== numLabels) throw new Error(`[${tag}] the ${role} needs num_labels ${numLabels}, got ${m.numLabels}`);
   return m;
 }

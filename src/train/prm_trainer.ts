@@ -8,8 +8,8 @@ import { z } from "zod";
 import { loadDataset } from "../data/formats.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
-import { CausalLM } from "../models/causal_lm.js";
-import { classifierFromCausalLM, loadClassifier, saveClassifier, TokenClassifier } from "../models/heads.js";
+import type { CausalLM } from "../models/causal_lm.js";
+import { resolveClassifier, saveClassifier, type TokenClassifier } from "../models/heads.js";
 import { crossEntropy, noGrad, Tensor, type Tensor as TensorT } from "../tensor/index.js";
 import { collate } from "./batch.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
@@ -182,15 +182,7 @@ export interface PrmTrainerResult {
 
 export async function trainPrm(opts: PrmTrainerOptions): Promise<PrmTrainerResult> {
   const cfg = resolveTrainerConfig("prm", PRM_SCHEMA, opts.config as Record<string, unknown>);
-  let model: TokenClassifier;
-  if (typeof opts.model === "string") {
-    const m = loadClassifier(opts.model, { kind: "token", numLabels: 2, seed: cfg.seed });
-    if (!(m instanceof TokenClassifier)) throw new Error(`[prm] ${opts.model} did not load as a token classifier`);
-    model = m;
-  } else if (opts.model instanceof CausalLM) {
-    model = classifierFromCausalLM(opts.model, "token", { numLabels: 2, seed: cfg.seed }) as TokenClassifier;
-  } else model = opts.model;
-  if (model.numLabels !== 2) throw new Error(`[prm] the PRM needs num_labels 2, got ${model.numLabels}`);
+  const model = resolveClassifier(opts.model, "token", { numLabels: 2, seed: cfg.seed, tag: "prm", role: "PRM" }) as TokenClassifier;
   const tok = resolveTokenizer(opts.tokenizer, opts.model, "prm");
   checkTokenizerFitsModel(tok, model.config.vocabSize, "prm");
   const padId = tok.padTokenId ?? tok.eosTokenId ?? 0;

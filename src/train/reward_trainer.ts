@@ -9,8 +9,8 @@ import { loadDataset } from "../data/formats.js";
 import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import { bradleyTerryLoss } from "../losses/reward.js";
-import { CausalLM } from "../models/causal_lm.js";
-import { classifierFromCausalLM, loadClassifier, SequenceClassifier, saveClassifier } from "../models/heads.js";
+import type { CausalLM } from "../models/causal_lm.js";
+import { resolveClassifier, type SequenceClassifier, saveClassifier } from "../models/heads.js";
 import { noGrad, slice, Tensor } from "../tensor/index.js";
 import { collate } from "./batch.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
@@ -132,15 +132,12 @@ export function evaluateRewardModel(model: SequenceClassifier, pairs: readonly R
 
 export async function trainRewardModel(opts: RewardTrainerOptions): Promise<RewardTrainerResult> {
   const cfg = resolveTrainerConfig("reward", REWARD_SCHEMA, opts.config as Record<string, unknown>);
-  let model: SequenceClassifier;
-  if (typeof opts.model === "string") {
-    const m = loadClassifier(opts.model, { kind: "sequence", numLabels: 1, seed: cfg.seed });
-    if (!(m instanceof SequenceClassifier)) throw new Error(`[reward] ${opts.model} did not load as a sequence classifier`);
-    model = m;
-  } else if (opts.model instanceof CausalLM) {
-    model = classifierFromCausalLM(opts.model, "sequence", { numLabels: 1, seed: cfg.seed }) as SequenceClassifier;
-  } else model = opts.model;
-  if (model.numLabels !== 1) throw new Error(`[reward] the reward model needs num_labels 1, got ${model.numLabels}`);
+  const model = resolveClassifier(opts.model, "sequence", {
+    numLabels: 1,
+    seed: cfg.seed,
+    tag: "reward",
+    role: "reward model",
+  }) as SequenceClassifier;
   const tok = resolveTokenizer(opts.tokenizer, opts.model, "reward");
   checkTokenizerFitsModel(tok, model.config.vocabSize, "reward");
   const padId = tok.padTokenId ?? tok.eosTokenId ?? 0;

@@ -23,6 +23,8 @@ export interface CheckpointContents {
   optimizer: Map<string, Float32Array>;
   state: TrainerState;
   config: Record<string, unknown>;
+  /** Tensors of the trainer itself (trainer_tensors.safetensors), null when the checkpoint has none. */
+  trainerTensors: Map<string, Float32Array> | null;
 }
 
 const DIR_RE = /^checkpoint-(\d+)$/;
@@ -45,6 +47,7 @@ export function saveCheckpoint(
     optimizer: Iterable<[string, Float32Array]>;
     state: TrainerState;
     config: Record<string, unknown>;
+    trainerTensors?: Iterable<[string, Tensor]>;
   },
   keep = 2,
 ): string {
@@ -55,6 +58,7 @@ export function saveCheckpoint(
   mkdirSync(tmp, { recursive: true });
   writeSafetensors(join(tmp, "model.safetensors"), toDict(parts.weights));
   writeSafetensors(join(tmp, "optimizer.safetensors"), toDict(parts.optimizer));
+  if (parts.trainerTensors !== undefined) writeSafetensors(join(tmp, "trainer_tensors.safetensors"), toDict(parts.trainerTensors));
   writeFileSync(join(tmp, "trainer_state.json"), `${JSON.stringify(parts.state, null, 2)}\n`);
   writeFileSync(join(tmp, "config.json"), `${JSON.stringify(parts.config, null, 2)}\n`);
   rmSync(final, { recursive: true, force: true });
@@ -93,5 +97,6 @@ export function loadCheckpoint(dir: string): CheckpointContents {
     optimizer: read("optimizer.safetensors"),
     state: JSON.parse(readFileSync(join(dir, "trainer_state.json"), "utf8")) as TrainerState,
     config: JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>,
+    trainerTensors: existsSync(join(dir, "trainer_tensors.safetensors")) ? read("trainer_tensors.safetensors") : null,
   };
 }

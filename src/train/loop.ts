@@ -1,7 +1,7 @@
 // The training loop every trainer shares: seeded epoch order, micro-batches by row count or token budget,
 // gradient accumulation normalised by the real unit count of the whole optimizer step (so 4×1 and 1×4 give
 // the same update), AdamW with HF's decay groups, warmup + schedule, clipping, eval hooks, JSONL metrics with
-// a progress line, atomic checkpoints (weights, optimizer, step) and exact resume.
+// a progress line, atomic checkpoints and exact resume (through run_state.ts).
 // A trainer supplies only a TrainingTask: how to count units and compute a summed loss for a micro-batch.
 
 import { z } from "zod";
@@ -11,8 +11,8 @@ import { AdamW } from "../nn/optim.js";
 import { Rng } from "../nn/rng.js";
 import { createSchedule } from "../nn/schedule.js";
 import type { Tensor } from "../tensor/tensor.js";
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
+import { RunCheckpointer } from "./run_state.js";
 
 export class TrainingError extends Error {
   override name = "TrainingError";
@@ -221,29 +221,20 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
   const totalSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.ceil(cfg.numTrainEpochs * stepsPerEpoch);
   const schedule = createLoopSchedule(cfg, totalSteps);
 
-  let step = 0;
+  const checkpointer = new RunCheckpointer({
+    outputDir: opts.outputDir,
+    label: opts.label ?? "train",
+    quiet: opts.quiet,
+    named,
+    optimizer,
+    optNames,
+    config: opts.fullConfig ?? { ...cfg },
+    keep: cfg.saveTotalLimit,
+  });
+  const restored = opts.resume ? checkpointer.restore() : null;
+  let step = restored?.step ?? 0;
   const history: Metrics[] = [];
-  let totals: Record<string, number> = {};
-  if (opts.resume && opts.outputDir !== null) {
-    const dir = latestCheckpoint(opts.outputDir);
-    if (dir !== null) {
-      const ck = loadCheckpoint(dir);
-      const weights = new Map(named);
-      for (const [name, data] of ck.weights) {
-        const t = weights.get(name);
-        if (t === undefined) throw new TrainingError(`[train] checkpoint ${dir} has weight '${name}' the model does not train`);
-        if (t.size !== data.length)
-          throw new TrainingError(`[train] checkpoint ${dir}: '${name}' has ${data.length} values, the model ${t.size}`);
-        t.data.set(data);
-      }
-      optimizer.loadNamedState(optNames, ck.optimizer);
-      step = ck.state.step;
-      totals = { ...((ck.state.totals as Record<string, number> | undefined) ?? {}) };
-      if (!opts.quiet) process.stderr.write(`[${opts.label ?? "train"}] resumed from ${dir} at step ${step}\n`);
-    } else if (!opts.quiet) {
-      process.stderr.write(`[${opts.label ?? "train"}] resume: no checkpoint in ${opts.outputDir}, starting at step 0\n`);
-    }
-  }
+  const totals: Record<string, number> = restored?.totals ?? {};
 
   const logger = new MetricsLogger(opts.outputDir === null ? null : `${opts.outputDir}/metrics.jsonl`, {
     total: totalSteps,
@@ -251,18 +242,7 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
     quiet: opts.quiet,
   });
   const save = () => {
-    if (opts.outputDir === null) return;
-    saveCheckpoint(
-      opts.outputDir,
-      step,
-      {
-        weights: named,
-        optimizer: optimizer.namedState(optNames),
-        state: { step, epoch: step / stepsPerEpoch, totalSteps, totals },
-        config: opts.fullConfig ?? { ...cfg },
-      },
-      cfg.saveTotalLimit,
-    );
+    checkpointer.save({ step, epoch: step / stepsPerEpoch, totalSteps, totals });
   };
 
   let epochCache = -1;

@@ -243,6 +243,8 @@ export async function trainOnlineDpo(opts: OnlineDpoOptions): Promise<OnlineDpoR
     config: c,
     totalSteps,
     rng,
+    // TR-DPO changes the reference during the run: it is part of the run's state
+    trainerTensors: c.syncRefModel && reference.model !== null ? [...reference.model.namedParameters()] : undefined,
     outputDir: opts.outputDir ?? null,
     resume: opts.resume,
     fullConfig: { trainer: "online-dpo", ...c },

@@ -13,10 +13,10 @@ import { clipGradNorm } from "../nn/clip.js";
 import { Rng } from "../nn/rng.js";
 import type { RewardBreakdown, RewardFn } from "../rewards/types.js";
 import type { Tensor } from "../tensor/index.js";
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { frozenCopy, resolvePolicy } from "./dpo.js";
 import { afterStep, createLoopSchedule, createOptimizer, epochOrder, type LoopConfig, type RunResult, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
+import { type PendingBatch, type PendingBatchJson, pendingFromJson, pendingToJson } from "./online_resume.js";
 import {
   completionLogprobs,
   completionLogprobsNoGrad,
@@ -33,6 +33,7 @@ import {
   scoreRollout,
   selectGroups,
 } from "./rollout.js";
+import { RunCheckpointer } from "./run_state.js";
 
 /** The generation / rollout part of an online trainer's resolved config (TRL names). */
 export interface OnlineConfig extends LoopConfig {
@@ -127,6 +128,9 @@ export interface OnlineRunOptions<C extends OnlineConfig> {
   onBatch?: (batch: GenerationBatch) => void;
 }
 
+/** What the group-RL loop keeps in a checkpoint besides the common run state. */
+type OnlineTrainerState = { pending?: PendingBatchJson };
+
 export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>): Promise<RunResult> {
   const { config: cfg, algorithm: algo, tokenizer: tok } = o;
   const label = algo.label;
@@ -154,46 +158,33 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
   const totalSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.ceil(cfg.numTrainEpochs * roundsPerEpoch) * cfg.numIterations;
   const schedule = createLoopSchedule(cfg, totalSteps);
   const rng = new Rng(cfg.seed);
-  let cursor = 0; // prompts consumed so far (over epochs)
-  let step = 0;
-  let totals: Record<string, number> = {};
-  if (o.resume && o.outputDir !== null) {
-    const dir = latestCheckpoint(o.outputDir);
-    if (dir !== null) {
-      const ck = loadCheckpoint(dir);
-      const weights = new Map(named);
-      for (const [name, data] of ck.weights) {
-        const t = weights.get(name);
-        if (t === undefined || t.size !== data.length)
-          throw new TrainingError(`[${label}] checkpoint ${dir}: weight '${name}' does not fit the model`);
-        t.data.set(data);
-      }
-      optimizer.loadNamedState(optNames, ck.optimizer);
-      step = ck.state.step;
-      cursor = Number(ck.state.cursor ?? 0);
-      rng.setState(ck.state.rng as number[]);
-      totals = { ...((ck.state.totals as Record<string, number> | undefined) ?? {}) };
-      if (!o.quiet) process.stderr.write(`[${label}] resumed from ${dir} at step ${step}\n`);
-    }
-  }
+  const checkpointer = new RunCheckpointer<OnlineTrainerState>({
+    outputDir: o.outputDir,
+    label,
+    quiet: o.quiet,
+    named,
+    optimizer,
+    optNames,
+    rng,
+    config: o.fullConfig ?? ({ ...cfg } as Record<string, unknown>),
+    keep: cfg.saveTotalLimit,
+  });
+  const restored = o.resume ? checkpointer.restore() : null;
+  let cursor = restored?.cursor ?? 0; // prompts consumed so far (over epochs)
+  let step = restored?.step ?? 0;
+  const totals: Record<string, number> = restored?.totals ?? {};
   const logger = new MetricsLogger(o.outputDir === null ? null : `${o.outputDir}/metrics.jsonl`, {
     total: totalSteps,
     label,
     quiet: o.quiet,
   });
+  // the generation batch being trained on; saved while passes over it remain (numIterations > 1)
+  let current: PendingBatch | null = null;
+  let resumed: PendingBatch | null =
+    restored?.trainer?.pending === undefined ? null : pendingFromJson(restored.trainer.pending, o.prompts, `[${label}] ${restored.dir}`);
   const save = () => {
-    if (o.outputDir === null) return;
-    saveCheckpoint(
-      o.outputDir,
-      step,
-      {
-        weights: named,
-        optimizer: optimizer.namedState(optNames),
-        state: { step, epoch: cursor / o.prompts.length, totalSteps, totals, cursor, rng: rng.getState() },
-        config: o.fullConfig ?? ({ ...cfg } as Record<string, unknown>),
-      },
-      cfg.saveTotalLimit,
-    );
+    const trainer = current !== null && current.iteration < cfg.numIterations ? { pending: pendingToJson(current) } : undefined;
+    checkpointer.save({ step, epoch: cursor / o.prompts.length, totalSteps, totals, cursor, trainer });
   };
 
   const nextPrompts = (n: number): PromptExample[] => {
@@ -214,10 +205,9 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
     return r;
   };
 
-  const history: Metrics[] = [];
-  while (step < totalSteps) {
-    const t0 = performance.now();
-    // ---- generate and score (DAPO dynamic sampling: refill with fresh prompts, at most maxRounds rounds) ----
+  /** Sample, score and (DAPO) filter one generation batch; null when no group carried a learning signal. */
+  const sampleBatch = async (): Promise<{ batch: PendingBatch | null; metrics: Metrics }> => {
+    // DAPO dynamic sampling: refill with fresh prompts, at most maxRounds rounds
     let rollout = await rolloutOf(promptsPerRound);
     let rewards = await scoreRollout(rollout, o.rewardFuncs, cfg.rewardWeights);
     const metrics: Metrics = { ...rolloutMetrics(rollout, rewards) };
@@ -241,33 +231,61 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
       metrics["dynamic_sampling/rounds"] = rounds;
       metrics["dynamic_sampling/kept_groups"] = rollout.prompts.length;
     }
-    const genSeconds = (performance.now() - t0) / 1000;
-    const nRows = rollout.completionIds.length;
-    if (nRows === 0) {
-      // no group carried a learning signal: the step passes without an update
-      step++;
-      const m: Metrics = { ...metrics, skipped: 1, learning_rate: schedule.lrAt(step - 1) };
-      history.push({ step, ...m });
-      logger.log(step, m, step === totalSteps);
-      continue;
-    }
+    if (rollout.completionIds.length === 0) return { batch: null, metrics };
     const counts = rollout.finishReasons.map((f) => !(cfg.maskTruncatedCompletions && f === "length"));
     const mbSize = cfg.perDeviceTrainBatchSize;
-    const numMicroBatches = Math.ceil(nRows / mbSize);
+    return {
+      batch: {
+        rollout,
+        rewards,
+        counts,
+        old: algo.needsOld(cfg) ? completionLogprobsNoGrad(policy, rollout, padId, mbSize, cfg.temperature) : null,
+        ref: refScore === null ? null : refScore(rollout),
+        metrics: metrics as Record<string, number>,
+        iteration: 0,
+      },
+      metrics,
+    };
+  };
+
+  const history: Metrics[] = [];
+  while (step < totalSteps) {
+    const t0 = performance.now();
+    let pending = resumed;
+    resumed = null;
+    if (pending === null) {
+      const sampled = await sampleBatch();
+      if (sampled.batch === null) {
+        // no group carried a learning signal: the step passes without an update
+        current = null;
+        step++;
+        const m: Metrics = { ...sampled.metrics, skipped: 1, learning_rate: schedule.lrAt(step - 1) };
+        history.push({ step, ...m });
+        logger.log(step, m, step === totalSteps);
+        continue;
+      }
+      pending = sampled.batch;
+    }
+    current = pending;
+    const { rollout, rewards, counts } = pending;
+    const metrics: Metrics = { ...pending.metrics }; // prepare() adds its own metrics to this copy
+    const genSeconds = (performance.now() - t0) / 1000;
+    const nRows = rollout.completionIds.length;
+    const mbSize = cfg.perDeviceTrainBatchSize;
     const batch: GenerationBatch = {
       rollout,
       rewards,
       counts,
-      old: algo.needsOld(cfg) ? completionLogprobsNoGrad(policy, rollout, padId, mbSize, cfg.temperature) : null,
-      ref: refScore === null ? null : refScore(rollout),
+      old: pending.old,
+      ref: pending.ref,
       activeTokens: rollout.completionIds.reduce((a, c, i) => a + (counts[i] ? c.length : 0), 0),
-      numMicroBatches,
+      numMicroBatches: Math.ceil(nRows / mbSize),
       metrics: metrics as Record<string, number>,
     };
     await algo.prepare(batch, cfg);
     o.onBatch?.(batch);
 
-    for (let iteration = 0; iteration < cfg.numIterations && step < totalSteps; iteration++) {
+    for (let iteration = pending.iteration; iteration < cfg.numIterations && step < totalSteps; iteration++) {
       const t1 = performance.now();
       let lossTotal = 0;
       const sums: Record<string, [number, number]> = {};
@@ -336,6 +354,7 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
       optimizer.step();
       optimizer.zeroGrad();
       step++;
+      pending.iteration = iteration + 1;
       totals.num_tokens =
         (totals.num_tokens ?? 0) +
         rollout.completionIds.reduce((a, c, i) => a + c.length + rollout.promptIds[i].length, 0) / cfg.numIterations;

@@ -1,7 +1,7 @@
 // What the online trainers (PPO, online DPO, SPIN) share: prompts → ids, sampling completions with the current
 // policy, temperature-scaled per-token log-probs of prompt + completion, scoring completions with a reward model
 // and/or weighted reward functions (with TRL's missing-EOS penalty), and a hand-run optimizer loop (AdamW with
-// HF decay groups, schedule, clipping, JSONL metrics, atomic checkpoints with RNG state, resume).
+// HF decay groups, schedule, clipping, JSONL metrics; checkpoints and resume through run_state.ts).
 // Not here: the losses (src/losses/), the offline loop over a fixed dataset (loop.ts), group rollouts (GRPO).
 
 import { z } from "zod";
@@ -15,10 +15,10 @@ import type { Rng } from "../nn/rng.js";
 import { computeRewards, type RewardFn } from "../rewards/types.js";
 import { concat, entropy, mul, noGrad, slice, type Tensor, zeros } from "../tensor/index.js";
 import { alignedTokenLogprobs, type Batch, collate } from "./batch.js";
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.js";
 import { createLoopSchedule, createOptimizer, epochOrder, LOOP_FIELDS, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { type PromptCompletion, toExample } from "./preference_data.js";
+import { RunCheckpointer } from "./run_state.js";
 
 /** LOOP_FIELDS minus what only applies to a fixed dataset (token-budget batching, eval hooks). */
 const { maxTokensPerBatch: _mtpb, evalSteps: _es, ...ONLINE_LOOP } = LOOP_FIELDS;
@@ -201,6 +201,8 @@ export interface OnlineLoopOptions {
   totalSteps: number;
   /** Advanced by the trainer's sampling; its state is saved with every checkpoint and restored on resume. */
   rng: Rng;
+  /** Tensors the trainer changes besides the trainable weights (a synced reference), checkpointed with them. */
+  trainerTensors?: readonly [string, Tensor][];
   outputDir: string | null;
   resume?: boolean;
   fullConfig: Record<string, unknown>;
@@ -224,41 +226,27 @@ export async function runOnline(o: OnlineLoopOptions): Promise<OnlineRunResult> 
   const { optimizer, named, optNames } = createOptimizer(o.trainable, loopCfg, o.label);
   const schedule = createLoopSchedule(loopCfg, o.totalSteps);
 
-  let step = 0;
-  if (o.resume && o.outputDir !== null) {
-    const dir = latestCheckpoint(o.outputDir);
-    if (dir !== null) {
-      const ck = loadCheckpoint(dir);
-      const weights = new Map(named);
-      for (const [name, data] of ck.weights) {
-        const t = weights.get(name);
-        if (t === undefined || t.size !== data.length)
-          throw new TrainingError(`[${o.label}] checkpoint ${dir}: weight '${name}' does not fit`);
-        t.data.set(data);
-      }
-      optimizer.loadNamedState(optNames, ck.optimizer);
-      step = ck.state.step;
-      if (Array.isArray(ck.state.rng)) o.rng.setState(ck.state.rng as number[]);
-    }
-  }
+  const checkpointer = new RunCheckpointer<Record<string, unknown>>({
+    outputDir: o.outputDir,
+    label: o.label,
+    quiet: o.quiet,
+    named,
+    optimizer,
+    optNames,
+    rng: o.rng,
+    trainerTensors: o.trainerTensors,
+    config: o.fullConfig,
+    keep: cfg.saveTotalLimit,
+  });
+  const restored = o.resume ? checkpointer.restore() : null;
+  let step = restored?.step ?? 0;
   const logger = new MetricsLogger(o.outputDir === null ? null : `${o.outputDir}/metrics.jsonl`, {
     total: o.totalSteps,
     label: o.label,
     quiet: o.quiet,
   });
   const save = () => {
-    if (o.outputDir === null) return;
-    saveCheckpoint(
-      o.outputDir,
-      step,
-      {
-        weights: named,
-        optimizer: optimizer.namedState(optNames),
-        state: { step, epoch: step, totalSteps: o.totalSteps, rng: o.rng.getState() },
-        config: o.fullConfig,
-      },
-      cfg.saveTotalLimit,
-    );
+    checkpointer.save({ step, epoch: step, totalSteps: o.totalSteps, totals: {} });
   };
 
   const history: Metrics[] = [];

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { tokenizePrmRow } from "../src/data/row_tokenize.js";
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
 import { parseHfConfig } from "../src/io/hf_config.js";
 import { saveTokenizer } from "../src/io/tokenizer.js";
@@ -15,7 +16,7 @@ import { Rng } from "../src/nn/rng.js";
 import { loadOrmScorer, loadPrmScorer, OrmScorer, PrmScorer } from "../src/rewards/scoring.js";
 import { tensor } from "../src/tensor/index.js";
 import { resolveConfig } from "../src/train/config.js";
-import { PRM_SCHEMA, tokenizePrmRow } from "../src/train/prm_trainer.js";
+import { PRM_SCHEMA } from "../src/train/prm_trainer.js";
 
 const TOK = new CharTokenizer("abcdefgh+=\n|");
 const BOS = TOK.bosTokenId as number;

@@ -5,20 +5,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { auroc } from "../src/eval/calibration.js";
+import { calibrateSurprise, surpriseAuroc } from "../src/eval/surprise.js";
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
 import type { DecoderInputs } from "../src/models/decoder.js";
 import { NeuralMemory, resolveNeuralMemoryConfig } from "../src/models/titans.js";
 import { Rng } from "../src/nn/rng.js";
-import {
-  calibrateSurprise,
-  fitIsotonic,
-  fitPlatt,
-  type LabelledSolution,
-  SurpriseReader,
-  SurpriseScorer,
-  surpriseAuroc,
-  surpriseReward,
-} from "../src/rewards/surprise.js";
+import { fitIsotonic, fitPlatt, type LabelledSolution, SurpriseReader, SurpriseScorer, surpriseReward } from "../src/rewards/surprise.js";
 import { type Tensor, tensor } from "../src/tensor/index.js";
 
 describe("surprise calibration on hand data", () => {

@@ -7,13 +7,14 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { tokenizePrmRow } from "../src/data/row_tokenize.js";
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
 import { parseHfConfig } from "../src/io/hf_config.js";
 import { readSafetensors } from "../src/io/safetensors.js";
 import { TokenClassifier } from "../src/models/heads.js";
 import { Rng } from "../src/nn/rng.js";
 import { resolveConfig } from "../src/train/config.js";
-import { evaluatePrm, PRM_SCHEMA, processBenchF1, tokenizePrmRow, trainPrm } from "../src/train/prm_trainer.js";
+import { evaluatePrm, PRM_SCHEMA, processBenchF1, trainPrm } from "../src/train/prm_trainer.js";
 
 const TOK = new CharTokenizer("abcdefgh+=\n");
 const BOS = TOK.bosTokenId as number;

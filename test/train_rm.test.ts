@@ -7,13 +7,14 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { tokenizeRewardRow } from "../src/data/row_tokenize.js";
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
 import { parseHfConfig } from "../src/io/hf_config.js";
 import { readSafetensors } from "../src/io/safetensors.js";
 import { loadClassifier, SequenceClassifier } from "../src/models/heads.js";
 import { createCausalLM } from "../src/models/index.js";
 import { Rng } from "../src/nn/rng.js";
-import { evaluateRewardModel, tokenizeRewardRow, trainRewardModel } from "../src/train/reward_trainer.js";
+import { evaluateRewardModel, trainRewardModel } from "../src/train/reward_trainer.js";
 
 const TOK = new CharTokenizer("abcdefghx");
 const MODEL_CONFIG = parseHfConfig({

@@ -4,6 +4,7 @@
 // (prmStepLoss takes soft labels). Differences: the paper fine-tunes Llama-3.2-3B; here a char-level tiny model.
 // Not here: InversePRM, online DPO policy updates.
 
+import { collate } from "../data/batch.js";
 import { CharTokenizer } from "../io/char_tokenizer.js";
 import { type ModelConfig, parseHfConfig } from "../io/hf_config.js";
 import type { Tokenizer } from "../io/tokenizer.js";
@@ -12,7 +13,6 @@ import { SequenceClassifier } from "../models/heads.js";
 import { AdamW } from "../nn/optim.js";
 import { Rng } from "../nn/rng.js";
 import { noGrad, Tensor } from "../tensor/index.js";
-import { collate } from "../train/batch.js";
 import { pairKey, type StepTarget } from "./mc_targets.js";
 
 export interface ActionScorer {

@@ -4,11 +4,11 @@
 // causal LM: P(action) ∝ exp(Σ log p(action tokens | observation + "|") / temperature).
 // Not here: reasoning text before the action (the paper's ReAct format), batched multi-env stepping.
 
+import { batchLogprobs, collate } from "../data/batch.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { Rng } from "../nn/rng.js";
 import { noGrad } from "../tensor/index.js";
-import { batchLogprobs, collate } from "../train/batch.js";
 import { AgentError, type TextEnv } from "./env.js";
 
 /** obs → probabilities over `actions` (same order, summing to 1). */

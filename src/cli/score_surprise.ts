@@ -4,11 +4,12 @@
 // the calibration file's AUROC is printed. Registered through score.ts's extension hook.
 
 import { writeJsonl } from "../data/jsonl.js";
+import { calibrateSurprise } from "../eval/surprise.js";
 import { loadTokenizer } from "../io/tokenizer.js";
 import { loadCausalLM } from "../models/causal_lm.js";
 import { NeuralMemory, resolveNeuralMemoryConfig } from "../models/titans.js";
 import { Rng } from "../nn/rng.js";
-import { type CalibrationMethod, calibrateSurprise, type LabelledSolution, SurpriseReader } from "../rewards/surprise.js";
+import { type CalibrationMethod, type LabelledSolution, SurpriseReader } from "../rewards/surprise.js";
 import { readScoreRows, registerScoreSubcommand, ScoreCliError } from "./score.js";
 
 interface SurpriseCliOpts {

@@ -1,8 +1,9 @@
 // The eval layer: ProcessBench F1, step-label quality, calibration (ECE, Brier, AUROC) and selection metrics
-// (best-of-N, pass@k, maj@k). Pure functions over numbers and labels; no models.
+// (best-of-N, pass@k, maj@k), and the AUROC of Titans surprise. Metrics over numbers and labels; no training.
 
 export * from "./calibration.js";
 export * from "./errors.js";
 export * from "./label_quality.js";
 export * from "./processbench.js";
 export * from "./selection.js";
+export * from "./surprise.js";

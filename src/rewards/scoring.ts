@@ -1,18 +1,17 @@
 // Scoring solutions with trained reward models: `PrmScorer` (a 2-label TokenClassifier read at every step end,
 // P(correct) = softmax(logits)[1], Lightman et al. 2305.20050 / TRL PRMTrainer layout) and `OrmScorer` (a
 // SequenceClassifier's scalar at the last real token, as TRL's RewardTrainer). Inputs are tokenized by the
-// trainers' own functions (tokenizePrmRow, tokenizeRewardRow), so scores are read where labels were trained.
+// trainers' tokenisation (data/row_tokenize.ts), so scores are read where labels were trained.
 // Not here: generative verifiers (ThinkPRM) and Titans surprise (their own files), search (src/search/).
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { collate } from "../data/batch.js";
+import { type PrmRowOptions, tokenizePrmRow, tokenizeRewardRow } from "../data/row_tokenize.js";
 import { joinSteps } from "../data/tasks/task.js";
 import { loadTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { loadClassifier, SequenceClassifier, TokenClassifier } from "../models/heads.js";
 import { noGrad, sigmoid } from "../tensor/index.js";
-import { collate } from "../train/batch.js";
-import { type PrmTrainerConfig, tokenizePrmRow } from "../train/prm_trainer.js";
-import { tokenizeRewardRow } from "../train/reward_trainer.js";
 import { aggregateScorer, type OutcomeScorer, STEP_AGGREGATIONS, type StepAggregation, type StepScorer } from "./interfaces.js";
 
 export class ScoringError extends Error {
@@ -36,7 +35,7 @@ export interface PrmScorerOptions {
 
 /** Token positions of the step ends in `tokenizePrmRow`'s ids (the positions that carry a label in training). */
 export function prmStepPositions(tok: Tokenizer, row: ScoredRow, sep: string, maxPromptLength: number | null = null) {
-  const cfg: Pick<PrmTrainerConfig, "stepSeparator" | "trainOnLastStepOnly" | "maxLength" | "maxPromptLength" | "maxCompletionLength"> = {
+  const cfg: PrmRowOptions = {
     stepSeparator: sep,
     trainOnLastStepOnly: false,
     maxLength: null,

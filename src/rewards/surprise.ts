@@ -6,7 +6,6 @@
 // the signal is detached from any policy gradient; it is a novelty score, only as good as its AUROC on gold labels.
 
 import { joinSteps, splitSteps } from "../data/tasks/task.js";
-import { auroc } from "../eval/calibration.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { DecoderInputs } from "../models/decoder.js";
 import type { NeuralMemory } from "../models/titans.js";
@@ -213,16 +212,10 @@ export function collectStepSurprise(reader: SurpriseReader, rows: readonly Label
   return { scores, wrong };
 }
 
-/** Fit a calibrator on validation rows; also reports the raw surprise's AUROC for "step is wrong". */
-export function calibrateSurprise(reader: SurpriseReader, rows: readonly LabelledSolution[], method: CalibrationMethod = "platt") {
+/** Fit a calibrator on labelled validation rows (its AUROC is src/eval/surprise.ts calibrateSurprise). */
+export function fitSurpriseCalibrator(reader: SurpriseReader, rows: readonly LabelledSolution[], method: CalibrationMethod = "platt") {
   const { scores, wrong } = collectStepSurprise(reader, rows);
-  return { calibrator: CALIBRATORS[method](scores, wrong), auroc: auroc(scores, wrong), steps: scores.length };
-}
-
-/** AUROC of step surprise against gold labels (positive class: wrong step). */
-export function surpriseAuroc(reader: SurpriseReader, rows: readonly LabelledSolution[]): number {
-  const { scores, wrong } = collectStepSurprise(reader, rows);
-  return auroc(scores, wrong);
+  return { calibrator: CALIBRATORS[method](scores, wrong), scores, wrong };
 }
 
 /**

@@ -1,5 +1,4 @@
 // Training: the shared loop, checkpoints, and one trainer per method (config schema + train function).
-export * from "./batch.js";
 export * from "./checkpoint.js";
 export * from "./config.js";
 export * from "./cpo.js";

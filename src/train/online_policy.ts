@@ -5,6 +5,7 @@
 // Not here: the losses (src/losses/), the offline loop over a fixed dataset (loop.ts), group rollouts (GRPO).
 
 import { z } from "zod";
+import { alignedTokenLogprobs, type Batch, collate } from "../data/batch.js";
 import { generate } from "../generate/generate.js";
 import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
@@ -14,7 +15,6 @@ import type { Module } from "../nn/module.js";
 import type { Rng } from "../nn/rng.js";
 import { computeRewards, type RewardFn } from "../rewards/types.js";
 import { concat, entropy, mul, noGrad, slice, type Tensor, zeros } from "../tensor/index.js";
-import { alignedTokenLogprobs, type Batch, collate } from "./batch.js";
 import { createLoopSchedule, createOptimizer, epochOrder, LOOP_FIELDS, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { type PromptCompletion, toExample } from "./preference_data.js";

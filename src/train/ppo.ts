@@ -6,6 +6,7 @@
 // last real token (TRL adds it one slot past it, in the padding), and the value loss uses the same mask.
 
 import { z } from "zod";
+import type { Batch } from "../data/batch.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { gae } from "../losses/advantages.js";
 import { KL_ESTIMATORS } from "../losses/kl.js";
@@ -17,7 +18,6 @@ import { Module } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
 import type { RewardFn } from "../rewards/types.js";
 import { maskedMean, mul, noGrad, square, sub, sum, Tensor } from "../tensor/index.js";
-import type { Batch } from "./batch.js";
 import { resolveConfig } from "./config.js";
 import { frozenCopy, resolvePolicy } from "./dpo.js";
 import { TrainingError } from "./loop.js";

@@ -5,13 +5,13 @@
 // Not here: losses (src/losses/), reference models and the training loop (dpo.ts, loop.ts).
 
 import { z } from "zod";
+import { type Batch, batchLogprobs, collate, type Example } from "../data/batch.js";
 import { maybeExtractPrompt, type PreferenceRow, type UnpairedPreferenceRow } from "../data/formats.js";
 import { DatasetError } from "../data/jsonl.js";
 import { encodePromptCompletion } from "../io/chat_encoding.js";
 import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { maskedSum, slice, sum, type Tensor } from "../tensor/index.js";
-import { type Batch, batchLogprobs, collate, type Example } from "./batch.js";
 
 /** Tokenization fields shared by the preference trainers' configs (TRL names in camelCase). */
 export const PREFERENCE_DATA_FIELDS = {

@@ -5,13 +5,14 @@
 // Not here: soft (MC) labels, special step tags, per-step generation or labelling (src/rewards/).
 
 import { z } from "zod";
+import { collate } from "../data/batch.js";
 import { loadDataset } from "../data/formats.js";
+import { type PrmExample, tokenizePrmRow } from "../data/row_tokenize.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { resolveClassifier, saveClassifier, type TokenClassifier } from "../models/heads.js";
 import { crossEntropy, noGrad, Tensor, type Tensor as TensorT } from "../tensor/index.js";
-import { collate } from "./batch.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
 import { resolveTokenizer, resolveTrainerConfig, type TrainerOptions, writeOutputExtras } from "./trainer_io.js";
@@ -33,47 +34,6 @@ export const PRM_FIELDS = {
 };
 export const PRM_SCHEMA = z.object(PRM_FIELDS).strict();
 export type PrmTrainerConfig = z.output<typeof PRM_SCHEMA>;
-
-/** A tokenized stepwise row: ids and one label per token (-100, 0 wrong step, 1 correct step). */
-export interface PrmExample {
-  ids: number[];
-  labels: number[];
-}
-
-/** TRL's PRMTrainer.tokenize_row. `isEval` keeps every step label even with trainOnLastStepOnly. */
-export function tokenizePrmRow(
-  tok: Tokenizer,
-  row: { prompt: string; completions: readonly string[]; labels: readonly boolean[] },
-  cfg: Pick<PrmTrainerConfig, "stepSeparator" | "trainOnLastStepOnly" | "maxLength" | "maxPromptLength" | "maxCompletionLength">,
-  isEval = false,
-): PrmExample {
-  let promptIds = tok.encode(row.prompt, { addSpecialTokens: false });
-  const stepLabels =
-    cfg.trainOnLastStepOnly && !isEval
-      ? row.labels.map((l, i) => (i === row.labels.length - 1 ? Number(l) : -100))
-      : row.labels.map(Number);
-  const sep = tok.encode(cfg.stepSeparator, { addSpecialTokens: false });
-  let completionIds: number[] = [];
-  let labels: number[] = [];
-  row.completions.forEach((step, i) => {
-    const ids = [...tok.encode(step, { addSpecialTokens: false }), ...sep];
-    completionIds.push(...ids);
-    for (let j = 0; j < ids.length; j++) labels.push(j === ids.length - 1 ? stepLabels[i] : -100);
-  });
-  if (tok.bosTokenId !== null) promptIds = [tok.bosTokenId, ...promptIds];
-  if (cfg.maxPromptLength !== null) promptIds = promptIds.slice(-cfg.maxPromptLength);
-  if (cfg.maxCompletionLength !== null) {
-    completionIds = completionIds.slice(0, cfg.maxCompletionLength);
-    labels = labels.slice(0, cfg.maxCompletionLength);
-  }
-  let ids = [...promptIds, ...completionIds];
-  labels = [...promptIds.map(() => -100), ...labels];
-  if (cfg.maxLength !== null) {
-    ids = ids.slice(0, cfg.maxLength);
-    labels = labels.slice(0, cfg.maxLength);
-  }
-  return { ids, labels };
-}
 
 function labelled(e: PrmExample): number[] {
   const out: number[] = [];

@@ -5,14 +5,15 @@
 // Not here: LogExp / other pairwise losses, ties, RM ensembles.
 
 import { z } from "zod";
+import { collate } from "../data/batch.js";
 import { loadDataset } from "../data/formats.js";
-import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
+import { type RewardPair, tokenizeRewardRow } from "../data/row_tokenize.js";
+import type { Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import { bradleyTerryLoss } from "../losses/reward.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { resolveClassifier, type SequenceClassifier, saveClassifier } from "../models/heads.js";
 import { noGrad, slice, Tensor } from "../tensor/index.js";
-import { collate } from "./batch.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
 import { resolveTokenizer, resolveTrainerConfig, type TrainerOptions, writeOutputExtras } from "./trainer_io.js";
@@ -35,32 +36,6 @@ export const REWARD_FIELDS = {
 };
 export const REWARD_SCHEMA = z.object(REWARD_FIELDS).strict();
 export type RewardTrainerConfig = z.output<typeof REWARD_SCHEMA>;
-
-/** A tokenized preference pair. */
-export interface RewardPair {
-  chosen: number[];
-  rejected: number[];
-  margin: number | null;
-}
-
-function sequenceIds(tok: Tokenizer, prompt: unknown, completion: unknown): number[] {
-  if (typeof completion === "string") {
-    const eos = tok.eosToken;
-    const text = (typeof prompt === "string" ? prompt : "") + completion;
-    return tok.encode(eos !== null && !text.endsWith(eos) ? text + eos : text);
-  }
-  const messages = [...((prompt as ChatMessage[] | undefined) ?? []), ...(completion as ChatMessage[])];
-  return tok.encode(tok.applyChatTemplate(messages), { addSpecialTokens: false });
-}
-
-/** Tokenize a preference row as TRL does: prompt + chosen and prompt + rejected, EOS-terminated for text. */
-export function tokenizeRewardRow(tok: Tokenizer, row: Record<string, unknown>): RewardPair {
-  return {
-    chosen: sequenceIds(tok, row.prompt, row.chosen),
-    rejected: sequenceIds(tok, row.prompt, row.rejected),
-    margin: typeof row.margin === "number" ? row.margin : null,
-  };
-}
 
 /** Rewards of chosen and rejected sequences [B] each, from one forward over the 2B rows. */
 export function pairRewards(model: SequenceClassifier, pairs: readonly RewardPair[], padId: number): { chosen: Tensor; rejected: Tensor } {

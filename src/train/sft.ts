@@ -5,13 +5,13 @@
 // Not here: packing / padding-free batching, DFT loss, Liger kernels.
 
 import { z } from "zod";
+import { alignedTokenLogprobs, collate, type Example } from "../data/batch.js";
 import { loadDataset } from "../data/formats.js";
 import { encodeChat, encodePromptCompletion } from "../io/chat_encoding.js";
 import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import { type CausalLM, saveCausalLM } from "../models/causal_lm.js";
 import { maskedSum, noGrad, sub } from "../tensor/index.js";
-import { alignedTokenLogprobs, collate, type Example } from "./batch.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
 import { resolveModel, resolveTokenizer, resolveTrainerConfig, type TrainerOptions, writeOutputExtras } from "./trainer_io.js";

@@ -4,6 +4,7 @@
 // the bytes of model state it holds (parameters, gradients and AdamW moments of every model in memory).
 // Methods are a table; each entry trains a fresh copy of the SFT policy.
 
+import { batchLogprobs, collate } from "../../data/batch.js";
 import { readJsonl } from "../../data/jsonl.js";
 import { arithmeticAnswer, arithmeticPrompt } from "../../data/tasks/arithmetic.js";
 import { generate } from "../../generate/generate.js";
@@ -11,7 +12,6 @@ import type { CausalLM } from "../../models/causal_lm.js";
 import { Rng } from "../../nn/rng.js";
 import { accuracyReward } from "../../rewards/rule.js";
 import { noGrad } from "../../tensor/tensor.js";
-import { batchLogprobs, collate } from "../../train/batch.js";
 import { trainDpo } from "../../train/dpo.js";
 import { trainGrpo } from "../../train/grpo.js";
 import type { Metrics } from "../../train/metrics.js";

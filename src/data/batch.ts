@@ -1,5 +1,5 @@
 // Tokenized examples → padded batch tensors, and per-token log-probs of a causal LM aligned with the
-// tokens they score. Shared by every trainer that scores sequences (SFT, DPO family, reward models).
+// tokens they score. Shared by trainers, reward scorers and agents (anything that scores sequences with a model).
 
 import type { CausalLM } from "../models/causal_lm.js";
 import { concat, slice, Tensor as T, type Tensor, tokenLogprobs, zeros } from "../tensor/index.js";

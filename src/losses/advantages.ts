@@ -218,3 +218,90 @@ export function processAdvantages(
   }
   return fromValues(out, [b, t], cfg.dtype);
 }
+
+export type ReinforceBaseline = "none" | "group_mean";
+
+export interface ReinforcePlusPlusConfig {
+  /** none: REINFORCE++ (OpenRLHF `reinforce`); group_mean: REINFORCE++-baseline (`reinforce_baseline`). */
+  baseline: ReinforceBaseline;
+  /** G: completions per prompt (consecutive); needed for the group baseline. */
+  numGenerations: number;
+  /** Weight of the per-token KL penalty folded into the reward (OpenRLHF kl_coef; 0 = none). */
+  klCoef: number;
+  /** Discount of the cumulative return (OpenRLHF gamma, 1 for the baseline variant). */
+  gamma: number;
+}
+
+export const REINFORCE_PP_DEFAULTS: Readonly<ReinforcePlusPlusConfig> = Object.freeze({
+  baseline: "none",
+  numGenerations: 1,
+  klCoef: 0,
+  gamma: 1,
+});
+
+export interface ReinforcePlusPlusInputs {
+  /** One scalar reward per completion [B]. */
+  rewards: Tensor;
+  /** 1 on completion tokens [B, T] (right-padded: a row's last 1 is its last token). */
+  mask: Tensor;
+  /** Per-token KL estimate [B, T] (e.g. k1 = log pi_old - log pi_ref); required when klCoef != 0. */
+  kl?: Tensor;
+}
+
+/**
+ * REINFORCE++ advantages [B, T] as OpenRLHF computes them: (baseline variant: subtract the group mean from each
+ * reward), per-token reward -klCoef * kl with the scalar reward added at the last real token, the discounted
+ * return-to-go, then whitened over every masked token of the batch (biased variance, rsqrt(max(var, 1e-8))).
+ * Tokens outside the mask get 0. Hu 2025 (REINFORCE++); OpenRLHF experience_maker.py.
+ */
+export function reinforcePlusPlusAdvantages(inputs: ReinforcePlusPlusInputs, config?: Partial<ReinforcePlusPlusConfig>): Tensor {
+  const cfg = resolveConfig("reinforcePlusPlusAdvantages", REINFORCE_PP_DEFAULTS, config, (c) => {
+    if (c.baseline !== "none" && c.baseline !== "group_mean")
+      throw new LossError(`[reinforcePlusPlusAdvantages] baseline must be none or group_mean, got '${c.baseline}'`);
+    if (!(c.gamma >= 0 && c.gamma <= 1)) throw new LossError(`[reinforcePlusPlusAdvantages] gamma must be in [0, 1], got ${c.gamma}`);
+  });
+  const { rewards, mask } = inputs;
+  requireRank("reinforcePlusPlusAdvantages", "rewards", rewards, 1);
+  requireRank("reinforcePlusPlusAdvantages", "mask", mask, 2);
+  const [b, t] = mask.shape;
+  requireShape("reinforcePlusPlusAdvantages", "rewards", rewards, [b]);
+  if (cfg.klCoef !== 0) {
+    if (inputs.kl === undefined) throw new LossError(`[reinforcePlusPlusAdvantages] klCoef = ${cfg.klCoef} needs kl`);
+    requireShape("reinforcePlusPlusAdvantages", "kl", inputs.kl, [b, t]);
+  }
+  const r = Float64Array.from(rewards.data);
+  if (cfg.baseline === "group_mean") {
+    const g = cfg.numGenerations;
+    if (!Number.isInteger(g) || g < 1 || b % g !== 0)
+      throw new LossError(`[reinforcePlusPlusAdvantages] ${b} rewards do not split into groups of numGenerations = ${g}`);
+    const means = Array.from({ length: b / g }, (_, k) => meanOf(rewards.data, k * g, k * g + g));
+    for (let i = 0; i < b; i++) r[i] = rewards.data[i] - means[Math.floor(i / g)];
+  }
+  const m = mask.data;
+  const ret = new Float64Array(b * t);
+  let n = 0;
+  let s = 0;
+  for (let i = 0; i < b; i++) {
+    let last = -1;
+    for (let j = t - 1; j >= 0 && last < 0; j--) if (m[i * t + j] !== 0) last = j;
+    let g = 0;
+    for (let j = t - 1; j >= 0; j--) {
+      const k = i * t + j;
+      if (m[k] === 0) continue;
+      const tokenReward = (cfg.klCoef !== 0 ? -cfg.klCoef * (inputs.kl as Tensor).data[k] : 0) + (j === last ? r[i] : 0);
+      g = tokenReward + cfg.gamma * g;
+      ret[k] = g;
+      s += g;
+      n++;
+    }
+  }
+  const out = new Float64Array(b * t);
+  if (n > 0) {
+    const mu = s / n;
+    let v = 0;
+    for (let k = 0; k < b * t; k++) if (m[k] !== 0) v += (ret[k] - mu) ** 2;
+    const rstd = 1 / Math.sqrt(Math.max(v / n, 1e-8));
+    for (let k = 0; k < b * t; k++) if (m[k] !== 0) out[k] = (ret[k] - mu) * rstd;
+  }
+  return fromValues(out, [b, t], floatLike(rewards));
+}

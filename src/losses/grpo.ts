@@ -1,9 +1,10 @@
-// GRPO's clipped surrogate over sampled completions, with TRL's importance-sampling levels (token = GRPO,
-// sequence = GSPO), its four token aggregations, the optional INTELLECT-2 delta cap and a k3 KL penalty.
-// Inputs are per-token log-probs [B, T]; advantages come from src/losses/advantages.ts.
-// Sources: Shao et al. 2024 (DeepSeekMath / GRPO); Zheng et al. 2025 (GSPO); Liu et al. 2025 (Dr. GRPO);
-// Yu et al. 2025 (DAPO). Differences from TRL: cispo / sapo / vespo / luspo, vLLM IS correction, entropy
-// masks and the entropy bonus are not here; `dapo`'s global token count is `numItemsInBatch` when given.
+// GRPO's policy losses over sampled completions as TRL 1.9 computes them: importance-sampling levels (token =
+// GRPO, sequence = GSPO), per-token objectives (the clipped surrogate; CISPO's clipped-weight REINFORCE; SAPO's
+// soft sigmoid gate), their token aggregations, the INTELLECT-2 delta cap, a k3 KL penalty, rollout/training
+// mismatch weights (rollout_correction.ts) and the entropy bonus. Inputs are per-token log-probs [B, T];
+// advantages come from src/losses/advantages.ts. Sources: Shao et al. 2024 (GRPO); Zheng et al. 2025 (GSPO);
+// Liu et al. 2025 (Dr. GRPO); Yu et al. 2025 (DAPO); MiniMax-M1 2025 (CISPO); Gao et al. 2025 (SAPO).
+// Not here: vespo / luspo, entropy masks, adaptive entropy control; `dapo`'s global token count is numItemsInBatch.
 
 import {
   add,
@@ -12,11 +13,13 @@ import {
   div,
   exp,
   expand,
+  gt,
   maskedSum,
   mean,
   minimum,
   mul,
   neg,
+  sigmoid,
   sub,
   sum,
   type Tensor,
@@ -25,7 +28,7 @@ import {
 import { LossError, requireOneOf, requireRank, requireShape, resolveConfig } from "./common.js";
 import { klEstimator } from "./kl.js";
 
-export type GrpoLossType = "grpo" | "bnpo" | "dr_grpo" | "dapo";
+export type GrpoLossType = "grpo" | "bnpo" | "dr_grpo" | "dapo" | "cispo" | "sapo";
 export type ImportanceSamplingLevel = "token" | "sequence";
 
 export interface GrpoConfig {
@@ -37,12 +40,18 @@ export interface GrpoConfig {
   beta: number;
   /** Lower clip: ratios below 1 - epsilon are clipped. */
   epsilon: number;
-  /** Upper clip 1 + epsilonHigh; null means epsilon (DAPO uses 0.28). */
+  /** Upper clip 1 + epsilonHigh; null means epsilon (DAPO uses 0.28). CISPO: the weight cap itself (5 recommended). */
   epsilonHigh: number | null;
   /** INTELLECT-2 two-sided clipping: cap the unclipped ratio at delta (> 1 + epsilonHigh); null disables. */
   delta: number | null;
   /** Dr. GRPO's constant normaliser B * maxCompletionLength. */
   maxCompletionLength: number;
+  /** SAPO gate temperature for tokens with positive advantage (TRL 1.0). */
+  sapoTemperaturePos: number;
+  /** SAPO gate temperature for tokens with non-positive advantage (TRL 1.05). */
+  sapoTemperatureNeg: number;
+  /** Weight of the entropy bonus: loss -= entropyCoef * mean token entropy (TRL entropy_coef). */
+  entropyCoef: number;
 }
 
 export const GRPO_DEFAULTS: Readonly<GrpoConfig> = Object.freeze({
@@ -53,6 +62,9 @@ export const GRPO_DEFAULTS: Readonly<GrpoConfig> = Object.freeze({
   epsilonHigh: null,
   delta: null,
   maxCompletionLength: 256,
+  sapoTemperaturePos: 1,
+  sapoTemperatureNeg: 1.05,
+  entropyCoef: 0,
 });
 
 export interface GrpoInputs {
@@ -66,14 +78,20 @@ export interface GrpoInputs {
   advantages: Tensor;
   /** 1 on completion tokens [B, T]. */
   completionMask: Tensor;
-  /** dapo: active tokens in the whole generation batch (all processes and accumulation steps). */
+  /** dapo / cispo: active tokens in the whole generation batch (all processes and accumulation steps). */
   numItemsInBatch?: number;
+  /** Rollout/training mismatch weights ([B, T] or [B, 1], constants) multiplying the per-token loss. */
+  importanceSamplingWeights?: Tensor;
+  /** Token entropies [B, T] (differentiable) for the entropy bonus; required when entropyCoef != 0. */
+  entropies?: Tensor;
 }
 
 export interface GrpoOutput {
   loss: Tensor;
-  /** -min(w A, clip(w) A) + beta * KL per token, before masking [B, T]. */
+  /** The per-token policy objective (+ beta * KL), before masking and aggregation [B, T]. */
   perTokenLoss: Tensor;
+  /** The policy part of the loss (without the entropy bonus), as TRL logs `policy_loss`. */
+  policyLoss: Tensor;
   /** k3 KL per token [B, T] when reference log-probs were given. */
   perTokenKl?: Tensor;
   /** Importance weights: [B, T] (token) or [B, 1] (sequence). */
@@ -87,6 +105,38 @@ export const IMPORTANCE_LEVELS = {
   sequence: (logRatio, mask) => div(maskedSum(logRatio, mask, 1, true), clamp(sum(mask, 1, true), 1, null)),
 } satisfies Record<ImportanceSamplingLevel, (logRatio: Tensor, mask: Tensor) => Tensor>;
 
+interface Objective {
+  /** exp(log importance weight): [B, T] or [B, 1]. */
+  w: Tensor;
+  /** Advantages [B, 1] or [B, T] (constants). */
+  adv: Tensor;
+  /** The policy's per-token log-probs [B, T]. */
+  logp: Tensor;
+  cfg: GrpoConfig;
+}
+
+const clippedSurrogate = ({ w, adv, cfg }: Objective): Tensor => {
+  const clipped = clamp(w, 1 - cfg.epsilon, 1 + (cfg.epsilonHigh ?? cfg.epsilon));
+  const capped = cfg.delta === null ? w : clamp(w, null, cfg.delta);
+  return neg(minimum(mul(capped, adv), mul(clipped, adv)));
+};
+
+/** The per-token objective of each loss type, before aggregation. */
+export const GRPO_OBJECTIVES = {
+  grpo: clippedSurrogate,
+  bnpo: clippedSurrogate,
+  dr_grpo: clippedSurrogate,
+  dapo: clippedSurrogate,
+  // CISPO: REINFORCE on log pi with the importance weight clipped from above and detached: -sg(min(w, epsHigh)) A log pi
+  cispo: ({ w, adv, logp, cfg }) => neg(mul(mul(detach(clamp(w, null, cfg.epsilonHigh ?? cfg.epsilon)), adv), logp)),
+  // SAPO: a soft gate instead of the hard clip: -(4 / tau) sigmoid(tau (w - 1)) A, tau by the advantage's sign
+  sapo: ({ w, adv, cfg }) => {
+    const pos = gt(adv, 0); // 1 where A > 0
+    const tau = add(mul(pos, cfg.sapoTemperaturePos - cfg.sapoTemperatureNeg), cfg.sapoTemperatureNeg);
+    return neg(mul(div(mul(sigmoid(mul(sub(w, 1), tau)), 4), tau), adv));
+  },
+} satisfies Record<GrpoLossType, (o: Objective) => Tensor>;
+
 interface Aggregation {
   lossMask: Tensor;
   perTokenLoss: Tensor;
@@ -94,18 +144,30 @@ interface Aggregation {
   numItemsInBatch?: number;
 }
 
+// mean over tokens of each sequence, then over sequences (length-biased)
+function sequenceMean({ perTokenLoss, lossMask }: Aggregation): Tensor {
+  return mean(div(maskedSum(perTokenLoss, lossMask, 1), clamp(sum(lossMask, 1), 1, null)));
+}
+
+// over all active tokens of the global batch
+function globalTokenMean({ perTokenLoss, lossMask, numItemsInBatch }: Aggregation): Tensor {
+  return div(maskedSum(perTokenLoss, lossMask), Math.max(1, numItemsInBatch ?? sum(lossMask).item()));
+}
+
 /** Token aggregation per loss type: all sum the masked per-token loss, they differ in the normaliser. */
 export const GRPO_AGGREGATIONS = {
-  // mean over tokens of each sequence, then over sequences (length-biased)
-  grpo: ({ perTokenLoss, lossMask }) => mean(div(maskedSum(perTokenLoss, lossMask, 1), clamp(sum(lossMask, 1), 1, null))),
+  grpo: sequenceMean,
   // over all tokens of the micro-batch
   bnpo: ({ perTokenLoss, lossMask }) => div(maskedSum(perTokenLoss, lossMask), Math.max(1, sum(lossMask).item())),
   // a constant normaliser: B * max_completion_length
   dr_grpo: ({ perTokenLoss, lossMask, cfg }) => div(maskedSum(perTokenLoss, lossMask), lossMask.shape[0] * cfg.maxCompletionLength),
-  // over all active tokens of the global batch
-  dapo: ({ perTokenLoss, lossMask, numItemsInBatch }) =>
-    div(maskedSum(perTokenLoss, lossMask), Math.max(1, numItemsInBatch ?? sum(lossMask).item())),
+  dapo: globalTokenMean,
+  cispo: globalTokenMean,
+  sapo: sequenceMean,
 } satisfies Record<GrpoLossType, (a: Aggregation) => Tensor>;
+
+/** Loss types normalised by the whole generation batch's token count (no division by accumulation steps). */
+export const GLOBAL_TOKEN_NORMALISED: ReadonlySet<GrpoLossType> = new Set(["dapo", "cispo"]);
 
 export function resolveGrpoConfig(user?: Partial<GrpoConfig>): GrpoConfig {
   return resolveConfig("grpoLoss", GRPO_DEFAULTS, user, (c) => {
@@ -118,6 +180,9 @@ export function resolveGrpoConfig(user?: Partial<GrpoConfig>): GrpoConfig {
       throw new LossError(`[grpoLoss] delta (${c.delta}) must exceed 1 + epsilonHigh (${1 + hi})`);
     }
     if (!(c.maxCompletionLength > 0)) throw new LossError(`[grpoLoss] maxCompletionLength must be > 0, got ${c.maxCompletionLength}`);
+    if (!(c.sapoTemperaturePos > 0 && c.sapoTemperatureNeg > 0)) {
+      throw new LossError(`[grpoLoss] SAPO temperatures must be > 0; got ${c.sapoTemperaturePos}, ${c.sapoTemperatureNeg}`);
+    }
   });
 }
 
@@ -139,9 +204,13 @@ export function grpoLoss(inputs: GrpoInputs, config?: Partial<GrpoConfig>): Grpo
 
   const logW = IMPORTANCE_LEVELS[cfg.importanceSamplingLevel](sub(logp, old), mask);
   const w = exp(logW); // [B, T] or [B, 1]
-  const clipped = clamp(w, 1 - cfg.epsilon, 1 + (cfg.epsilonHigh ?? cfg.epsilon));
-  const capped = cfg.delta === null ? w : clamp(w, null, cfg.delta);
-  let perTokenLoss = expand(neg(minimum(mul(capped, adv), mul(clipped, adv))), [b, t]);
+  let perTokenLoss = expand(GRPO_OBJECTIVES[cfg.lossType]({ w, adv, logp, cfg }), [b, t]);
+  if (inputs.importanceSamplingWeights !== undefined) {
+    const isw = detach(inputs.importanceSamplingWeights);
+    if (isw.shape[1] !== 1) requireShape("grpoLoss", "importanceSamplingWeights", isw, [b, t]);
+    else requireShape("grpoLoss", "importanceSamplingWeights", isw, [b, 1]);
+    perTokenLoss = mul(perTokenLoss, isw);
+  }
 
   let perTokenKl: Tensor | undefined;
   if (inputs.refPerTokenLogps !== undefined) perTokenKl = klEstimator(logp, detach(inputs.refPerTokenLogps), "k3");
@@ -149,6 +218,14 @@ export function grpoLoss(inputs: GrpoInputs, config?: Partial<GrpoConfig>): Grpo
     if (perTokenKl === undefined) throw new LossError(`[grpoLoss] beta = ${cfg.beta} needs refPerTokenLogps`);
     perTokenLoss = add(perTokenLoss, mul(perTokenKl, cfg.beta));
   }
-  const loss = GRPO_AGGREGATIONS[cfg.lossType]({ perTokenLoss, lossMask: mask, cfg, numItemsInBatch: inputs.numItemsInBatch });
-  return { loss, perTokenLoss, perTokenKl, importanceWeights: w };
+  const policyLoss = GRPO_AGGREGATIONS[cfg.lossType]({ perTokenLoss, lossMask: mask, cfg, numItemsInBatch: inputs.numItemsInBatch });
+  let loss = policyLoss;
+  if (cfg.entropyCoef !== 0) {
+    if (inputs.entropies === undefined) throw new LossError(`[grpoLoss] entropyCoef = ${cfg.entropyCoef} needs entropies`);
+    requireShape("grpoLoss", "entropies", inputs.entropies, [b, t]);
+    // TRL: the mean token entropy, over the global token count for dapo / cispo, else over this micro-batch
+    const n = GLOBAL_TOKEN_NORMALISED.has(cfg.lossType) ? (inputs.numItemsInBatch ?? sum(mask).item()) : sum(mask).item();
+    loss = sub(loss, mul(div(maskedSum(inputs.entropies, mask), Math.max(1, n)), cfg.entropyCoef));
+  }
+  return { loss, policyLoss, perTokenLoss, perTokenKl, importanceWeights: w };
 }

@@ -10,7 +10,7 @@ import { stepEndOffsets } from "../data/tasks/task.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import { grpoAdvantages, processAdvantages, REWARD_SCALES, type ScaleRewards } from "../losses/advantages.js";
-import { GRPO_AGGREGATIONS, type GrpoLossType, grpoLoss, resolveGrpoConfig } from "../losses/grpo.js";
+import { GLOBAL_TOKEN_NORMALISED, GRPO_AGGREGATIONS, type GrpoLossType, grpoLoss, resolveGrpoConfig } from "../losses/grpo.js";
 import { type CausalLM, saveCausalLM } from "../models/causal_lm.js";
 import { LoraModel, saveLoraAdapter } from "../models/lora.js";
 import { overlongPenalty } from "../rewards/rule.js";
@@ -264,7 +264,7 @@ function grpoAlgorithm(
         grpoLossConfig(c),
       );
       // TRL divides every loss type but dapo (already normalised by the whole batch's tokens) by the accumulation steps
-      const loss = c.lossType === "dapo" ? out.loss : div(out.loss, batch.numMicroBatches);
+      const loss = GLOBAL_TOKEN_NORMALISED.has(c.lossType) ? out.loss : div(out.loss, batch.numMicroBatches);
       return { loss, advantages, sums: grpoMetrics(out.importanceWeights, advantages, mb.mask, out.perTokenKl, c) };
     },
   };

@@ -79,7 +79,7 @@ describe("nexus init", () => {
             stdio: "pipe",
           },
         ),
-      (e: { stderr: string; status: number }) => e.status === 1 && /\[init\] unknown preset "huge"/.test(e.stderr),
+      (e: { stderr: string; status: number }) => e.status === 1 && /--preset.*'huge' is not one of tiny, small, smollm-135m/.test(e.stderr),
     );
     fs.rmSync(tmp, { recursive: true });
   });

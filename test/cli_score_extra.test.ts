@@ -82,7 +82,7 @@ test("nexus score surprise and verifier", async () => {
     path.join(tmp, "v.jsonl"),
     "--num-samples",
     "2",
-    "--max-new-tokens",
+    "--max-completion-length",
     "8",
   );
   for (const r of readJsonl(path.join(tmp, "v.jsonl")) as { score: number; chains: unknown[] }[]) {

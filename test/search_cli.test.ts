@@ -57,7 +57,7 @@ before(() => {
     join(dir, "rows.jsonl"),
     `${JSON.stringify({ prompt: "Start at 2. Add 3.\n", steps: ["2 + 3 = 5", "The answer is 5."] })}\n${JSON.stringify({
       prompt: "Start at 1.\n",
-      completions: ["The answer is 1.\n", "1 + 1 = 2\nThe answer is 2.\n"],
+      solutions: ["The answer is 1.\n", "1 + 1 = 2\nThe answer is 2.\n"],
     })}\n`,
   );
   writeFileSync(join(dir, "prompts.jsonl"), `${JSON.stringify({ prompt: "Start at 2. Add 3.\n", answer: 5 })}\n`);
@@ -108,8 +108,8 @@ describe("nexus score", () => {
 describe("nexus search", () => {
   test("beam with a PRM: one row per prompt, budget = N first steps + at most N per later round", () => {
     const out = join(dir, "beam_out.jsonl");
-    const args = ["search", "beam", "--policy", join(dir, "policy"), "--prm", join(dir, "prm"), "--data", join(dir, "prompts.jsonl")];
-    const r = nexus(...args, "--output", out, "--n", "4", "--width", "2", "--max-rounds", "2", "--max-step-tokens", "4", "--seed", "1");
+    const args = ["search", "beam", "--model", join(dir, "policy"), "--prm", join(dir, "prm"), "--data", join(dir, "prompts.jsonl")];
+    const r = nexus(...args, "--output", out, "--n", "4", "--width", "2", "--max-rounds", "2", "--max-step-length", "4", "--seed", "1");
     assert.equal(r.code, 0, r.stderr);
     const [row] = readRows(out);
     assert.equal(row.prompt, "Start at 2. Add 3.\n");
@@ -121,11 +121,11 @@ describe("nexus search", () => {
   });
 
   test("bon needs a reward model; unknown selection is an error naming the options", () => {
-    const base = ["search", "bon", "--policy", join(dir, "policy"), "--data", join(dir, "prompts.jsonl"), "--output", join(dir, "x.jsonl")];
+    const base = ["search", "bon", "--model", join(dir, "policy"), "--data", join(dir, "prompts.jsonl"), "--output", join(dir, "x.jsonl")];
     const r = nexus(...base);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /needs --prm or --orm/);
     const r2 = nexus(...base, "--orm", join(dir, "orm"), "--selection", "nope");
-    assert.match(r2.stderr, /--selection must be one of best, weighted, majority/);
+    assert.match(r2.stderr, /--selection.*'nope' is not one of best, weighted, majority/);
   });
 });

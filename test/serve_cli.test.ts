@@ -91,5 +91,5 @@ test("nexus serve: a malformed --lora fails with a message", () => {
     timeout: 20_000,
   });
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /NAME=DIR/);
+  assert.match(r.stderr, /--lora.*expected NAME=VALUE/);
 });

@@ -3,12 +3,14 @@
 // the LAST stdout line is {"f1","accErr","accCor"}. bon reads one row per problem with scored candidates and
 // prints best-of-N, pass@1, pass@N and maj@N. Not here: computing scores (PRM scoring lives in src/rewards).
 
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
 import { z } from "zod";
 import { readJsonl } from "../data/jsonl.js";
 import { MetricError } from "../eval/errors.js";
 import { evaluateProcessBench, fitThreshold, type ProcessBenchRow } from "../eval/processbench.js";
 import { bestOfNAccuracy, type Candidate, majAtKCandidates, meanPassAtK } from "../eval/selection.js";
+import { registerSchemaCommand } from "./schema_command.js";
+import { SHARED } from "./shared_options.js";
 
 const PB_ROW = z
   .looseObject({
@@ -35,32 +37,31 @@ function readProcessBench(file: string): ProcessBenchRow[] {
   return readJsonl(file, PB_ROW).map((r) => ({ ...r, id: r.id === undefined ? undefined : String(r.id) }));
 }
 
-const finite = (raw: string) => {
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(v)) throw new InvalidArgumentError(`expects a number, got '${raw}'`);
-  return v;
-};
-
 /** A JSON number, with NaN (an empty subset) as null. */
 const jnum = (v: number) => (Number.isNaN(v) ? null : v);
 
 export function registerEval(program: Command): void {
   const ev = program.command("eval").description("evaluation metrics over JSONL files");
 
-  ev.command("processbench")
-    .description("ProcessBench F1 (accuracy on erroneous and on correct solutions); last line {f1, accErr, accCor}")
-    .requiredOption("--data <file>", "rows {id, problem, steps, label, scores | prediction}")
-    .option("--threshold <t>", "a step is wrong when its score is below t", finite)
-    .option("--fit-threshold-on <file>", "fit the threshold on this file (rows with scores) instead")
-    .action((o: { data: string; threshold?: number; fitThresholdOn?: string }) => {
-      if (o.threshold !== undefined && o.fitThresholdOn !== undefined) {
+  registerSchemaCommand(ev, {
+    name: "processbench",
+    description: "ProcessBench F1 (accuracy on erroneous and on correct solutions); last line {f1, accErr, accCor}",
+    schema: z
+      .object({
+        data: SHARED.data.describe("rows {id, problem, steps, label, scores | prediction}, JSONL"),
+        threshold: z.number().nullable().default(null).describe("a step is wrong when its score is below this"),
+        fitThresholdOn: z.string().nullable().default(null).describe("fit the threshold on this file (rows with scores) instead"),
+      })
+      .strict(),
+    action: (o) => {
+      if (o.threshold !== null && o.fitThresholdOn !== null) {
         throw new MetricError("[eval processbench] give --threshold or --fit-threshold-on, not both");
       }
       const rows = readProcessBench(o.data);
       const scored = rows.some((r) => r.scores !== undefined);
       let threshold: number | null = o.threshold ?? null;
       if (scored && threshold === null) {
-        const fitRows = o.fitThresholdOn === undefined ? rows : readProcessBench(o.fitThresholdOn);
+        const fitRows = o.fitThresholdOn === null ? rows : readProcessBench(o.fitThresholdOn);
         const fit = fitThreshold(fitRows);
         threshold = fit.threshold;
         process.stdout.write(`${JSON.stringify({ fittedOn: o.fitThresholdOn ?? o.data, threshold, fitF1: jnum(fit.metric.f1) })}\n`);
@@ -68,17 +69,19 @@ export function registerEval(program: Command): void {
       const m = evaluateProcessBench(rows, threshold);
       process.stdout.write(`${JSON.stringify({ rows: rows.length, nErr: m.nErr, nCor: m.nCor, threshold })}\n`);
       process.stdout.write(`${JSON.stringify({ f1: jnum(m.f1), accErr: jnum(m.accErr), accCor: jnum(m.accCor) })}\n`);
-    });
+    },
+  });
 
-  ev.command("bon")
-    .description("best-of-N accuracy from scored candidates: rows {candidates: [{score, correct, answer?}]} or {scores, correct, answers?}")
-    .requiredOption("--data <file>", "one row per problem")
-    .option("--n <k>", "use the first k candidates of each row", (raw) => {
-      const v = Number(raw);
-      if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`expects an integer >= 1, got '${raw}'`);
-      return v;
-    })
-    .action((o: { data: string; n?: number }) => {
+  registerSchemaCommand(ev, {
+    name: "bon",
+    description: "best-of-N accuracy from scored candidates",
+    schema: z
+      .object({
+        data: SHARED.data.describe("one row per problem: {candidates: [{score, correct, answer?}]} or {scores, correct, answers?}, JSONL"),
+        n: z.number().int().positive().nullable().default(null).describe("use the first n candidates of each row (default: all)"),
+      })
+      .strict(),
+    action: (o) => {
       const problems: Candidate[][] = readJsonl(o.data, BON_ROW).map((r, i) => {
         if ("candidates" in r && Array.isArray(r.candidates)) {
           return (r.candidates as z.output<typeof CANDIDATE>[]).map((c) => ({ ...c, answer: c.answer == null ? null : String(c.answer) }));
@@ -110,5 +113,6 @@ export function registerEval(program: Command): void {
       };
       if (cut.every((c) => c.some((x) => x.answer !== null))) out.majAtN = majAtKCandidates(cut);
       process.stdout.write(`${JSON.stringify(out)}\n`);
-    });
+    },
+  });
 }

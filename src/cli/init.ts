@@ -4,10 +4,13 @@
 // Not here: downloading checkpoints or training (other subcommands).
 
 import type { Command } from "commander";
+import { z } from "zod";
 import { CharTokenizer } from "../io/char_tokenizer.js";
 import { type ModelConfig, parseHfConfig } from "../io/hf_config.js";
 import { loadTokenizer, saveTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { createCausalLM, saveCausalLM } from "../models/causal_lm.js";
+import { registerSchemaCommand } from "./schema_command.js";
+import { SHARED } from "./shared_options.js";
 
 export class InitError extends Error {
   override name = "InitError";
@@ -124,21 +127,26 @@ export function initModel(opts: InitOptions): ModelConfig {
   return config;
 }
 
+export const INIT_SCHEMA = z
+  .object({
+    preset: z.enum(Object.keys(MODEL_PRESETS) as [PresetName, ...PresetName[]]).describe("model shape"),
+    output: z.string().describe("folder to write (config.json, model.safetensors, tokenizer.json, tokenizer_config.json)"),
+    seed: SHARED.seed.describe("seed of the weight init"),
+    tokenizer: z.string().default("char").describe("char: printable ASCII + newline; or a folder with tokenizer.json"),
+    modelType: z.enum(["llama", "qwen2"]).default("llama").describe("architecture of config.json"),
+  })
+  .strict();
+
 export function registerInit(program: Command): void {
-  program
-    .command("init")
-    .description("create a randomly initialised model and its tokenizer in one HF-layout folder")
-    .requiredOption("--preset <name>", `model shape: ${Object.keys(MODEL_PRESETS).join(" | ")}`)
-    .requiredOption("--output <dir>", "folder to write (config.json, model.safetensors, tokenizer.json, tokenizer_config.json)")
-    .option("--seed <n>", "seed of the weight init", "0")
-    .option("--tokenizer <char|dir>", "char: printable ASCII + newline; or a folder with tokenizer.json", "char")
-    .option("--model-type <type>", "llama | qwen2", "llama")
-    .action((o: { preset: string; output: string; seed: string; tokenizer: string; modelType: string }) => {
-      const seed = Number(o.seed);
-      if (!Number.isSafeInteger(seed)) throw new InitError(`[init] --seed must be an integer, got "${o.seed}"`);
-      if (o.modelType !== "llama" && o.modelType !== "qwen2")
-        throw new InitError(`[init] --model-type must be llama or qwen2, got "${o.modelType}"`);
-      const cfg = initModel({ preset: o.preset, output: o.output, seed, tokenizer: o.tokenizer, modelType: o.modelType });
+  registerSchemaCommand(program, {
+    name: "init",
+    description: "create a randomly initialised model and its tokenizer in one HF-layout folder",
+    schema: INIT_SCHEMA,
+    epilog: `Presets:\n${Object.entries(MODEL_PRESETS)
+      .map(([n, p]) => `  ${n}: ${p.describe}`)
+      .join("\n")}`,
+    action: (o) => {
+      const cfg = initModel({ preset: o.preset, output: o.output, seed: o.seed, tokenizer: o.tokenizer, modelType: o.modelType });
       const params =
         cfg.vocabSize * cfg.hiddenSize * (cfg.tieWordEmbeddings ? 1 : 2) +
         cfg.numHiddenLayers *
@@ -147,7 +155,8 @@ export function registerInit(program: Command): void {
             2 * cfg.hiddenSize) +
         cfg.hiddenSize;
       process.stdout.write(
-        `wrote ${o.output}: ${cfg.modelType} preset ${o.preset}, vocab ${cfg.vocabSize}, ${(params / 1e6).toFixed(2)}M parameters (+ biases), seed ${seed}\n`,
+        `wrote ${o.output}: ${cfg.modelType} preset ${o.preset}, vocab ${cfg.vocabSize}, ${(params / 1e6).toFixed(2)}M parameters (+ biases), seed ${o.seed}\n`,
       );
-    });
+    },
+  });
 }

@@ -2,30 +2,42 @@
 // claims table; an interrupted lab resumes from its last finished stage when run again with the same name.
 
 import type { Command } from "commander";
+import { z } from "zod";
 import { claimsText, LAB_STAGES, runLab } from "../lab/lab.js";
-import type { LabProfileName } from "../lab/profiles.js";
+import { LAB_PROFILES, type LabProfileName } from "../lab/profiles.js";
+import { registerSchemaCommand } from "./schema_command.js";
+import { SHARED } from "./shared_options.js";
+
+const PROFILES = Object.keys(LAB_PROFILES) as [LabProfileName, ...LabProfileName[]];
+const STAGES = LAB_STAGES.map((s) => s.name) as [string, ...string[]];
+
+export const LAB_SCHEMA = z
+  .object({
+    profile: z.enum(PROFILES).default("quick").describe("quick (about 10 minutes on 2 cores), full (about an hour) or tiny (tests)"),
+    // The lab's seed names a fixed experiment (runs/<profile>-seed0) that the README and the lab's evidence cite.
+    seed: SHARED.seed.default(0).describe("seed of every random choice of the lab"),
+    name: z.string().nullable().default(null).describe("run folder under --runs-dir (default <profile>-seed<seed>)"),
+    runsDir: z.string().default("runs").describe("where run folders go"),
+    until: z.enum(STAGES).nullable().default(null).describe("stop after this stage"),
+    quiet: z.boolean().default(false).describe("no progress lines"),
+  })
+  .strict();
 
 export function registerLab(program: Command): void {
-  program
-    .command("lab")
-    .description("train a small model through the whole pipeline on a synthetic task and report the field's claims")
-    .option("--profile <name>", "quick (about 10 minutes on 2 cores) or full (larger, about an hour)", "quick")
-    .option("--seed <n>", "seed of every random choice", "0")
-    .option("--name <name>", "run folder under --runs-dir (default <profile>-seed<seed>)")
-    .option("--runs-dir <dir>", "where run folders go", "runs")
-    .option("--until <stage>", `stop after this stage (${LAB_STAGES.map((s) => s.name).join(", ")})`)
-    .option("--quiet", "no progress lines", false)
-    .action(async (o: { profile: string; seed: string; name?: string; runsDir: string; until?: string; quiet: boolean }) => {
-      const seed = Number(o.seed);
-      if (!Number.isInteger(seed)) throw new Error(`[lab] --seed must be an integer, got '${o.seed}'`);
+  registerSchemaCommand(program, {
+    name: "lab",
+    description: "train a small model through the whole pipeline on a synthetic task and report the field's claims",
+    schema: LAB_SCHEMA,
+    action: async (o) => {
       const r = await runLab({
-        profile: o.profile as LabProfileName,
-        seed,
-        name: o.name,
+        profile: o.profile,
+        seed: o.seed,
+        name: o.name ?? undefined,
         runsDir: o.runsDir,
-        until: o.until,
+        until: o.until ?? undefined,
         quiet: o.quiet,
       });
       process.stdout.write(`${claimsText(r)}\n\nreport: ${r.dir}/report.html\nresults: ${r.dir}/results.json (${r.wallSeconds} s)\n`);
-    });
+    },
+  });
 }

@@ -1,10 +1,11 @@
 // `nexus label mc | omega | judge | consensus`: PRM step labels for JSONL solutions, written as TRL stepwise rows
 // ({prompt, completions, labels} plus first_error and method columns). Input rows are {prompt, completions: steps}
-// or {prompt, completion: text} (split on --separator); the gold answer is the row's `answer` column, else the
+// or {prompt, completion: text} (split on --step-separator); the gold answer is the row's `answer` column, else the
 // arithmetic task's prompt. Rows that carry gold `labels` also get a label-quality summary. Prints one JSON
 // summary line. Not here: the algorithms (src/rewards/labels).
 
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
+import { z } from "zod";
 import { readJsonlWith, writeJsonl } from "../data/jsonl.js";
 import { labelQuality } from "../eval/label_quality.js";
 import { loadTokenizer } from "../io/tokenizer.js";
@@ -18,6 +19,8 @@ import { ModelStepGenerator } from "../rewards/labels/model_generator.js";
 import { omegaFirstError } from "../rewards/labels/omega.js";
 import { ARITHMETIC_ANSWER, goldAnswerChecker, LabelError, type StepCheckableAnswer, splitSteps } from "../rewards/labels/steps.js";
 import { ArithmeticChainGenerator } from "../rewards/labels/synthetic.js";
+import { registerSchemaCommand } from "./schema_command.js";
+import { SHARED } from "./shared_options.js";
 
 interface Solution {
   prompt: string;
@@ -25,11 +28,6 @@ interface Solution {
   gold: boolean[] | null;
   extra: Record<string, unknown>;
   line: number;
-}
-
-/** "\n", "\t" and "\\" written literally on a command line become the characters. */
-export function unescapeSeparator(raw: string): string {
-  return raw.replace(/\\(n|t|r|\\)/g, (_, c: string) => ({ n: "\n", t: "\t", r: "\r", "\\": "\\" })[c]!);
 }
 
 function readSolutions(file: string, separator: string): Solution[] {
@@ -52,60 +50,50 @@ function checkerFor(s: Solution, separator: string): StepCheckableAnswer {
   return s.extra.answer !== undefined ? goldAnswerChecker(() => s.extra.answer, separator) : ARITHMETIC_ANSWER;
 }
 
-const int = (name: string) => (raw: string) => {
-  const v = Number(raw);
-  if (!Number.isInteger(v)) throw new InvalidArgumentError(`--${name} expects an integer, got '${raw}'`);
-  return v;
-};
-const num = (name: string) => (raw: string) => {
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(v)) throw new InvalidArgumentError(`--${name} expects a number, got '${raw}'`);
-  return v;
-};
+const SOLUTION_DATA = SHARED.data.describe(
+  'solutions, JSONL: {prompt, completions: [step, ...]} or {prompt, completion: "text"}, with an answer column',
+);
+const LABELLED_OUTPUT = SHARED.output.describe("labelled rows, JSONL (TRL stepwise: {prompt, completions, labels})");
+const TRUNCATE = z.boolean().default(false).describe("end each row at its first false step");
 
-interface GenOpts {
-  data: string;
-  output: string;
-  model?: string;
-  syntheticP?: number;
-  rollouts: number;
-  separator: string;
-  seed: number;
-  temperature: number;
-  maxStepTokens: number;
-  maxCompletionTokens: number;
-  finalPattern: string;
-  truncate: boolean;
-}
+/** Options of the labellers that complete step prefixes (mc, omega). */
+const GENERATOR_SCHEMA = z
+  .object({
+    data: SOLUTION_DATA,
+    output: LABELLED_OUTPUT,
+    model: SHARED.model.nullable().default(null).describe("completer model folder (HF layout, with its tokenizer)"),
+    tokenizer: SHARED.tokenizer,
+    syntheticP: z
+      .number()
+      .min(0)
+      .max(1)
+      .nullable()
+      .default(null)
+      .describe("instead of --model: the synthetic arithmetic completer with per-step success probability p"),
+    rollouts: z.number().int().positive().default(8).describe("rollouts per step prefix (MC N, OmegaPRM k)"),
+    stepSeparator: SHARED.stepSeparator,
+    seed: SHARED.seed,
+    temperature: SHARED.temperature.describe("completer sampling temperature"),
+    maxStepLength: SHARED.maxStepLength,
+    maxCompletionLength: SHARED.maxCompletionLength.describe("tokens per rollout at most"),
+    finalPattern: z.string().default("answer is").describe("a step matching this regex ends a rollout"),
+    truncate: TRUNCATE,
+  })
+  .strict();
+type GenOpts = z.output<typeof GENERATOR_SCHEMA>;
 
 async function makeGenerator(o: GenOpts, separator: string): Promise<StepGenerator> {
-  if (o.syntheticP !== undefined) return new ArithmeticChainGenerator({ p: o.syntheticP, seed: o.seed });
-  if (o.model === undefined) throw new LabelError("[label] --model (or --synthetic-p for the arithmetic test completer) is required");
+  if (o.syntheticP !== null) return new ArithmeticChainGenerator({ p: o.syntheticP, seed: o.seed });
+  if (o.model === null) throw new LabelError("[label] --model (or --synthetic-p for the arithmetic test completer) is required");
   const final = new RegExp(o.finalPattern, "i");
-  return new ModelStepGenerator(await loadCausalLM(o.model), loadTokenizer(o.model), {
+  return new ModelStepGenerator(await loadCausalLM(o.model), loadTokenizer(o.tokenizer ?? o.model), {
     separator,
     temperature: o.temperature,
     seed: o.seed,
-    maxStepTokens: o.maxStepTokens,
-    maxCompletionTokens: o.maxCompletionTokens,
+    maxStepTokens: o.maxStepLength,
+    maxCompletionTokens: o.maxCompletionLength,
     isFinal: (s) => final.test(s),
   });
-}
-
-function withGeneratorOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption("--data <file>", "solutions, JSONL: {prompt, completions} or {prompt, completion}")
-    .requiredOption("--output <file>", "labelled rows, JSONL (TRL stepwise format)")
-    .option("--model <dir>", "completer model folder (HF layout, with its tokenizer)")
-    .option("--synthetic-p <p>", "use the synthetic arithmetic completer with per-step success probability p", num("synthetic-p"))
-    .option("--rollouts <n>", "rollouts per step prefix (MC N, OmegaPRM k)", int("rollouts"), 8)
-    .option("--separator <s>", "step separator (\\n escapes allowed)", "\\n")
-    .option("--seed <n>", "sampling seed", int("seed"), 0)
-    .option("--temperature <t>", "completer sampling temperature", num("temperature"), 1)
-    .option("--max-step-tokens <n>", "token budget of one step", int("max-step-tokens"), 64)
-    .option("--max-completion-tokens <n>", "token budget of one rollout", int("max-completion-tokens"), 512)
-    .option("--final-pattern <regex>", "a step matching this ends a rollout", "answer is")
-    .option("--truncate", "end each row at its first false step", false);
 }
 
 function qualitySummary(sols: readonly Solution[], predicted: readonly (boolean[] | null)[]): Record<string, unknown> {
@@ -126,9 +114,12 @@ function say(obj: Record<string, unknown>): void {
 export function registerLabel(program: Command): void {
   const label = program.command("label").description("PRM step labels: Monte Carlo, OmegaPRM binary search, LLM judge, consensus");
 
-  withGeneratorOptions(label.command("mc").description("Math-Shepherd Monte Carlo labels (hard labels; soft in mc_values)")).action(
-    async (o: GenOpts) => {
-      const sep = unescapeSeparator(o.separator);
+  registerSchemaCommand(label, {
+    name: "mc",
+    description: "Math-Shepherd Monte Carlo labels (hard labels; soft in mc_values)",
+    schema: GENERATOR_SCHEMA,
+    action: async (o) => {
+      const sep = o.stepSeparator;
       const sols = readSolutions(o.data, sep);
       const gen = await makeGenerator(o, sep);
       const rows: unknown[] = [];
@@ -147,11 +138,14 @@ export function registerLabel(program: Command): void {
       writeJsonl(o.output, rows);
       say({ method: "mc", rows: rows.length, rollouts, stepsGenerated: gen.stepsGenerated, ...qualitySummary(sols, predicted) });
     },
-  );
+  });
 
-  withGeneratorOptions(label.command("omega").description("OmegaPRM-style binary search for the first error")).action(
-    async (o: GenOpts) => {
-      const sep = unescapeSeparator(o.separator);
+  registerSchemaCommand(label, {
+    name: "omega",
+    description: "OmegaPRM-style binary search for the first error",
+    schema: GENERATOR_SCHEMA,
+    action: async (o) => {
+      const sep = o.stepSeparator;
       const sols = readSolutions(o.data, sep);
       const gen = await makeGenerator(o, sep);
       const rows: unknown[] = [];
@@ -167,63 +161,61 @@ export function registerLabel(program: Command): void {
       writeJsonl(o.output, rows);
       say({ method: "omega", rows: rows.length, rollouts, stepsGenerated: gen.stepsGenerated, ...qualitySummary(sols, predicted) });
     },
-  );
+  });
 
-  label
-    .command("judge")
-    .description("LLM-as-judge labels: the judge names the first wrong step (unparseable replies are dropped and counted)")
-    .requiredOption("--data <file>", "solutions, JSONL")
-    .requiredOption("--output <file>", "labelled rows, JSONL")
-    .option("--model <dir>", "local judge model folder")
-    .option("--judge-url <url>", "OpenAI-compatible base URL (e.g. http://localhost:8000/v1)")
-    .option("--judge-model <name>", "model name at --judge-url", "default")
-    .option("--max-new-tokens <n>", "judge reply budget", int("max-new-tokens"), 512)
-    .option("--concurrency <n>", "judge calls in flight", int("concurrency"), 1)
-    .option("--separator <s>", "step separator for {prompt, completion} rows", "\\n")
-    .option("--truncate", "end each row at its first false step", false)
-    .action(
-      async (o: {
-        data: string;
-        output: string;
-        model?: string;
-        judgeUrl?: string;
-        judgeModel: string;
-        maxNewTokens: number;
-        concurrency: number;
-        separator: string;
-        truncate: boolean;
-      }) => {
-        const sols = readSolutions(o.data, unescapeSeparator(o.separator));
-        let judge: JudgeFn;
-        if (o.judgeUrl !== undefined)
-          judge = remoteJudge({ url: o.judgeUrl, model: o.judgeModel, maxTokens: o.maxNewTokens, apiKey: process.env.OPENAI_API_KEY });
-        else if (o.model !== undefined)
-          judge = localJudge(await loadCausalLM(o.model), loadTokenizer(o.model), { maxNewTokens: o.maxNewTokens });
-        else throw new LabelError("[label judge] --model or --judge-url is required");
-        const { labels, stats } = await judgeLabels(judge, sols, { concurrency: o.concurrency });
-        const rows: unknown[] = [];
-        const predicted = labels.map((l, i) =>
-          l.firstError === null ? null : sols[i]!.steps.map((_, j) => l.firstError === -1 || j < l.firstError!),
-        );
-        sols.forEach((s, i) => {
-          const fe = labels[i]!.firstError;
-          if (fe === null) return;
-          const row = stepwiseFromFirstError(s.prompt, s.steps, fe, { truncate: o.truncate }, { ...s.extra });
-          rows.push({ ...row, first_error: fe, judge_reply: labels[i]!.reply });
-        });
-        writeJsonl(o.output, rows);
-        say({ method: "judge", ...stats, ...qualitySummary(sols, predicted) });
-      },
-    );
+  registerSchemaCommand(label, {
+    name: "judge",
+    description: "LLM-as-judge labels: the judge names the first wrong step (unparseable replies are dropped and counted)",
+    schema: z
+      .object({
+        data: SOLUTION_DATA,
+        output: LABELLED_OUTPUT,
+        model: SHARED.model.nullable().default(null).describe("local judge model folder"),
+        tokenizer: SHARED.tokenizer,
+        judgeUrl: z.string().nullable().default(null).describe("instead of --model: an OpenAI-compatible base URL (http://host:8000/v1)"),
+        judgeModel: z.string().default("default").describe("model name at --judge-url"),
+        maxCompletionLength: SHARED.maxCompletionLength.describe("tokens of a judge reply at most"),
+        concurrency: z.number().int().positive().default(1).describe("judge calls in flight"),
+        stepSeparator: SHARED.stepSeparator,
+        truncate: TRUNCATE,
+      })
+      .strict(),
+    action: async (o) => {
+      const sols = readSolutions(o.data, o.stepSeparator);
+      let judge: JudgeFn;
+      if (o.judgeUrl !== null)
+        judge = remoteJudge({ url: o.judgeUrl, model: o.judgeModel, maxTokens: o.maxCompletionLength, apiKey: process.env.OPENAI_API_KEY });
+      else if (o.model !== null)
+        judge = localJudge(await loadCausalLM(o.model), loadTokenizer(o.tokenizer ?? o.model), { maxNewTokens: o.maxCompletionLength });
+      else throw new LabelError("[label judge] --model or --judge-url is required");
+      const { labels, stats } = await judgeLabels(judge, sols, { concurrency: o.concurrency });
+      const rows: unknown[] = [];
+      const predicted = labels.map((l, i) =>
+        l.firstError === null ? null : sols[i]!.steps.map((_, j) => l.firstError === -1 || j < l.firstError!),
+      );
+      sols.forEach((s, i) => {
+        const fe = labels[i]!.firstError;
+        if (fe === null) return;
+        const row = stepwiseFromFirstError(s.prompt, s.steps, fe, { truncate: o.truncate }, { ...s.extra });
+        rows.push({ ...row, first_error: fe, judge_reply: labels[i]!.reply });
+      });
+      writeJsonl(o.output, rows);
+      say({ method: "judge", ...stats, ...qualitySummary(sols, predicted) });
+    },
+  });
 
-  label
-    .command("consensus")
-    .description("keep rows where MC and judge agree on the first error (Qwen 2501.07301)")
-    .requiredOption("--mc <file>", "output of `nexus label mc` (or omega)")
-    .requiredOption("--judge <file>", "output of `nexus label judge`")
-    .requiredOption("--output <file>", "kept rows, JSONL (TRL stepwise format)")
-    .option("--truncate", "end each row at its first false step", false)
-    .action((o: { mc: string; judge: string; output: string; truncate: boolean }) => {
+  registerSchemaCommand(label, {
+    name: "consensus",
+    description: "keep rows where MC and judge agree on the first error (Qwen 2501.07301)",
+    schema: z
+      .object({
+        mc: z.string().describe("output of `nexus label mc` (or omega)"),
+        judge: z.string().describe("output of `nexus label judge`"),
+        output: SHARED.output.describe("kept rows, JSONL (TRL stepwise format)"),
+        truncate: TRUNCATE,
+      })
+      .strict(),
+    action: (o) => {
       type Labelled = { prompt: string; steps: string[]; firstError: number; extra: Record<string, unknown> };
       const read = (file: string): Labelled[] =>
         readJsonlWith(file, (row, line) => {
@@ -255,5 +247,6 @@ export function registerLabel(program: Command): void {
         })),
       );
       say({ method: "consensus", ...stats });
-    });
+    },
+  });
 }

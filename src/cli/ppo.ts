@@ -1,6 +1,7 @@
 // `nexus ppo`: PPO with a value model on prompt-only JSONL (TRL PPOTrainer): PPO_SCHEMA flags plus --reward-model
 // DIR (a *ForSequenceClassification folder), --reward-funcs / --reward-module (summed with the reward model),
-// and --value-model DIR (else copied from the reward model or the policy per --value-model-init).
+// and --value-model DIR (else copied from the reward model or the policy per --value-model-init). The generation
+// budget is --max-completion-length as in every command (TRL PPO's response_length, accepted in config files).
 // Writes the policy (and tokenizer) to --output and the value model to <output>/value_model. Not here: training.
 
 import type { Command } from "commander";
@@ -11,8 +12,9 @@ import { loadCausalLM, saveCausalLM } from "../models/causal_lm.js";
 import { loadClassifier, SequenceClassifier, saveClassifier } from "../models/heads.js";
 import type { RewardFn } from "../rewards/types.js";
 import type { PromptRow } from "../train/online_policy.js";
-import { PPO_RULES, PPO_SCHEMA, trainPpo } from "../train/ppo.js";
+import { PPO_RULES, PPO_SCHEMA, type PpoTrainConfig, trainPpo } from "../train/ppo.js";
 import { loadRewardFunctions, REWARD_CLI_FIELDS, splitRewardConfig } from "./reward_loading.js";
+import { SHARED } from "./shared_options.js";
 import { registerTrainCommand, writeResolvedConfig } from "./train_command.js";
 
 /** CLI-only model paths of the online commands. */
@@ -35,24 +37,34 @@ export async function loadRewardSources(
   return { rewardModel: rm, rewardFuncs };
 }
 
+const PPO_CLI_SCHEMA = PPO_SCHEMA.omit({ responseLength: true }).extend({
+  maxCompletionLength: SHARED.maxCompletionLength,
+  ...REWARD_CLI_FIELDS,
+  ...REWARD_MODEL_FIELD,
+  valueModel: z.string().nullable().default(null).describe("Value model folder (else initialised per valueModelInit)"),
+});
+
+function ppoConfig(c: z.output<typeof PPO_CLI_SCHEMA>): PpoTrainConfig {
+  const { maxCompletionLength, rewardFuncs: _f, rewardModule: _m, rewardModel: _r, valueModel: _v, ...rest } = c;
+  return { ...rest, responseLength: maxCompletionLength };
+}
+
 export function registerPpo(program: Command): void {
   registerTrainCommand(program, {
     name: "ppo",
     description: "PPO with a value model on prompt-only rows (TRL PPOTrainer): KL-penalised reward-model score, GAE, clipped losses",
-    schema: PPO_SCHEMA.extend({
-      ...REWARD_CLI_FIELDS,
-      ...REWARD_MODEL_FIELD,
-      valueModel: z.string().nullable().default(null).describe("Value model folder (else initialised per valueModelInit)"),
-    }),
-    rules: PPO_RULES,
+    schema: PPO_CLI_SCHEMA,
+    rules: PPO_RULES.map((rule) => (c: z.output<typeof PPO_CLI_SCHEMA>) => rule(ppoConfig(c))),
+    aliases: { responseLength: "maxCompletionLength" },
     action: async (ctx) => {
-      const { config: withPaths, rewardFuncs: names, rewardModule } = splitRewardConfig(ctx.config);
-      const { rewardModel: rmPath, valueModel: vmPath, ...config } = withPaths;
+      const { rewardFuncs: names, rewardModule } = splitRewardConfig(ctx.config);
+      const config = ppoConfig(ctx.config);
       const model = await loadCausalLM(ctx.model);
       const tokenizer = loadTokenizer(ctx.tokenizer);
       checkTokenizerFitsModel(tokenizer, model.config.vocabSize, ctx.model);
       const rows = loadDataset(ctx.data, "prompt_only", { name: ctx.data }) as PromptRow[];
-      const sources = await loadRewardSources(rmPath, names, rewardModule, config.responseLength);
+      const sources = await loadRewardSources(ctx.config.rewardModel, names, rewardModule, config.responseLength);
+      const vmPath = ctx.config.valueModel;
       const valueModel = vmPath === null ? undefined : (loadClassifier(vmPath, { kind: "sequence" }) as SequenceClassifier);
       writeResolvedConfig(ctx.output, ctx.resolved);
       const res = await trainPpo({ model, tokenizer, rows, config, ...sources, valueModel, outputDir: ctx.output, resume: ctx.resume });

@@ -9,6 +9,7 @@ export function registerPrm(program: Command): void {
   registerTrainCommand(program, {
     name: "prm",
     description: "train a process reward model on {prompt, completions, labels} rows (TRL PRMTrainer)",
+    evalData: true,
     schema: PRM_SCHEMA,
     action: async (ctx) => {
       writeResolvedConfig(ctx.output, ctx.resolved);

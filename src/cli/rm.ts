@@ -9,6 +9,7 @@ export function registerRm(program: Command): void {
   registerTrainCommand(program, {
     name: "rm",
     description: "train a reward model on {chosen, rejected, margin?} pairs (TRL RewardTrainer, Bradley-Terry)",
+    evalData: true,
     schema: REWARD_SCHEMA,
     action: async (ctx) => {
       writeResolvedConfig(ctx.output, ctx.resolved);

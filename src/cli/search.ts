@@ -1,14 +1,16 @@
-// `nexus search bon|vote|beam|lookahead|mcts`: test-time search with a policy folder and a PRM or ORM folder over
-// a JSONL of {prompt, answer?} rows; writes one row per prompt {prompt, answer, prediction, correct?, steps,
-// score, budget}. Seeded (one sampling stream per run). MCTS uses the PRM's value when --prm is given, else
-// terminal-guided backups checked against the row's gold answer. Not here: the strategies (src/search/).
+// `nexus search bon | vote | beam | lookahead | mcts`: test-time search with a policy folder (--model) and a PRM
+// or ORM folder over a JSONL of {prompt, answer?} rows; writes one row per prompt {prompt, answer, prediction,
+// correct?, steps, score, budget, candidates}. Seeded (one sampling stream per run). Each strategy has only the
+// options it uses. MCTS uses the PRM's value when --prm is given, else terminal-guided backups checked against
+// the row's gold answer. Not here: the strategies (src/search/).
 
-import { type Command, InvalidArgumentError } from "commander";
+import type { Command } from "commander";
+import { z } from "zod";
 import { readJsonl, writeJsonl } from "../data/jsonl.js";
 import { joinSteps } from "../data/tasks/task.js";
 import { loadTokenizer } from "../io/tokenizer.js";
 import { loadCausalLM } from "../models/causal_lm.js";
-import { type OutcomeScorer, STEP_AGGREGATIONS, type StepAggregation } from "../rewards/interfaces.js";
+import type { OutcomeScorer, StepAggregation, StepGenerator } from "../rewards/interfaces.js";
 import { ModelStepGenerator } from "../rewards/labels/model_generator.js";
 import { extractNumber, goldNumber, rationalEquals } from "../rewards/rule.js";
 import { loadOrmScorer, loadPrmScorer, type PrmScorer } from "../rewards/scoring.js";
@@ -25,44 +27,91 @@ import {
   stepStatesAnswer,
   terminalEvaluator,
 } from "../search/index.js";
+import { registerSchemaCommand } from "./schema_command.js";
+import { SHARED } from "./shared_options.js";
 
-const int = (min: number) => (raw: string) => {
-  const v = Number(raw);
-  if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`expects an integer >= ${min}, got '${raw}'`);
-  return v;
+const SELECTION_NAMES = Object.keys(SELECTIONS) as [Selection, ...Selection[]];
+
+/** Options of every strategy: the policy, the data and how the policy samples steps. */
+const COMMON = {
+  model: SHARED.model.describe("policy: causal LM folder (with its tokenizer)"),
+  tokenizer: SHARED.tokenizer,
+  data: SHARED.data.describe("rows {prompt, answer?}, JSONL"),
+  output: SHARED.output.describe("one row per prompt, JSONL"),
+  temperature: SHARED.temperature.describe("policy sampling temperature"),
+  maxStepLength: SHARED.maxStepLength,
+  maxCompletionLength: SHARED.maxCompletionLength,
+  stepSeparator: SHARED.stepSeparator,
+  seed: SHARED.seed,
 };
-const num = (raw: string) => {
-  const v = Number(raw);
-  if (raw.trim() === "" || !Number.isFinite(v)) throw new InvalidArgumentError(`expects a number, got '${raw}'`);
-  return v;
+const PRM = z.string().describe("PRM folder (*ForTokenClassification)");
+const ORM = z.string().describe("ORM folder (*ForSequenceClassification)");
+const N = z.number().int().positive().default(8);
+const WIDTH = z.number().int().positive().default(2).describe("expansions per kept beam (N/width beams kept)");
+const MAX_ROUNDS = z.number().int().positive().default(16);
+const SELECTION = z.enum(SELECTION_NAMES).default("best").describe("final pick: best score, score-weighted vote, or majority vote");
+
+const SCHEMAS = {
+  bon: z
+    .object({
+      ...COMMON,
+      prm: PRM.nullable().default(null),
+      orm: ORM.nullable().default(null),
+      n: N.describe("solutions sampled per prompt"),
+      aggregation: SHARED.aggregation.describe("PRM step aggregation into a solution score"),
+      selection: SELECTION,
+    })
+    .strict(),
+  vote: z
+    .object({
+      ...COMMON,
+      prm: PRM.nullable().default(null).describe("PRM folder: weights the vote with --weighted"),
+      orm: ORM.nullable().default(null).describe("ORM folder: weights the vote with --weighted"),
+      n: N.describe("solutions sampled per prompt"),
+      weighted: z.boolean().default(false).describe("weight each answer's votes by the reward model's score"),
+      aggregation: SHARED.aggregation.describe("PRM step aggregation into a solution score"),
+    })
+    .strict(),
+  beam: z
+    .object({
+      ...COMMON,
+      prm: PRM,
+      n: N.describe("beams"),
+      width: WIDTH,
+      maxRounds: MAX_ROUNDS.describe("steps per solution at most"),
+      aggregation: SHARED.aggregation.describe("PRM step aggregation of the final beams"),
+      selection: SELECTION,
+    })
+    .strict(),
+  lookahead: z
+    .object({
+      ...COMMON,
+      prm: PRM,
+      n: N.describe("beams"),
+      width: WIDTH,
+      k: z.number().int().min(0).default(1).describe("greedy rollout steps that rank a beam"),
+      maxRounds: MAX_ROUNDS.describe("steps per solution at most"),
+      aggregation: SHARED.aggregation.describe("PRM step aggregation of the final beams"),
+      selection: SELECTION,
+    })
+    .strict(),
+  mcts: z
+    .object({
+      ...COMMON,
+      prm: PRM.nullable().default(null).describe("PRM folder (its last-step value); else terminal-guided backups need an answer column"),
+      simulations: z.number().int().positive().default(32).describe("tree simulations per prompt"),
+      expansions: z.number().int().positive().default(4).describe("children per expansion"),
+      exploration: z.number().min(0).default(2).describe("UCT exploration constant"),
+      maxRounds: MAX_ROUNDS.describe("tree depth in steps at most"),
+    })
+    .strict(),
 };
+type Strategy = keyof typeof SCHEMAS;
+type Opts<K extends Strategy> = z.output<(typeof SCHEMAS)[K]>;
 
-interface SearchOpts {
-  policy: string;
-  prm?: string;
-  orm?: string;
-  data: string;
-  output: string;
-  n: number;
-  width: number;
-  k: number;
-  maxRounds: number;
-  simulations: number;
-  expansions: number;
-  exploration: number;
-  aggregation: string;
-  selection: string;
-  temperature: number;
-  maxStepTokens: number;
-  maxCompletionTokens: number;
-  separator: string;
-  seed: number;
-}
-
-type Strategy = "bon" | "vote" | "beam" | "lookahead" | "mcts";
 const STRATEGIES: Record<Strategy, string> = {
-  bon: "best-of-N with the ORM (or the PRM aggregated)",
-  vote: "majority vote, or weighted by the reward model with --selection weighted",
+  bon: "best-of-N with an ORM (or a PRM aggregated)",
+  vote: "majority vote over N solutions, optionally weighted by a reward model (--weighted)",
   beam: "PRM-guided step-level beam search (Snell et al.)",
   lookahead: "beam search ranked by k-step greedy rollouts (Snell et al.)",
   mcts: "UCT tree search (rStar-Math): PRM values, or terminal-guided backups from the gold answer",
@@ -74,71 +123,104 @@ function isCorrect(steps: readonly string[], gold: unknown): boolean {
   return g !== null && got !== null && rationalEquals(g, got);
 }
 
-async function runSearch(strategy: Strategy, o: SearchOpts): Promise<void> {
-  if (!(o.aggregation in STEP_AGGREGATIONS))
-    throw new SearchError(`[search] --aggregation must be one of ${Object.keys(STEP_AGGREGATIONS).join(", ")}`);
-  if (!(o.selection in SELECTIONS)) throw new SearchError(`[search] --selection must be one of ${Object.keys(SELECTIONS).join(", ")}`);
-  if (o.prm !== undefined && o.orm !== undefined) throw new SearchError("[search] pass --prm or --orm, not both");
-  const needsPrm = strategy === "beam" || strategy === "lookahead";
-  if (needsPrm && o.prm === undefined) throw new SearchError(`[search ${strategy}] needs --prm`);
-  if (strategy === "bon" && o.prm === undefined && o.orm === undefined) throw new SearchError("[search bon] needs --prm or --orm");
-  const agg = o.aggregation as StepAggregation;
-  const rows = readJsonl(o.data);
-  rows.forEach((r, i) => {
-    if (typeof r.prompt !== "string") throw new SearchError(`[search] ${o.data}:${i + 1}: "prompt" must be a string`);
-    if (strategy === "mcts" && o.prm === undefined && r.answer === undefined)
-      throw new SearchError(`[search mcts] ${o.data}:${i + 1}: terminal-guided MCTS (no --prm) needs an "answer" column`);
-  });
-  const lm = await loadCausalLM(o.policy);
-  const tok = loadTokenizer(o.policy);
+interface Loaded {
+  gen: StepGenerator;
+  greedy: StepGenerator;
+  prm: PrmScorer | null;
+  outcome: OutcomeScorer | null;
+}
+
+async function load(o: Opts<Strategy>, aggregation: StepAggregation | null): Promise<Loaded> {
+  const prmDir = "prm" in o ? o.prm : null;
+  const ormDir = "orm" in o ? o.orm : null;
+  if (prmDir !== null && ormDir !== null) throw new SearchError("[search] pass --prm or --orm, not both");
+  const lm = await loadCausalLM(o.model);
+  const tok = loadTokenizer(o.tokenizer ?? o.model);
   const genOpts = {
-    separator: o.separator,
-    maxStepTokens: o.maxStepTokens,
-    maxCompletionTokens: o.maxCompletionTokens,
+    separator: o.stepSeparator,
+    maxStepTokens: o.maxStepLength,
+    maxCompletionTokens: o.maxCompletionLength,
     isFinal: (s: string) => stepStatesAnswer([s]),
   };
   const gen = new ModelStepGenerator(lm, tok, { ...genOpts, temperature: o.temperature, doSample: o.temperature > 0, seed: o.seed });
   const greedy = new ModelStepGenerator(lm, tok, { ...genOpts, temperature: 0, doSample: false, seed: o.seed });
-  const prm: PrmScorer | null = o.prm === undefined ? null : loadPrmScorer(o.prm);
-  const outcome: OutcomeScorer | null =
-    o.orm !== undefined ? loadOrmScorer(o.orm, { stepSeparator: o.separator }) : prm === null ? null : prm.aggregate(agg);
-  const selection = o.selection as Selection;
+  const prm = prmDir === null ? null : loadPrmScorer(prmDir);
+  const outcome =
+    ormDir !== null
+      ? loadOrmScorer(ormDir, { stepSeparator: o.stepSeparator })
+      : prm !== null && aggregation !== null
+        ? prm.aggregate(aggregation)
+        : null;
+  return { gen, greedy, prm, outcome };
+}
+
+/** One strategy run on one prompt. */
+type Runner<K extends Strategy> = (o: Opts<K>, m: Loaded, row: Record<string, unknown>) => Promise<SearchResult>;
+
+const RUNNERS: { [K in Strategy]: Runner<K> } = {
+  bon: (o, m, row) =>
+    bestOfN(m.gen, o.selection === "majority" ? null : m.outcome, row.prompt as string, { n: o.n, selection: o.selection }),
+  vote: (o, m, row) =>
+    bestOfN(m.gen, o.weighted ? m.outcome : null, row.prompt as string, { n: o.n, selection: o.weighted ? "weighted" : "majority" }),
+  beam: (o, m, row) =>
+    beamSearch(m.gen, m.prm!, row.prompt as string, {
+      n: o.n,
+      width: o.width,
+      maxRounds: o.maxRounds,
+      finalAggregation: o.aggregation,
+      selection: o.selection,
+    }),
+  lookahead: (o, m, row) =>
+    lookaheadSearch(m.gen, m.prm!, row.prompt as string, {
+      n: o.n,
+      width: o.width,
+      k: o.k,
+      maxRounds: o.maxRounds,
+      rolloutGenerator: m.greedy,
+      finalAggregation: o.aggregation,
+      selection: o.selection,
+    }),
+  mcts: (o, m, row) => {
+    const evaluator = m.prm !== null ? prmEvaluator(m.prm, "last") : terminalEvaluator(m.gen, (_p, steps) => isCorrect(steps, row.answer));
+    return mcts(m.gen, evaluator, row.prompt as string, {
+      simulations: o.simulations,
+      expansions: o.expansions,
+      exploration: o.exploration,
+      maxDepth: o.maxRounds,
+      seed: o.seed,
+    });
+  },
+};
+
+function checkRows<K extends Strategy>(strategy: K, o: Opts<K>): Record<string, unknown>[] {
+  const rows = readJsonl(o.data);
+  rows.forEach((r, i) => {
+    if (typeof r.prompt !== "string") throw new SearchError(`[search ${strategy}] ${o.data}:${i + 1}: "prompt" must be a string`);
+    if (strategy === "mcts" && (o as Opts<"mcts">).prm === null && r.answer === undefined)
+      throw new SearchError(`[search mcts] ${o.data}:${i + 1}: terminal-guided MCTS (no --prm) needs an "answer" column`);
+  });
+  return rows;
+}
+
+async function runSearch<K extends Strategy>(strategy: K, o: Opts<K>): Promise<void> {
+  if (strategy === "bon") {
+    const b = o as Opts<"bon">;
+    if (b.prm === null && b.orm === null && b.selection !== "majority") throw new SearchError("[search bon] needs --prm or --orm");
+  }
+  if (strategy === "vote" && (o as Opts<"vote">).weighted && (o as Opts<"vote">).prm === null && (o as Opts<"vote">).orm === null)
+    throw new SearchError("[search vote] --weighted needs --prm or --orm");
+  const rows = checkRows(strategy, o);
+  const m = await load(o, "aggregation" in o ? o.aggregation : null);
   const out: Record<string, unknown>[] = [];
   for (const row of rows) {
-    const prompt = row.prompt as string;
-    let res: SearchResult;
-    if (strategy === "bon" || strategy === "vote") {
-      const how: Selection = strategy === "bon" ? selection : outcome === null || selection === "best" ? "majority" : selection;
-      res = await bestOfN(gen, how === "majority" ? null : outcome, prompt, { n: o.n, selection: how });
-    } else if (strategy === "beam") {
-      res = await beamSearch(gen, prm as PrmScorer, prompt, {
-        n: o.n,
-        width: o.width,
-        maxRounds: o.maxRounds,
-        finalAggregation: agg,
-        selection,
-      });
-    } else if (strategy === "lookahead") {
-      res = await lookaheadSearch(gen, prm as PrmScorer, prompt, {
-        n: o.n,
-        width: o.width,
-        k: o.k,
-        maxRounds: o.maxRounds,
-        rolloutGenerator: greedy,
-        finalAggregation: agg,
-        selection,
-      });
-    } else {
-      const evaluator = prm !== null ? prmEvaluator(prm, "last") : terminalEvaluator(gen, (_p, steps) => isCorrect(steps, row.answer));
-      res = await mcts(gen, evaluator, prompt, {
-        simulations: o.simulations,
-        expansions: o.expansions,
-        exploration: o.exploration,
-        maxDepth: o.maxRounds,
-        seed: o.seed,
-      });
-    }
-    const rec: Record<string, unknown> = { prompt, prediction: res.answer, steps: res.steps, score: res.score, budget: res.budget };
+    const res = await (RUNNERS[strategy] as Runner<K>)(o, m, row);
+    const rec: Record<string, unknown> = {
+      prompt: row.prompt,
+      prediction: res.answer,
+      steps: res.steps,
+      score: res.score,
+      budget: res.budget,
+    };
     if (row.answer !== undefined) {
       rec.answer = row.answer;
       rec.correct = isCorrect(res.steps, row.answer);
@@ -151,29 +233,12 @@ async function runSearch(strategy: Strategy, o: SearchOpts): Promise<void> {
 
 export function registerSearch(program: Command): void {
   const search = program.command("search").description("test-time search: bon | vote | beam | lookahead | mcts");
-  for (const [name, description] of Object.entries(STRATEGIES) as [Strategy, string][]) {
-    search
-      .command(name)
-      .description(description)
-      .requiredOption("--policy <dir>", "causal LM folder (with its tokenizer)")
-      .option("--prm <dir>", "PRM folder (token classifier)")
-      .option("--orm <dir>", "ORM folder (sequence classifier)")
-      .requiredOption("--data <file>", "JSONL rows {prompt, answer?}")
-      .requiredOption("--output <file>", "JSONL output, one row per prompt")
-      .option("--n <n>", "solutions (bon, vote) or beams (beam, lookahead)", int(1), 8)
-      .option("--width <m>", "expansions per kept beam (N/M beams kept)", int(1), 2)
-      .option("--k <k>", "lookahead rollout steps", int(0), 1)
-      .option("--max-rounds <n>", "steps per solution at most (beam, lookahead; MCTS depth)", int(1), 16)
-      .option("--simulations <n>", "MCTS simulations", int(1), 32)
-      .option("--expansions <n>", "MCTS children per expansion", int(1), 4)
-      .option("--exploration <c>", "MCTS UCT exploration constant", num, 2)
-      .option("--aggregation <how>", "PRM step aggregation: min | product | last | mean", "last")
-      .option("--selection <how>", "best | weighted | majority", "best")
-      .option("--temperature <t>", "policy sampling temperature", num, 1)
-      .option("--max-step-tokens <n>", "tokens per step at most", int(1), 64)
-      .option("--max-completion-tokens <n>", "tokens per full solution at most", int(1), 512)
-      .option("--separator <s>", "step separator", "\n")
-      .option("--seed <n>", "sampling seed", int(0), 0)
-      .action((o: SearchOpts) => runSearch(name, o));
+  for (const strategy of Object.keys(SCHEMAS) as Strategy[]) {
+    registerSchemaCommand(search, {
+      name: strategy,
+      description: STRATEGIES[strategy],
+      schema: SCHEMAS[strategy],
+      action: (o) => runSearch(strategy, o as Opts<typeof strategy>),
+    });
   }
 }

@@ -2,64 +2,42 @@
 // "listening on <url>" on stdout once the port is bound; SIGINT / SIGTERM finish queued requests and exit 0.
 // Not here: the server itself, multi-model serving.
 
-import { type Command, InvalidArgumentError } from "commander";
-import { type BackendChoice, setBackend } from "../backend/index.js";
+import type { Command } from "commander";
+import { z } from "zod";
 import { startServer } from "../serve/server.js";
+import { registerSchemaCommand } from "./schema_command.js";
+import { SHARED } from "./shared_options.js";
 
-function intArg(min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got '${v}'`);
-    return n;
-  };
-}
-
-function loraArg(v: string, prev: Record<string, string>): Record<string, string> {
-  const at = v.indexOf("=");
-  if (at <= 0 || at === v.length - 1) throw new InvalidArgumentError(`expected NAME=DIR, got '${v}'`);
-  return { ...prev, [v.slice(0, at)]: v.slice(at + 1) };
-}
-
-interface ServeFlags {
-  model: string;
-  tokenizer?: string;
-  host: string;
-  port: number;
-  servedModelName?: string;
-  lora: Record<string, string>;
-  maxBatch: number;
-  apiKey?: string;
-  seed?: number;
-  backend?: BackendChoice;
-  quiet: boolean;
-}
+export const SERVE_SCHEMA = z
+  .object({
+    model: SHARED.model.describe("model folder (HF layout) to serve"),
+    tokenizer: SHARED.tokenizer,
+    host: z.string().default("127.0.0.1").describe("address to bind"),
+    port: z.number().int().min(0).max(65535).default(8000).describe("port (0 picks a free one)"),
+    servedModelName: z.string().nullable().default(null).describe("the model id clients send (default: --model as given)"),
+    lora: z.record(z.string(), z.string()).default({}).describe("a PEFT LoRA adapter to load at start, NAME=DIR (repeatable)"),
+    maxBatch: z.number().int().positive().default(64).describe("rows generated together at most"),
+    apiKey: z.string().nullable().default(null).describe("require Authorization: Bearer <key>"),
+    seed: SHARED.seed.describe("seed of the stream that requests without a seed draw from"),
+    quiet: z.boolean().default(false).describe("no per-request log on stderr"),
+  })
+  .strict();
 
 export function registerServe(program: Command): void {
-  program
-    .command("serve")
-    .description("serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, LoRA hot loading)")
-    .requiredOption("--model <dir>", "model folder (HF layout)")
-    .option("--tokenizer <dir>", "tokenizer folder (default: the model folder)")
-    .option("--host <host>", "address to bind", "127.0.0.1")
-    .option("--port <n>", "port (0 picks a free one)", intArg(0), 8000)
-    .option("--served-model-name <name>", "the model id clients send (default: --model as given)")
-    .option("--lora <name=dir>", "a PEFT LoRA adapter to load at start (repeatable)", loraArg, {})
-    .option("--max-batch <n>", "rows generated together at most", intArg(1), 64)
-    .option("--api-key <key>", "require Authorization: Bearer <key>")
-    .option("--seed <n>", "seed of the stream unseeded requests draw from", intArg(0))
-    .option("--backend <name>", "auto, cpu or ref")
-    .option("--quiet", "no per-request log on stderr", false)
-    .action(async (f: ServeFlags) => {
-      if (f.backend !== undefined) setBackend(f.backend);
+  registerSchemaCommand(program, {
+    name: "serve",
+    description: "serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, LoRA hot loading)",
+    schema: SERVE_SCHEMA,
+    action: async (f) => {
       const handle = await startServer({
         model: f.model,
-        tokenizer: f.tokenizer,
+        tokenizer: f.tokenizer ?? undefined,
         host: f.host,
         port: f.port,
-        servedModelName: f.servedModelName,
+        servedModelName: f.servedModelName ?? undefined,
         loras: f.lora,
         maxBatch: f.maxBatch,
-        apiKey: f.apiKey,
+        apiKey: f.apiKey ?? undefined,
         seed: f.seed,
         log: f.quiet ? undefined : (line) => process.stderr.write(`[serve] ${line}\n`),
       });
@@ -72,5 +50,6 @@ export function registerServe(program: Command): void {
         process.once("SIGINT", () => stop("SIGINT"));
         process.once("SIGTERM", () => stop("SIGTERM"));
       });
-    });
+    },
+  });
 }

@@ -9,6 +9,7 @@ export function registerSft(program: Command): void {
   registerTrainCommand(program, {
     name: "sft",
     description: "supervised fine-tuning on {text}, {prompt, completion} or {messages} rows (TRL SFTTrainer)",
+    evalData: true,
     schema: SFT_SCHEMA,
     action: async (ctx) => {
       writeResolvedConfig(ctx.output, ctx.resolved);

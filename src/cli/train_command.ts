@@ -1,14 +1,34 @@
-// The shared CLI of every trainer: one commander subcommand built from the trainer's strict zod config schema.
-// Common flags (--config, --model, --data, --eval-data, --output, --resume, --tokenizer) plus one kebab-case
-// flag per schema field, documented from the field's `.describe()` text and default. Precedence: schema
-// defaults < config file (YAML/JSON, snake_case or camelCase keys) < flags. Unknown flags and keys are errors.
-// Not here: any training; the action callback receives the resolved config and paths.
+// The shared CLI of every trainer: TRAIN_COMMAND_FIELDS (model, data, output, ... : add a flag every trainer has
+// there) plus the trainer's strict zod config schema, registered through schema_command.ts (flags, --config,
+// help, did-you-mean). The action receives the resolved method config and the run's paths.
+// Not here: any training; flag parsing rules (schema_command.ts, fields.ts).
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Command, InvalidArgumentError, Option } from "commander";
-import type { z } from "zod";
-import { ConfigError, readConfigFile, resolveConfig } from "../train/config.js";
+import type { Command } from "commander";
+import { z } from "zod";
+import { ConfigError, resolveConfig } from "../train/config.js";
+import { type CommandRun, registerSchemaCommand, resolveCommandOptions } from "./schema_command.js";
+import { SHARED } from "./shared_options.js";
+
+export { fieldInfo, kebabCase } from "./fields.js";
+
+/** Options every trainer command has besides its method config. */
+export const TRAIN_COMMAND_FIELDS = {
+  model: SHARED.model.describe("model folder to start from (HF layout: config.json + safetensors + tokenizer)"),
+  tokenizer: SHARED.tokenizer,
+  data: SHARED.data.describe("training data, JSONL"),
+  output: z.string().describe("output folder: checkpoints, metrics.jsonl, final model"),
+  resume: z.boolean().default(false).describe("continue from the newest checkpoint in --output"),
+};
+
+/** Held-out data, for trainers that evaluate (TrainCommandSpec.evalData). */
+const EVAL_DATA_FIELD = {
+  evalData: z.string().nullable().default(null).describe("held-out data, JSONL: evaluated every evalSteps and at the end"),
+};
+
+/** TRL's names for the path options, accepted as config-file keys. */
+const TRAIN_ALIASES = { modelNameOrPath: "model", outputDir: "output", datasetPath: "data", datasetName: "data" } as const;
 
 /** What a trainer's action receives: the validated config and the run's paths. */
 export interface TrainCommandContext<C> {
@@ -20,7 +40,7 @@ export interface TrainCommandContext<C> {
   tokenizer: string;
   /** Training data (JSONL). */
   data: string;
-  /** Evaluation data (JSONL), or null. */
+  /** Evaluation data (JSONL), or null (always null for a trainer without `evalData`). */
   evalData: string | null;
   /** Output folder: checkpoints, metrics.jsonl, final model. */
   output: string;
@@ -28,6 +48,8 @@ export interface TrainCommandContext<C> {
   resume: boolean;
   /** Everything resolved (paths + config), as written to `training_config.json`. */
   resolved: Record<string, unknown>;
+  /** Which options were set by flag or config file, the global flags, the config file. */
+  run?: CommandRun;
 }
 
 export interface TrainCommandSpec<S extends z.ZodObject> {
@@ -38,143 +60,55 @@ export interface TrainCommandSpec<S extends z.ZodObject> {
   schema: S;
   /** Cross-field rules: return an error message or null. */
   rules?: ((c: z.output<S>) => string | null)[];
+  /** The trainer evaluates `--eval-data` (else the flag is not offered and is refused with a reason). */
+  evalData?: boolean;
+  /** Other config-file names of method options (TRL spellings) → field. */
+  aliases?: Readonly<Record<string, string>>;
+  /** What to say about flags this trainer does not have. */
+  hints?: Readonly<Record<string, string>>;
+  epilog?: string;
   action: (ctx: TrainCommandContext<z.output<S>>) => void | Promise<void>;
 }
 
-/** Path keys a config file may set besides the schema fields (TRL spellings accepted too). */
-const PATH_KEYS: Record<string, "model" | "tokenizer" | "data" | "evalData" | "output" | "resume"> = {
-  model: "model",
-  modelNameOrPath: "model",
-  tokenizer: "tokenizer",
-  data: "data",
-  datasetPath: "data",
-  evalData: "evalData",
-  output: "output",
-  outputDir: "output",
-  resume: "resume",
-};
-
-const COMMON_FLAGS = new Set(["config", "model", "tokenizer", "data", "evalData", "output", "resume"]);
-
-/** camelCase → kebab-case (`learningRate` → `learning-rate`). */
-export function kebabCase(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
-interface FieldInfo {
-  kind: "number" | "int" | "boolean" | "string" | "enum" | "numberList" | "stringList" | "other";
-  choices?: string[];
-  nullable: boolean;
-  defaultValue: unknown;
-  hasDefault: boolean;
-  description: string;
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: zod's internal def is untyped across wrapper kinds
-type AnyDef = any;
-
-/** Read a field's base kind, default and description through default/optional/nullable wrappers. */
-export function fieldInfo(field: z.ZodType): FieldInfo {
-  let cur: AnyDef = field;
-  let nullable = false;
-  let hasDefault = false;
-  let defaultValue: unknown;
-  const description: string = (field as AnyDef).description ?? "";
-  for (let i = 0; i < 8; i++) {
-    const t = cur.def.type;
-    if (t === "default" || t === "prefault") {
-      if (!hasDefault) {
-        hasDefault = true;
-        defaultValue = cur.def.defaultValue;
-      }
-      cur = cur.def.innerType;
-    } else if (t === "optional" || t === "nullable") {
-      if (t === "nullable") nullable = true;
-      cur = cur.def.innerType;
-    } else break;
+function fullSchema<S extends z.ZodObject>(spec: Pick<TrainCommandSpec<S>, "name" | "schema" | "evalData">) {
+  const paths = { ...TRAIN_COMMAND_FIELDS, ...(spec.evalData ? EVAL_DATA_FIELD : {}) };
+  for (const key of Object.keys(spec.schema.shape)) {
+    if (key in paths || key === "evalData") throw new ConfigError(`[cli ${spec.name}] config field '${key}' clashes with a common flag`);
   }
-  const t = cur.def.type;
-  let kind: FieldInfo["kind"] = "other";
-  let choices: string[] | undefined;
-  if (t === "number") kind = cur.isInt || cur.format === "safeint" ? "int" : "number";
-  else if (t === "boolean") kind = "boolean";
-  else if (t === "string") kind = "string";
-  else if (t === "enum") {
-    kind = "enum";
-    choices = (cur.options as unknown[]).map(String);
-  } else if (t === "array") {
-    const el = cur.def.element.def.type;
-    kind = el === "number" ? "numberList" : "stringList";
-  }
-  return { kind, choices, nullable, defaultValue, hasDefault, description };
+  return z.object({ ...paths, ...(spec.schema.shape as Record<string, z.ZodType>) }).strict();
 }
 
-function parseNumber(flag: string, int: boolean, nullable: boolean) {
-  return (raw: string): number | null => {
-    if (nullable && (raw === "null" || raw === "none")) return null;
-    const v = Number(raw);
-    if (raw.trim() === "" || !Number.isFinite(v)) throw new InvalidArgumentError(`--${flag} expects a number, got '${raw}'`);
-    if (int && !Number.isInteger(v)) throw new InvalidArgumentError(`--${flag} expects an integer, got '${raw}'`);
-    return v;
-  };
+function context<S extends z.ZodObject>(
+  spec: Pick<TrainCommandSpec<S>, "name" | "schema" | "rules">,
+  all: Record<string, unknown>,
+  run?: CommandRun,
+): TrainCommandContext<z.output<S>> {
+  const methodInput: Record<string, unknown> = {};
+  for (const key of Object.keys(spec.schema.shape)) if (all[key] !== undefined) methodInput[key] = all[key];
+  const config = resolveConfig(spec.name, spec.schema, methodInput, spec.rules ?? []);
+  const model = all.model as string;
+  const tokenizer = (all.tokenizer as string | null) ?? model;
+  const evalData = (all.evalData as string | null | undefined) ?? null;
+  const p = { model, tokenizer, data: all.data as string, evalData, output: all.output as string, resume: all.resume === true };
+  return { config, ...p, resolved: { ...p, ...(config as Record<string, unknown>) }, run };
 }
 
-function showDefault(v: unknown): string {
-  if (v === undefined) return "";
-  return ` (default: ${JSON.stringify(v)})`;
+function evalDataHint(name: string): string {
+  return `nexus ${name} does not evaluate held-out data; drop --eval-data`;
 }
 
-/** Register `nexus <name>` with every option of `spec.schema`; returns the subcommand. */
+/** Register `nexus <name>` with the trainer options and every option of `spec.schema`; returns the subcommand. */
 export function registerTrainCommand<S extends z.ZodObject>(program: Command, spec: TrainCommandSpec<S>): Command {
-  const cmd = program
-    .command(spec.name)
-    .description(spec.description)
-    .allowUnknownOption(false)
-    .allowExcessArguments(false)
-    .option("--config <file>", "YAML or JSON config file (snake_case or camelCase keys); flags override it")
-    .option("--model <dir>", "model folder (HF layout: config.json + safetensors)")
-    .option("--tokenizer <dir>", "tokenizer folder (default: the model folder)")
-    .option("--data <file>", "training data, JSONL")
-    .option("--eval-data <file>", "evaluation data, JSONL")
-    .option("--output <dir>", "output folder: checkpoints, metrics.jsonl, final model")
-    .option("--resume", "continue from the newest checkpoint in --output");
-
-  const shape = spec.schema.shape as Record<string, z.ZodType>;
-  for (const [key, field] of Object.entries(shape)) {
-    if (COMMON_FLAGS.has(key)) throw new ConfigError(`[cli ${spec.name}] config field '${key}' clashes with a common flag`);
-    const info = fieldInfo(field);
-    const flag = kebabCase(key);
-    const doc = `${info.description}${showDefault(info.defaultValue)}`;
-    if (info.kind === "boolean") {
-      cmd.addOption(new Option(`--${flag}`, doc));
-      cmd.addOption(new Option(`--no-${flag}`, `set ${key} to false`).hideHelp(info.defaultValue === false));
-      continue;
-    }
-    const opt = new Option(`--${flag} <value>`, doc);
-    if (info.kind === "number" || info.kind === "int") opt.argParser(parseNumber(flag, info.kind === "int", info.nullable));
-    else if (info.kind === "enum") opt.choices(info.choices ?? []);
-    else if (info.kind === "numberList") {
-      const one = parseNumber(flag, false, false);
-      opt.argParser((raw: string) => raw.split(",").map((s) => one(s.trim())));
-    } else if (info.kind === "stringList") opt.argParser((raw: string) => raw.split(",").map((s) => s.trim()));
-    else if (info.kind === "string" && info.nullable) opt.argParser((raw: string) => (raw === "null" ? null : raw));
-    else if (info.kind === "other") {
-      opt.argParser((raw: string) => {
-        try {
-          return JSON.parse(raw);
-        } catch {
-          return raw;
-        }
-      });
-    }
-    cmd.addOption(opt);
-  }
-
-  cmd.action(async (opts: Record<string, unknown>, self: Command) => {
-    const ctx = resolveTrainCommand(spec, opts, (k) => self.getOptionValueSource(k) === "cli");
-    await spec.action(ctx);
+  const schema = fullSchema(spec);
+  return registerSchemaCommand(program, {
+    name: spec.name,
+    description: spec.description,
+    schema,
+    aliases: { ...TRAIN_ALIASES, ...spec.aliases },
+    hints: { ...(spec.evalData ? {} : { evalData: evalDataHint(spec.name) }), ...spec.hints },
+    epilog: spec.epilog,
+    action: async (all, run) => spec.action(context(spec, all as Record<string, unknown>, run)),
   });
-  return cmd;
 }
 
 /**
@@ -182,37 +116,13 @@ export function registerTrainCommand<S extends z.ZodObject>(program: Command, sp
  * that wants the CLI's precedence without commander). `given(k)` says whether flag k was on the command line.
  */
 export function resolveTrainCommand<S extends z.ZodObject>(
-  spec: Pick<TrainCommandSpec<S>, "name" | "schema" | "rules">,
+  spec: Pick<TrainCommandSpec<S>, "name" | "schema" | "rules" | "evalData" | "aliases">,
   opts: Record<string, unknown>,
   given: (key: string) => boolean = (k) => opts[k] !== undefined,
 ): TrainCommandContext<z.output<S>> {
-  const where = spec.name;
-  const fileValues = typeof opts.config === "string" ? readConfigFile(opts.config) : {};
-  const paths: Record<string, unknown> = {};
-  const merged: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fileValues)) {
-    if (k in PATH_KEYS) paths[PATH_KEYS[k]] = v;
-    else merged[k] = v;
-  }
-  const shape = spec.schema.shape as Record<string, z.ZodType>;
-  for (const key of Object.keys(shape)) if (given(key) && opts[key] !== undefined) merged[key] = opts[key];
-  for (const key of ["model", "tokenizer", "data", "evalData", "output", "resume"]) {
-    if (given(key) && opts[key] !== undefined) paths[key] = opts[key];
-  }
-  const config = resolveConfig(where, spec.schema, merged, spec.rules ?? []);
-  const need = (k: "model" | "data" | "output"): string => {
-    const v = paths[k];
-    if (typeof v !== "string" || v === "") throw new ConfigError(`[${where}] --${k} is required (or '${k}' in the config file)`);
-    return v;
-  };
-  const model = need("model");
-  const data = need("data");
-  const output = need("output");
-  const tokenizer = typeof paths.tokenizer === "string" ? paths.tokenizer : model;
-  const evalData = typeof paths.evalData === "string" ? paths.evalData : null;
-  const resume = paths.resume === true;
-  const resolved = { model, tokenizer, data, evalData, output, resume, ...(config as Record<string, unknown>) };
-  return { config, model, tokenizer, data, evalData, output, resume, resolved };
+  const schema = fullSchema(spec);
+  const r = resolveCommandOptions({ name: spec.name, schema, aliases: { ...TRAIN_ALIASES, ...spec.aliases } }, opts, given);
+  return context(spec, r.values as Record<string, unknown>);
 }
 
 /** Write the resolved config as `training_config.json` into a folder (the output dir; checkpoints get theirs from the loop). */

@@ -7,10 +7,12 @@
         "native/cpu_features.cc",
         "native/gemm.cc",
         "native/gemm_driver.cc",
+        "native/gemm_packed.cc",
         "native/gemm_avx512.cc",
         "native/gemm_avx2.cc",
         "native/fused.cc",
         "native/elementwise.cc",
+        "native/decode.cc",
         "native/fused_avx512.cc",
         "native/fused_avx2.cc",
         "native/fused_scalar.cc"

@@ -9,6 +9,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   nexus::registerGemm(env, exports);
   nexus::registerFused(env, exports);
   nexus::registerElementwise(env, exports);
+  nexus::registerDecode(env, exports);
   return exports;
 }
 

@@ -68,6 +68,15 @@ class Args {
     return p;
   }
 
+  // Every slots[i] is negative (skip) or below bound.
+  void checkSlots(const int32_t* slots, int64_t n, int64_t bound) const {
+    for (int64_t i = 0; i < n; ++i) {
+      if (slots[i] >= bound)
+        fail("slots[" + std::to_string(i) + "] = " + std::to_string(slots[i]) + " is past the cache's " +
+             std::to_string(bound) + " rows");
+    }
+  }
+
   // Every ids[i] lies in [0, bound).
   void checkIndices(const int32_t* ids, int64_t n, int64_t bound, const char* name) const {
     for (int64_t i = 0; i < n; ++i) {

@@ -5,6 +5,7 @@
 
 // GCC 12 flags _mm512_undefined_ps inside its own reduce intrinsics as maybe-uninitialized (a false positive)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
 #define NEXUS_VEC 512

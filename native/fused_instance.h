@@ -9,6 +9,7 @@ namespace {
 #include "fused_impl_elementwise.h"
 #include "fused_impl_rows.h"
 #include "fused_impl_attention.h"
+#include "fused_impl_decode.h"
 }  // namespace
 
 const Table& NEXUS_TABLE_FN() {
@@ -30,6 +31,8 @@ const Table& NEXUS_TABLE_FN() {
       adamwKernel,
       attentionKernel,
       attentionBackwardKernel,
+      pagedAttentionKernel,
+      sampleTokensKernel,
   };
   return t;
 }

@@ -22,6 +22,12 @@ struct AttnShape {
   bool causal;
 };
 
+// Paged attention sizes (Kernels.pagedAttention): q/out [N, H, Dh], caches [numBlocks, Hkv, blockSize, Dh].
+struct PagedShape {
+  int64_t numSeqs, h, hkv, dh, blockSize, maxBlocks;
+  float scale;
+};
+
 struct AdamWParams {
   double lr, beta1, beta2, eps, weightDecay, bc1, bc2;
 };
@@ -55,6 +61,12 @@ struct Table {
   void (*attentionBackward)(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                             const float* v, const float* out, const float* lse, const float* keyMask,
                             const AttnShape& sh);
+  void (*pagedAttention)(float* out, const float* q, const float* kCache, const float* vCache,
+                         const int32_t* blockTables, const int32_t* contextLens, const int32_t* queryStarts,
+                         const PagedShape& sh);
+  void (*sampleTokens)(int32_t* ids, float* logprobs, const float* logits, const float* temperature,
+                       const int32_t* topK, const float* topP, const float* minP, const float* uniform, int64_t rows,
+                       int64_t v);
 };
 
 const Table& tableAvx512();

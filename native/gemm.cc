@@ -9,6 +9,7 @@
 #include <string>
 
 #include "gemm_driver.h"
+#include "gemm_packed.h"
 #include "nexus.h"
 
 namespace nexus {
@@ -22,8 +23,8 @@ const gemm::Arch& activeArch() {
   }
 }
 
-[[noreturn]] void rangeError(Napi::Env env, const std::string& msg) {
-  throw Napi::RangeError::New(env, "[cpu matmul] " + msg);
+[[noreturn]] void rangeError(Napi::Env env, const std::string& msg, const char* kernel = "matmul") {
+  throw Napi::RangeError::New(env, std::string("[cpu ") + kernel + "] " + msg);
 }
 
 int64_t sizeArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
@@ -37,12 +38,14 @@ int64_t sizeArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
 
 // Elements batch item `batch-1` reaches: (batch-1)*stride + size.
 void checkLength(Napi::Env env, const char* name, size_t have, int64_t batch, int64_t stride, int64_t size,
-                 const char* shape) {
+                 const char* shape, const char* kernel = "matmul") {
   if (batch == 0 || size == 0) return;
   const int64_t need = (batch - 1) * stride + size;
   if (static_cast<int64_t>(have) < need)
-    rangeError(env, std::string(name) + " has " + std::to_string(have) + " elements, needs " + std::to_string(need) +
-                        " (" + shape + ")");
+    rangeError(env,
+               std::string(name) + " has " + std::to_string(have) + " elements, needs " + std::to_string(need) + " (" +
+                   shape + ")",
+               kernel);
 }
 
 // matmul(c, a, b, batch, m, n, k, transA, transB, strideA, strideB, strideC, accumulate)
@@ -115,12 +118,56 @@ Napi::Value fmaThroughput(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// packedWeightSize(n, k) -> floats packWeight writes for a [n, k] weight on this CPU.
+Napi::Value packedWeightSize(const Napi::CallbackInfo& info) {
+  if (info.Length() < 2) rangeError(info.Env(), "expected 2 arguments", "packedWeightSize");
+  return Napi::Number::New(info.Env(), static_cast<double>(gemm::packedWeightSize(activeArch(), sizeArg(info, 0, "n"),
+                                                                                   sizeArg(info, 1, "k"))));
+}
+
+// packWeight(out, w, n, k)
+Napi::Value packWeight(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4) rangeError(env, "expected 4 arguments, got " + std::to_string(info.Length()), "packWeight");
+  float* out = f32(info[0], "packWeight out");
+  const float* w = f32(info[1], "packWeight w");
+  const int64_t n = sizeArg(info, 2, "n"), k = sizeArg(info, 3, "k");
+  checkLength(env, "w", lengthOf(info[1]), 1, 0, n * k, "n * k", "packWeight");
+  checkLength(env, "out", lengthOf(info[0]), 1, 0, gemm::packedWeightSize(activeArch(), n, k), "packedWeightSize(n, k)",
+              "packWeight");
+  gemm::packWeight(activeArch(), w, n, k, out);
+  return env.Undefined();
+}
+
+// linearPacked(y, x, packed, m, n, k)
+Napi::Value linearPacked(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 6) rangeError(env, "expected 6 arguments, got " + std::to_string(info.Length()), "linearPacked");
+  float* y = f32(info[0], "linearPacked y");
+  const float* x = f32(info[1], "linearPacked x");
+  const float* packed = f32(info[2], "linearPacked packed");
+  const int64_t m = sizeArg(info, 3, "m"), n = sizeArg(info, 4, "n"), k = sizeArg(info, 5, "k");
+  checkLength(env, "y", lengthOf(info[0]), 1, 0, m * n, "m * n", "linearPacked");
+  checkLength(env, "x", lengthOf(info[1]), 1, 0, m * k, "m * k", "linearPacked");
+  checkLength(env, "packed", lengthOf(info[2]), 1, 0, gemm::packedWeightSize(activeArch(), n, k), "packedWeightSize(n, k)",
+              "linearPacked");
+  try {
+    gemm::linearPacked(activeArch(), gemm::blockingFor(activeArch()), y, x, packed, m, n, k);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("[cpu linearPacked] ") + e.what());
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 void registerGemm(Napi::Env env, Napi::Object exports) {
   exports.Set("matmul", Napi::Function::New(env, matmul, "matmul"));
   exports.Set("matmulInfo", Napi::Function::New(env, matmulInfo, "matmulInfo"));
   exports.Set("fmaThroughput", Napi::Function::New(env, fmaThroughput, "fmaThroughput"));
+  exports.Set("packedWeightSize", Napi::Function::New(env, packedWeightSize, "packedWeightSize"));
+  exports.Set("packWeight", Napi::Function::New(env, packWeight, "packWeight"));
+  exports.Set("linearPacked", Napi::Function::New(env, linearPacked, "linearPacked"));
 }
 
 }  // namespace nexus

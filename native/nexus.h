@@ -19,5 +19,6 @@ size_t lengthOf(const Napi::Value& v);
 void registerGemm(Napi::Env env, Napi::Object exports);
 void registerFused(Napi::Env env, Napi::Object exports);
 void registerElementwise(Napi::Env env, Napi::Object exports);
+void registerDecode(Napi::Env env, Napi::Object exports);
 
 }  // namespace nexus

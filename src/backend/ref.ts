@@ -2,6 +2,7 @@
 // It favours clarity over speed (no blocking, no threads) and also accepts Float64Array for gradient checks.
 // It is not a fallback: `cpu` and future backends must agree with it, and it is chosen only when asked.
 
+import { refDecodeKernels } from "./ref_decode.js";
 import type { BinaryOp, BroadcastLayout, FloatArray, Kernels, UnaryOp } from "./types.js";
 
 const LN2 = Math.LN2;
@@ -484,4 +485,5 @@ export const refKernels: Kernels = {
       p[i] -= (lr * (m[i] / bc1)) / (Math.sqrt(v[i] / bc2) + eps);
     }
   },
+  ...refDecodeKernels,
 };

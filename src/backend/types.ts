@@ -203,6 +203,73 @@ export interface Kernels {
   /** Stable sort of x [outer, n, inner] along n; indices are positions in the input. */
   sort(values: FloatArray, indices: Int32Array, x: FloatArray, outer: number, n: number, inner: number, descending: boolean): void;
 
+  // ---- decode (inference only: no gradients; src/generate/'s rollout engine) ----
+  // Paged KV cache: per layer, kCache [numBlocks, Hkv, Dh, blockSize] (keys transposed within a block, so a block's
+  // scores are blockSize-wide vector FMAs) and vCache [numBlocks, Hkv, blockSize, Dh]; key/value j of a sequence
+  // live in block blockTable[j / blockSize] at position j % blockSize. Sizes are flat numbers and block tables flat
+  // Int32Arrays, so a device version maps one-to-one.
+
+  /** For each of n new tokens i: position slots[i] (= block * blockSize + row) of the caches gets k/v [n, Hkv, Dh]; slot < 0 skips. */
+  pagedKvWrite(
+    kCache: FloatArray,
+    vCache: FloatArray,
+    k: FloatArray,
+    v: FloatArray,
+    slots: Int32Array,
+    n: number,
+    hkv: number,
+    dh: number,
+    blockSize: number,
+  ): void;
+  /** cache[dst[i]] = cache[src[i]] for i < n, blocks of blockElems elements (copy-on-write of shared blocks). */
+  copyBlocks(cache: FloatArray, src: Int32Array, dst: Int32Array, n: number, blockElems: number): void;
+  /**
+   * Attention of packed query tokens over a paged KV cache, prefill chunks and decode in one call, GQA (head h reads
+   * kv head h / (H / Hkv)). q/out [N, H, Dh] token-major; sequence i owns query rows queryStarts[i] ..
+   * queryStarts[i + 1] - 1 (queryStarts [numSeqs + 1]), which are its last q_i of contextLens[i] cached keys (written
+   * before this call), so its query j sees keys [0, contextLens[i] - q_i + j]. blockTables [numSeqs, maxBlocks].
+   */
+  pagedAttention(
+    out: FloatArray,
+    q: FloatArray,
+    kCache: FloatArray,
+    vCache: FloatArray,
+    blockTables: Int32Array,
+    contextLens: Int32Array,
+    queryStarts: Int32Array,
+    numSeqs: number,
+    h: number,
+    hkv: number,
+    dh: number,
+    blockSize: number,
+    maxBlocks: number,
+    scale: number,
+  ): void;
+  /**
+   * One token per row of logits [rows, V], HF's order of filters (generate/sampling.ts is the definition): x / T, then
+   * top-k, top-p, min-p over the probabilities (ties by lower id), then the kept token whose cumulative mass (in id
+   * order) first exceeds uniform[r] * kept mass. temperature[r] 0 is greedy (first argmax); topK 0, topP 1, minP 0 are
+   * off. ids[r] = the token, logprobs[r] = log_softmax(x / T)[id] before filtering (T = 1 when greedy).
+   */
+  sampleTokens(
+    ids: Int32Array,
+    logprobs: FloatArray,
+    logits: FloatArray,
+    temperature: FloatArray,
+    topK: Int32Array,
+    topP: FloatArray,
+    minP: FloatArray,
+    uniform: FloatArray,
+    rows: number,
+    v: number,
+  ): void;
+  /** Elements packWeight writes for a [n, k] weight (its layout is the backend's own). */
+  packedWeightSize(n: number, k: number): number;
+  /** Repack a Linear weight w [n, k] (PyTorch layout) once, for many linearPacked calls while it does not change. */
+  packWeight(out: FloatArray, w: FloatArray, n: number, k: number): void;
+  /** y [m, n] = x [m, k] W^T with W packed by packWeight. */
+  linearPacked(y: FloatArray, x: FloatArray, packed: FloatArray, m: number, n: number, k: number): void;
+
   /**
    * One AdamW step in place (decoupled weight decay, PyTorch semantics):
    * p -= lr * wd * p; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr * (m / bc1) / (sqrt(v / bc2) + eps).

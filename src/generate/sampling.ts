@@ -1,7 +1,12 @@
 // Choosing the next token from one row of logits: greedy, temperature, top-k, top-p (nucleus), min-p.
 // Filters follow HF's logits processors (temperature first, then top-k, top-p, min-p); the returned
 // log-prob is log_softmax(logits / temperature) at the chosen token, before filtering, which is what a
-// teacher-forced forward pass at the same temperature computes (TRL's old/ref log-probs).
+// teacher-forced forward pass at the same temperature computes (TRL's old/ref log-probs). The row maths is the
+// `ref` definition of the sampleTokens kernel (src/backend/ref_decode.ts), which the rollout engine runs batched.
+
+import { filterMask as filterKeep, sampleRow, tokenLogprob } from "../backend/ref_decode.js";
+
+export { tokenLogprob };
 
 export interface SamplingOptions {
   /** 0 (or doSample false) means greedy. Default 1. */
@@ -33,96 +38,41 @@ export function checkSampling(o: SamplingOptions): void {
   if (o.minP !== undefined && !(o.minP >= 0 && o.minP <= 1)) throw new SamplingError(`[sampling] minP must be in [0, 1], got ${o.minP}`);
 }
 
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
-  return best;
+/** Pick a token from one row of logits; `uniform` returns numbers in [0, 1) (drawn only when sampling). */
+export function sampleToken(row: ArrayLike<number>, opts: SamplingOptions, uniform: () => number): Choice {
+  const temperature = opts.temperature ?? 1;
+  if (opts.doSample === false || temperature === 0) return sampleRow(row, 0, 0, 1, 0, 0);
+  return sampleRow(row, temperature, opts.topK ?? 0, opts.topP ?? 1, opts.minP ?? 0, uniform());
 }
 
-/** log_softmax(row / temperature)[id] computed in float64. */
-export function tokenLogprob(row: ArrayLike<number>, id: number, temperature = 1): number {
-  const t = temperature > 0 ? temperature : 1;
+/** Which tokens survive top-k, top-p and min-p (HF order) over temperature-scaled probabilities. */
+export function filterMask(probs: Float64Array, opts: SamplingOptions): Uint8Array {
+  return filterKeep(probs, opts.topK ?? 0, opts.topP ?? 1, opts.minP ?? 0);
+}
+
+/** One candidate token with log_softmax(logits / T) at it. */
+export interface TopEntry {
+  id: number;
+  logprob: number;
+}
+
+/** JSON has no -Infinity: reported log-probs are clamped here, as vLLM does. */
+export const LOGPROB_FLOOR = -9999;
+
+/** The k best tokens of log_softmax(row / t) in float64, best first (ties by lower id), and the row's logsumexp. */
+export function topLogprobs(row: ArrayLike<number>, k: number, t: number): { top: TopEntry[]; lse: number } {
   let mx = Number.NEGATIVE_INFINITY;
   for (let j = 0; j < row.length; j++) mx = Math.max(mx, row[j] / t);
   let s = 0;
   for (let j = 0; j < row.length; j++) s += Math.exp(row[j] / t - mx);
-  return row[id] / t - mx - Math.log(s);
-}
-
-/** Pick a token from one row of logits; `uniform` returns numbers in [0, 1). */
-export function sampleToken(row: ArrayLike<number>, opts: SamplingOptions, uniform: () => number): Choice {
-  const temperature = opts.temperature ?? 1;
-  const greedy = opts.doSample === false || temperature === 0;
-  if (greedy) {
-    const id = argmax(row);
-    return { id, logprob: tokenLogprob(row, id, 1) };
+  const lse = mx + Math.log(s);
+  const ids: number[] = [];
+  for (let j = 0; j < row.length && k > 0; j++) {
+    if (ids.length === k && row[j] <= row[ids[k - 1]]) continue;
+    let at = ids.length < k ? ids.length : k - 1;
+    while (at > 0 && row[ids[at - 1]] < row[j]) at--;
+    ids.splice(at, 0, j);
+    if (ids.length > k) ids.pop();
   }
-  const v = row.length;
-  const scaled = new Float64Array(v);
-  let mx = Number.NEGATIVE_INFINITY;
-  for (let j = 0; j < v; j++) {
-    scaled[j] = row[j] / temperature;
-    if (scaled[j] > mx) mx = scaled[j];
-  }
-  const probs = new Float64Array(v);
-  let z = 0;
-  for (let j = 0; j < v; j++) z += probs[j] = Math.exp(scaled[j] - mx);
-  for (let j = 0; j < v; j++) probs[j] /= z;
-  const keep = filterMask(probs, opts);
-  let total = 0;
-  for (let j = 0; j < v; j++) if (keep[j]) total += probs[j];
-  let r = uniform() * total;
-  let id = -1;
-  for (let j = 0; j < v; j++) {
-    if (!keep[j]) continue;
-    id = j;
-    r -= probs[j];
-    if (r < 0) break;
-  }
-  return { id, logprob: scaled[id] - mx - Math.log(z) };
-}
-
-/**
- * Which tokens survive top-k, top-p and min-p (HF order), given temperature-scaled probabilities.
- * The survivors are always a prefix of the tokens ordered by probability (descending, ties by lower id), so
- * only its length is computed, from the sorted values (a native typed-array sort, no comparator callbacks).
- */
-export function filterMask(probs: Float64Array, opts: SamplingOptions): Uint8Array {
-  const v = probs.length;
-  const keep = new Uint8Array(v).fill(1);
-  const topK = opts.topK ?? 0;
-  const topP = opts.topP ?? 1;
-  const minP = opts.minP ?? 0;
-  if (v === 0 || (topK <= 0 && topP >= 1 && minP <= 0)) return keep;
-  const asc = Float64Array.from(probs).sort(); // ascending; sorted[r] (descending rank r) = asc[v - 1 - r]
-  const at = (r: number) => asc[v - 1 - r];
-  let n = topK > 0 && topK < v ? topK : v; // kept prefix length
-  if (topP < 1) {
-    // HF TopP: over the kept tokens renormalised, drop those whose cumulative mass (ascending) is <= 1 - p;
-    // the top token always stays
-    let kept = 0;
-    for (let r = 0; r < n; r++) kept += at(r);
-    let cum = 0;
-    while (n > 1) {
-      cum += at(n - 1) / kept;
-      if (cum > 1 - topP) break;
-      n--;
-    }
-  }
-  if (minP > 0) {
-    const floor = minP * at(0);
-    while (n > 1 && at(n - 1) < floor) n--;
-  }
-  if (n === v) return keep;
-  // the first n in (probability desc, id asc) order: everything above the boundary value, then ties by id
-  const boundary = at(n - 1);
-  let above = 0;
-  for (let j = 0; j < v; j++) if (probs[j] > boundary) above++;
-  let ties = n - above;
-  for (let j = 0; j < v; j++) {
-    if (probs[j] > boundary) continue;
-    if (probs[j] === boundary && ties > 0) ties--;
-    else keep[j] = 0;
-  }
-  return keep;
+  return { top: ids.map((id) => ({ id, logprob: Math.max(LOGPROB_FLOOR, row[id] / t - lse) })), lse };
 }

@@ -7,7 +7,7 @@ import type { ModelConfig } from "../io/hf_config.js";
 import { Embedding, type InitOptions, Linear, RMSNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { add, attention, concat, permute, reshape, rope, shapeStr, swiglu, Tensor, TensorError } from "../tensor/index.js";
-import { cacheLength, GrowableKVCache, type KVCache } from "./kv_cache.js";
+import { type AttendingKVCache, cacheLength, GrowableKVCache, isAttendingCache, type KVCache } from "./kv_cache.js";
 import { defaultPositionIds, ropeCosSin } from "./rope.js";
 
 export class Attention extends Module {
@@ -32,8 +32,17 @@ export class Attention extends Module {
   }
 
   /** x [B, T, D] → [B, T, D]; appends this layer's keys/values to the cache when given. */
-  forward(x: Tensor, cos: Tensor, sin: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
+  forward(x: Tensor, cos: Tensor, sin: Tensor, keyMask: Tensor | null, cache: KVCache | AttendingKVCache | null, layer: number): Tensor {
     const [b, t] = x.shape;
+    if (isAttendingCache(cache)) {
+      // packed tokens (B = 1): token-major heads need no permute; (N, n*Dh) -> (N, n, 1, Dh), cos/sin (1, N, Dh/2) -> (N, 1, Dh/2)
+      const c = reshape(cos, [t, 1, this.dh / 2]);
+      const s = reshape(sin, [t, 1, this.dh / 2]);
+      const q = rope(reshape(this.qProj.forward(x), [t, this.h, 1, this.dh]), c, s);
+      const k = rope(reshape(this.kProj.forward(x), [t, this.hkv, 1, this.dh]), c, s);
+      const v = reshape(this.vProj.forward(x), [t, this.hkv, 1, this.dh]);
+      return this.oProj.forward(reshape(cache.attend(layer, q, k, v), [1, t, this.h * this.dh])); // (N, H, Dh) -> (1, N, H*Dh)
+    }
     // (B, T, n*Dh) -> (B, n, T, Dh); for T = 1 both layouts are the same memory, so a reshape (a view) does
     const heads = (y: Tensor, n: number) =>
       t === 1 ? reshape(y, [b, n, 1, this.dh]) : permute(reshape(y, [b, t, n, this.dh]), [0, 2, 1, 3]);
@@ -93,7 +102,7 @@ export class DecoderLayer extends Module {
     this.postAttentionLayernorm = this.registerModule("post_attention_layernorm", new RMSNorm(cfg.hiddenSize, cfg.rmsNormEps));
   }
 
-  forward(h: Tensor, cos: Tensor, sin: Tensor, keyMask: Tensor | null, cache: KVCache | null, layer: number): Tensor {
+  forward(h: Tensor, cos: Tensor, sin: Tensor, keyMask: Tensor | null, cache: KVCache | AttendingKVCache | null, layer: number): Tensor {
     h = add(h, this.selfAttn.forward(this.inputLayernorm.forward(h), cos, sin, keyMask, cache, layer));
     return add(h, this.mlp.forward(this.postAttentionLayernorm.forward(h)));
   }
@@ -106,8 +115,8 @@ export interface DecoderInputs {
   attentionMask?: Tensor | null;
   /** [B, T] (i32). Omitted: cumsum(mask) - 1 clamped at 0, or past + arange(T) without a mask. */
   positionIds?: Tensor | null;
-  /** Keys/values of earlier tokens; extended in place with this call's. */
-  kvCache?: KVCache | null;
+  /** Keys/values of earlier tokens; extended in place with this call's. An AttendingKVCache needs B = 1 (packed tokens) and positionIds. */
+  kvCache?: KVCache | AttendingKVCache | null;
 }
 
 /** embed_tokens → layers → norm; returns the final (normed) hidden states [B, T, D]. */
@@ -134,6 +143,9 @@ export class DecoderModel extends Module {
     if (ids.dtype !== "i32" || ids.ndim !== 2)
       throw new TensorError(`[CausalLM] inputIds must be i32 [B, T], got ${ids.dtype} ${shapeStr(ids.shape)}`);
     const [b, t] = ids.shape;
+    if (isAttendingCache(cache) && (b !== 1 || !inputs.positionIds || mask !== null)) {
+      throw new TensorError("[CausalLM] a paged (attending) cache takes packed tokens: inputIds [1, N], positionIds, no attentionMask");
+    }
     const past = cacheLength(cache);
     let positions: Int32Array;
     if (inputs.positionIds) {

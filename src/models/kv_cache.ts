@@ -2,7 +2,9 @@
 // `createKVCache` keeps them in preallocated storage [B, Hkv, capacity, Dh] (capacity doubles when full) that
 // each decode step writes in place, and attention reads the first S rows; while gradients are recorded a layer
 // instead keeps concatenated graph tensors (as the plain `{ k, v }` form always does), so backward still works.
-// Not here: paged storage, beam reordering beyond `selectBatch`.
+// A cache may also do attention itself (`AttendingKVCache`: the rollout engine's paged cache, src/generate/), then the
+// decoder hands it each layer's rotated queries and new keys/values of the step's packed tokens.
+// Not here: paged storage itself, beam reordering beyond `selectBatch`.
 
 import { concat, indexSelect, isGradEnabled, reshape, slice, type Tensor, TensorError, tensor, zeros } from "../tensor/index.js";
 
@@ -10,6 +12,20 @@ export interface KVCache {
   /** Per layer keys [B, Hkv, S, Dh] (for `createKVCache`'s caches: copies of the valid rows, read-only). */
   readonly k: Tensor[];
   readonly v: Tensor[];
+}
+
+/**
+ * A cache that stores keys/values and computes attention itself. The decoder runs it on packed tokens (inputIds
+ * [1, N], explicit positionIds, no mask) and calls `attend` once per layer with q [N, H, 1, Dh] and k/v
+ * [N, Hkv, 1, Dh] after RoPE; it returns the attention output [N, H, Dh].
+ */
+export interface AttendingKVCache {
+  readonly attends: true;
+  attend(layer: number, q: Tensor, k: Tensor, v: Tensor): Tensor;
+}
+
+export function isAttendingCache(c: unknown): c is AttendingKVCache {
+  return typeof c === "object" && c !== null && (c as { attends?: unknown }).attends === true;
 }
 
 /** A cache with preallocated, in-place storage per layer. */
@@ -103,8 +119,9 @@ export function createKVCache(capacity = 0): KVCache {
 }
 
 /** Tokens already cached (S), 0 for an empty cache. */
-export function cacheLength(cache: KVCache | null | undefined): number {
+export function cacheLength(cache: KVCache | AttendingKVCache | null | undefined): number {
   if (cache instanceof GrowableKVCache) return cache.length;
+  if (isAttendingCache(cache)) return 0; // positions come with the packed tokens
   const k = cache?.k[0];
   return k === undefined ? 0 : k.shape[2];
 }

@@ -85,6 +85,9 @@ export class LoraAdapter extends Module {
     for (let i = 0; i < a.length; i++) a[i] = (2 * rng.next() - 1) * bound;
   }
 
+  /** The forward this adapter installs on its target (kept so the adapter can be re-attached after unload). */
+  wrappedForward: (x: Tensor) => Tensor = (x) => this.target.forward(x);
+
   /** The adapter's contribution (alpha / r) B(A(x)) for x [..., in] → [..., out]. */
   delta(x: Tensor): Tensor {
     return mul(this.loraB.forward(this.loraA.forward(x)), this.scaling);
@@ -98,6 +101,8 @@ export class LoraAdapter extends Module {
 export class LoraModel<M extends Module = Module> extends Module {
   readonly base: M;
   readonly adapters: ModuleList<LoraAdapter>;
+  /** Set by mergeLora: the adapters live in the base weights now. */
+  foldedIntoBase = false;
   /** False inside withAdaptersDisabled: every wrapped Linear computes W x + b only. */
   adaptersEnabled = true;
   private merged = false;
@@ -137,7 +142,7 @@ export class LoraModel<M extends Module = Module> extends Module {
   private wrap(name: string, target: Linear, scaling: number, rng: Rng): LoraAdapter {
     const adapter = new LoraAdapter(name, target, this.config.r, scaling, rng);
     const p = this.config.loraDropout;
-    target.forward = (x: Tensor): Tensor => {
+    target.forward = adapter.wrappedForward = (x: Tensor): Tensor => {
       const y = linear(x, target.weight, target.bias);
       if (!this.adaptersEnabled) return y;
       // dropout follows the wrapped layer's mode, so base.eval() turns it off
@@ -169,6 +174,19 @@ export class LoraModel<M extends Module = Module> extends Module {
     for (const a of this.adapters) Reflect.deleteProperty(a.target, "forward");
     this.merged = true;
     return this.base;
+  }
+
+  /** Undo unload(): the adapters act again (a server switching between loaded adapters). Not after mergeLora. */
+  reattach(): void {
+    if (this.foldedIntoBase) throw new LoraError("[lora] these adapters were merged into the base weights; they cannot act again");
+    if (!this.merged) return;
+    for (const a of this.adapters) {
+      if ((a.target as { forward: unknown }).forward !== Linear.prototype.forward) {
+        throw new LoraError(`[lora] "${a.path}" already carries another adapter (unload it first)`);
+      }
+    }
+    for (const a of this.adapters) a.target.forward = a.wrappedForward;
+    this.merged = false;
   }
 
   get isUnloaded(): boolean {
@@ -229,6 +247,7 @@ export function mergeLora<M extends Module>(lora: LoraModel<M>): M {
       for (let i = 0; i < inF; i++) w[o * inF + i] += a.scaling * row[i];
     }
   }
+  lora.foldedIntoBase = true;
   return lora.unload();
 }
 

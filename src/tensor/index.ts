@@ -4,6 +4,7 @@ import "./methods.js";
 export { backward, grad } from "./autograd.js";
 export * from "./composite.js";
 export { GRADIENTS, type OpName } from "./gradients.js";
+export * from "./ops/decode.js";
 export * from "./ops/elementwise.js";
 export * from "./ops/fused.js";
 export * from "./ops/indexing.js";

@@ -5,6 +5,7 @@ import { kernels } from "../../backend/index.js";
 import type { FloatArray } from "../../backend/types.js";
 import { broadcastShapes, sameShape } from "../shape_utils.js";
 import { allocateUninit, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
+import { linearPacked, packedFor } from "./decode.js";
 import { add, floatDtype } from "./elementwise.js";
 import { expand } from "./shape.js";
 
@@ -76,6 +77,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   if (weight.ndim !== 2 || x.shape[x.ndim - 1] !== weight.shape[1]) {
     throw new TensorError(`[linear] input ${shapeStr(x.shape)} does not match weight ${shapeStr(weight.shape)} (out, in)`);
   }
+  const packed = packedFor(weight); // inside withPackedWeights (decode), with gradients off
+  if (packed !== undefined && !x.requiresGrad && x.dtype === "f32") return linearPacked(x, packed, bias);
   const y = matmul(x, weight, { transB: true });
   return bias ? add(y, bias) : y;
 }

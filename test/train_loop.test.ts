@@ -14,7 +14,8 @@ import { createCausalLM } from "../src/models/index.js";
 import { tensor } from "../src/tensor/index.js";
 import { latestCheckpoint, listCheckpoints, saveCheckpoint } from "../src/train/checkpoint.js";
 import { ConfigError, resolveConfig } from "../src/train/config.js";
-import { LOOP_SCHEMA, type LoopConfig, microBatches, runTraining, TrainingError } from "../src/train/loop.js";
+import { LOOP_SCHEMA, type LoopConfig, microBatches, runTraining } from "../src/train/loop.js";
+import { NonFiniteError } from "../src/train/nonfinite.js";
 import { type SftExample, sftLossSum } from "../src/train/sft.js";
 
 const TOK = new CharTokenizer("abcdefghij +=");
@@ -192,7 +193,9 @@ describe("errors", () => {
         outputDir: dir,
         quiet: true,
       }),
-      (e: Error) => e instanceof TrainingError && /loss is NaN at step 3/.test(e.message),
+      (e: Error) =>
+        e instanceof NonFiniteError &&
+        /non-finite values at step 3: the loss is NaN, and the gradient of 'model\.embed_tokens\.weight' holds NaN/.test(e.message),
     );
     assert.deepEqual(listCheckpoints(dir), [1, 2]);
   });

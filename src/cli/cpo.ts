@@ -13,8 +13,8 @@ export function registerCpo(program: Command): Command {
     schema: CPO_SCHEMA,
     rules: CPO_RULES,
     action: (ctx) =>
-      runPreferenceCommand("cpo", ctx, "preference", ({ model, tokenizer, rows }) =>
-        trainCpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, resume: ctx.resume, source: ctx.data }),
+      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows }) =>
+        trainCpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, ...ctx.control, source: ctx.data }),
       ),
   });
 }

@@ -19,7 +19,6 @@ export interface PreferenceRunInputs<K extends DatasetKind> {
 
 /** Load model, tokenizer and rows; train; save the final model and tokenizer into the output folder. */
 export async function runPreferenceCommand<K extends DatasetKind, C>(
-  name: string,
   ctx: TrainCommandContext<C>,
   kind: K,
   train: (inputs: PreferenceRunInputs<K>) => Promise<unknown>,
@@ -32,7 +31,6 @@ export async function runPreferenceCommand<K extends DatasetKind, C>(
   await train({ model, tokenizer, rows });
   saveCausalLM(model, ctx.output);
   saveTokenizer(tokenizer, ctx.output);
-  process.stderr.write(`[${name}] saved the trained model to ${ctx.output}\n`);
 }
 
 export function registerDpo(program: Command): Command {
@@ -42,8 +40,8 @@ export function registerDpo(program: Command): Command {
     schema: DPO_SCHEMA,
     rules: DPO_RULES,
     action: (ctx: TrainCommandContext<z.output<typeof DPO_SCHEMA>>) =>
-      runPreferenceCommand("dpo", ctx, "preference", ({ model, tokenizer, rows }) =>
-        trainDpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, resume: ctx.resume, source: ctx.data }),
+      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows }) =>
+        trainDpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, ...ctx.control, source: ctx.data }),
       ),
   });
 }

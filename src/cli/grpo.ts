@@ -23,7 +23,7 @@ export function registerGrpo(program: Command): void {
         config,
         rewardFuncs: fns,
         outputDir: ctx.output,
-        resume: ctx.resume,
+        ...ctx.control,
         extraConfig: ctx.resolved,
       });
     },

@@ -9,6 +9,7 @@ import { CharTokenizer } from "../io/char_tokenizer.js";
 import { type ModelConfig, parseHfConfig } from "../io/hf_config.js";
 import { loadTokenizer, saveTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { createCausalLM, saveCausalLM } from "../models/causal_lm.js";
+import { prepareOutputDir } from "../train/output_dir.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
 
@@ -86,6 +87,8 @@ export interface InitOptions {
   /** "char" (default) or a folder with tokenizer.json. */
   tokenizer?: string;
   modelType?: "llama" | "qwen2";
+  /** Replace a model (or run) already in `output`; without it such a folder is refused. */
+  overwrite?: boolean;
 }
 
 /** The model config of a preset for a tokenizer (ids of special tokens taken from it). */
@@ -122,6 +125,7 @@ export function initModel(opts: InitOptions): ModelConfig {
   const tok: Tokenizer = tokArg === "char" ? defaultCharTokenizer() : loadTokenizer(tokArg);
   const config = presetConfig(opts.preset, tok, opts.modelType ?? "llama");
   const model = createCausalLM(config, { seed: opts.seed ?? 0 });
+  prepareOutputDir(opts.output, { label: "init", overwrite: opts.overwrite, protect: [tokArg === "char" ? null : tokArg] });
   saveCausalLM(model, opts.output);
   saveTokenizer(tok, opts.output);
   return config;
@@ -134,6 +138,7 @@ export const INIT_SCHEMA = z
     seed: SHARED.seed.describe("seed of the weight init"),
     tokenizer: z.string().default("char").describe("char: printable ASCII + newline; or a folder with tokenizer.json"),
     modelType: z.enum(["llama", "qwen2"]).default("llama").describe("architecture of config.json"),
+    overwrite: z.boolean().default(false).describe("replace a model already in --output (without it, such a folder is refused)"),
   })
   .strict();
 
@@ -146,7 +151,14 @@ export function registerInit(program: Command): void {
       .map(([n, p]) => `  ${n}: ${p.describe}`)
       .join("\n")}`,
     action: (o) => {
-      const cfg = initModel({ preset: o.preset, output: o.output, seed: o.seed, tokenizer: o.tokenizer, modelType: o.modelType });
+      const cfg = initModel({
+        preset: o.preset,
+        output: o.output,
+        seed: o.seed,
+        tokenizer: o.tokenizer,
+        modelType: o.modelType,
+        overwrite: o.overwrite,
+      });
       const params =
         cfg.vocabSize * cfg.hiddenSize * (cfg.tieWordEmbeddings ? 1 : 2) +
         cfg.numHiddenLayers *

@@ -13,8 +13,8 @@ export function registerKto(program: Command): Command {
     schema: KTO_SCHEMA,
     rules: KTO_RULES,
     action: (ctx) =>
-      runPreferenceCommand("kto", ctx, "unpaired_preference", ({ model, tokenizer, rows }) =>
-        trainKto({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, resume: ctx.resume, source: ctx.data }),
+      runPreferenceCommand(ctx, "unpaired_preference", ({ model, tokenizer, rows }) =>
+        trainKto({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, ...ctx.control, source: ctx.data }),
       ),
   });
 }

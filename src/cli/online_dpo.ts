@@ -41,10 +41,9 @@ export function registerOnlineDpo(program: Command): void {
       const rows = loadDataset(ctx.data, "prompt_only", { name: ctx.data }) as PromptRow[];
       const sources = await loadRewardSources(ctx.config.rewardModel, names, rewardModule, config.maxNewTokens);
       writeResolvedConfig(ctx.output, ctx.resolved);
-      await trainOnlineDpo({ model, tokenizer, rows, config, ...sources, outputDir: ctx.output, resume: ctx.resume });
+      await trainOnlineDpo({ model, tokenizer, rows, config, ...sources, outputDir: ctx.output, ...ctx.control });
       saveCausalLM(model, ctx.output);
       saveTokenizer(tokenizer, ctx.output);
-      process.stderr.write(`[online-dpo] saved the trained model to ${ctx.output}\n`);
     },
   });
 }

@@ -12,8 +12,8 @@ export function registerOrpo(program: Command): Command {
     description: "Odds Ratio Preference Optimization on {prompt?, chosen, rejected} rows (TRL ORPOTrainer)",
     schema: ORPO_SCHEMA,
     action: (ctx) =>
-      runPreferenceCommand("orpo", ctx, "preference", ({ model, tokenizer, rows }) =>
-        trainOrpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, resume: ctx.resume, source: ctx.data }),
+      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows }) =>
+        trainOrpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, ...ctx.control, source: ctx.data }),
       ),
   });
 }

@@ -67,11 +67,11 @@ export function registerPpo(program: Command): void {
       const vmPath = ctx.config.valueModel;
       const valueModel = vmPath === null ? undefined : (loadClassifier(vmPath, { kind: "sequence" }) as SequenceClassifier);
       writeResolvedConfig(ctx.output, ctx.resolved);
-      const res = await trainPpo({ model, tokenizer, rows, config, ...sources, valueModel, outputDir: ctx.output, resume: ctx.resume });
+      const res = await trainPpo({ model, tokenizer, rows, config, ...sources, valueModel, outputDir: ctx.output, ...ctx.control });
       saveCausalLM(model, ctx.output);
       saveTokenizer(tokenizer, ctx.output);
       saveClassifier(res.valueModel, `${ctx.output}/value_model`);
-      process.stderr.write(`[ppo] saved the policy to ${ctx.output} and the value model to ${ctx.output}/value_model\n`);
+      process.stderr.write(`[ppo] saved the value model to ${ctx.output}/value_model\n`);
     },
   });
 }

@@ -24,7 +24,7 @@ export function registerRloo(program: Command): void {
         config,
         rewardFuncs: fns,
         outputDir: ctx.output,
-        resume: ctx.resume,
+        ...ctx.control,
         extraConfig: ctx.resolved,
       });
     },

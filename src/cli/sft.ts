@@ -20,7 +20,7 @@ export function registerSft(program: Command): void {
         evalData: ctx.evalData,
         config: ctx.config,
         outputDir: ctx.output,
-        resume: ctx.resume,
+        ...ctx.control,
         extraConfig: ctx.resolved,
       });
     },

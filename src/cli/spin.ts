@@ -28,7 +28,7 @@ export function registerSpin(program: Command): void {
     rules: SPIN_RULES.map((rule) => (c: z.output<typeof SPIN_CLI_SCHEMA>) => rule(spinConfig(c))),
     aliases: { maxNewTokens: "maxCompletionLength" },
     action: (ctx) =>
-      runPreferenceCommand("spin", ctx, "prompt_completion", ({ model, tokenizer, rows }) =>
+      runPreferenceCommand(ctx, "prompt_completion", ({ model, tokenizer, rows }) =>
         trainSpin({ model, tokenizer, rows, config: spinConfig(ctx.config), outputDir: ctx.output }),
       ),
   });

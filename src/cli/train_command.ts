@@ -5,9 +5,11 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Command } from "commander";
+import { type Command, CommanderError } from "commander";
 import { z } from "zod";
 import { ConfigError, resolveConfig } from "../train/config.js";
+import { prepareOutputDir } from "../train/output_dir.js";
+import { type RunControl, TrainingInterrupted } from "../train/run_state.js";
 import { type CommandRun, registerSchemaCommand, resolveCommandOptions } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
 
@@ -19,7 +21,12 @@ export const TRAIN_COMMAND_FIELDS = {
   tokenizer: SHARED.tokenizer,
   data: SHARED.data.describe("training data, JSONL"),
   output: z.string().describe("output folder: checkpoints, metrics.jsonl, final model"),
-  resume: z.boolean().default(false).describe("continue from the newest checkpoint in --output"),
+  resume: z.boolean().default(false).describe("continue from the newest good checkpoint in --output (the config must match)"),
+  overwrite: z.boolean().default(false).describe("replace another run in --output (removes only the files Nexus wrote there)"),
+  allowConfigChange: z
+    .boolean()
+    .default(false)
+    .describe("with --resume: continue although the config differs from the checkpoint's (the changed keys are printed)"),
 };
 
 /** Held-out data, for trainers that evaluate (TrainCommandSpec.evalData). */
@@ -28,7 +35,13 @@ const EVAL_DATA_FIELD = {
 };
 
 /** TRL's names for the path options, accepted as config-file keys. */
-const TRAIN_ALIASES = { modelNameOrPath: "model", outputDir: "output", datasetPath: "data", datasetName: "data" } as const;
+const TRAIN_ALIASES = {
+  modelNameOrPath: "model",
+  outputDir: "output",
+  datasetPath: "data",
+  datasetName: "data",
+  overwriteOutputDir: "overwrite",
+} as const;
 
 /** What a trainer's action receives: the validated config and the run's paths. */
 export interface TrainCommandContext<C> {
@@ -46,6 +59,12 @@ export interface TrainCommandContext<C> {
   output: string;
   /** Continue from the newest checkpoint in `output`. */
   resume: boolean;
+  /** Replace another run in `output` (the command clears it before the action runs). */
+  overwrite: boolean;
+  /** Resume although the config differs from the checkpoint's. */
+  allowConfigChange: boolean;
+  /** What the trainer's options take (spread it in): resume, allowConfigChange and the Ctrl-C signal. */
+  control: RunControl;
   /** Everything resolved (paths + config), as written to `training_config.json`. */
   resolved: Record<string, unknown>;
   /** Which options were set by flag or config file, the global flags, the config file. */
@@ -90,7 +109,11 @@ function context<S extends z.ZodObject>(
   const tokenizer = (all.tokenizer as string | null) ?? model;
   const evalData = (all.evalData as string | null | undefined) ?? null;
   const p = { model, tokenizer, data: all.data as string, evalData, output: all.output as string, resume: all.resume === true };
-  return { config, ...p, resolved: { ...p, ...(config as Record<string, unknown>) }, run };
+  const overwrite = all.overwrite === true;
+  const allowConfigChange = all.allowConfigChange === true;
+  // overwrite is done by the command before the trainer starts: the trainer sees a cleared folder
+  const control: RunControl = { resume: p.resume, allowConfigChange };
+  return { config, ...p, overwrite, allowConfigChange, control, resolved: { ...p, ...(config as Record<string, unknown>) }, run };
 }
 
 function evalDataHint(name: string): string {
@@ -107,8 +130,60 @@ export function registerTrainCommand<S extends z.ZodObject>(program: Command, sp
     aliases: { ...TRAIN_ALIASES, ...spec.aliases },
     hints: { ...(spec.evalData ? {} : { evalData: evalDataHint(spec.name) }), ...spec.hints },
     epilog: spec.epilog,
-    action: async (all, run) => spec.action(context(spec, all as Record<string, unknown>, run)),
+    action: async (all, run) => {
+      const ctx = context(spec, all as Record<string, unknown>, run);
+      // the folder is checked (and, with --overwrite, cleared) before anything is written into it
+      prepareOutputDir(ctx.output, {
+        label: spec.name,
+        resume: ctx.resume,
+        overwrite: ctx.overwrite,
+        protect: [ctx.model, ctx.tokenizer, ctx.data, ctx.evalData],
+      });
+      await withInterrupts(spec.name, ctx, () => spec.action(ctx));
+      process.stderr.write(`[${spec.name}] saved the trained model to ${ctx.output} (with its checkpoints and metrics.jsonl)\n`);
+    },
   });
+}
+
+/** The command line that resumes this one: the same arguments, --resume instead of --overwrite. */
+export function resumeCommand(argv: readonly string[]): string {
+  const args = argv.filter((a) => a !== "--overwrite" && a !== "--resume");
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
+  return ["nexus", ...args.map(quote), "--resume"].join(" ");
+}
+
+/**
+ * Run a training action with Ctrl-C handling: the first SIGINT/SIGTERM asks the trainer (through ctx.control.signal)
+ * to write a checkpoint at the next step boundary and stop; the command then exits 130 (143 for SIGTERM) saying how
+ * to resume. A second signal exits at once: checkpoints are written atomically, so none is left half-written.
+ */
+async function withInterrupts(name: string, ctx: TrainCommandContext<unknown>, action: () => void | Promise<void>): Promise<void> {
+  const ac = new AbortController();
+  ctx.control.signal = ac.signal;
+  let received: NodeJS.Signals | null = null;
+  const code = () => (received === "SIGTERM" ? 143 : 130);
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (received !== null) {
+      process.stderr.write(`\n[${name}] ${sig} again: exiting now; the checkpoints already on disk are complete\n`);
+      process.exit(code());
+    }
+    received = sig;
+    process.stderr.write(`\n[${name}] ${sig}: stopping after the current step and writing a checkpoint (press Ctrl-C again to exit at once)\n`);
+    ac.abort(sig);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    await action();
+  } catch (e) {
+    if (!(e instanceof TrainingInterrupted)) throw e;
+    const where = e.checkpoint === null ? "" : ` (checkpoint: ${e.checkpoint})`;
+    process.stderr.write(`[${name}] stopped after step ${e.step}${where}. To resume:\n  ${resumeCommand(process.argv.slice(2))}\n`);
+    throw new CommanderError(code(), "nexus.interrupted", e.message);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
 }
 
 /**

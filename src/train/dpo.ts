@@ -32,6 +32,7 @@ import {
   scoreSequences,
   tokenizePreference,
 } from "./preference_data.js";
+import { type RunControl, runControl } from "./run_state.js";
 
 const DPO_LOSS_TYPES = Object.keys(DPO_LOSSES) as [DpoLossType, ...DpoLossType[]];
 const F_DIVERGENCE_TYPES = Object.keys(F_DIVERGENCES) as [FDivergenceType, ...FDivergenceType[]];
@@ -219,7 +220,7 @@ export function createDpoTask(o: DpoTaskOptions): TrainingTask<PreferencePair> {
 
 // ---- entry point --------------------------------------------------------------------------------------
 
-export interface PreferenceTrainOptions<I> extends ReferenceOptions {
+export interface PreferenceTrainOptions<I> extends ReferenceOptions, RunControl {
   /** The policy; with a LoraModel only the adapters train and the reference is the base (adapters off). */
   model: CausalLM | LoraModel<CausalLM>;
   tokenizer: Tokenizer;
@@ -227,7 +228,6 @@ export interface PreferenceTrainOptions<I> extends ReferenceOptions {
   config?: I;
   /** Checkpoints and metrics.jsonl; null trains in memory. */
   outputDir?: string | null;
-  resume?: boolean;
   quiet?: boolean;
   /** Names the data in errors (the JSONL path). */
   source?: string;
@@ -256,7 +256,7 @@ export async function trainDpo(opts: PreferenceTrainOptions<DpoTrainInput>): Pro
     rows: pairs,
     config,
     outputDir: opts.outputDir ?? null,
-    resume: opts.resume,
+    ...runControl(opts),
     fullConfig: { trainer: "dpo", ...config },
     label: "dpo",
     quiet: opts.quiet,

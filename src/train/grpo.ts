@@ -21,6 +21,7 @@ import { LOOP_FIELDS, type RunResult } from "./loop.js";
 import type { Metrics } from "./metrics.js";
 import { type GenerationBatch, type MicroBatch, type MicroLoss, type OnlineAlgorithm, runOnlineRl } from "./online_loop.js";
 import { padRows, rewardArgs, tokenizePrompts } from "./rollout.js";
+import { runControl } from "./run_state.js";
 import { resolveModel, resolveTokenizer, resolveTrainerConfig, type TrainerOptions, writeOutputExtras } from "./trainer_io.js";
 
 const LOSS_TYPES = Object.keys(GRPO_AGGREGATIONS) as [GrpoLossType, ...GrpoLossType[]];
@@ -358,7 +359,7 @@ export async function trainOnline<C extends GrpoTrainConfig | Record<string, unk
     algorithm,
     refModel: opts.refModel,
     outputDir,
-    resume: opts.resume,
+    ...runControl(opts),
     fullConfig: resolved,
     quiet: opts.quiet,
     stopAfterStep: opts.stopAfterStep,

@@ -22,6 +22,7 @@ import {
   truncateSequence,
   type UnpairedExample,
 } from "./preference_data.js";
+import { runControl } from "./run_state.js";
 
 const KTO_LOSS_TYPES = Object.keys(KTO_LOSSES) as [KtoLossType, ...KtoLossType[]];
 
@@ -123,7 +124,7 @@ export async function trainKto(opts: KtoTrainOptions): Promise<RunResult & { con
     rows,
     config,
     outputDir: opts.outputDir ?? null,
-    resume: opts.resume,
+    ...runControl(opts),
     fullConfig: { trainer: "kto", ...config },
     label: "kto",
     quiet: opts.quiet,

@@ -12,7 +12,8 @@ import { Rng } from "../nn/rng.js";
 import { createSchedule } from "../nn/schedule.js";
 import type { Tensor } from "../tensor/tensor.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
-import { RunCheckpointer } from "./run_state.js";
+import { NonFiniteGuard } from "./nonfinite.js";
+import { RunCheckpointer, type RunControl, runControl, TrainingInterrupted, yieldToEventLoop } from "./run_state.js";
 
 export class TrainingError extends Error {
   override name = "TrainingError";
@@ -52,6 +53,10 @@ export const LOOP_FIELDS = {
     .describe("Evaluate every N steps; 0 only at the end (when the trainer has an evaluator)."),
   saveSteps: z.number().int().nonnegative().default(0).describe("Checkpoint every N steps; 0 only at the end."),
   saveTotalLimit: z.number().int().positive().default(2).describe("Checkpoints kept on disk."),
+  onNonfinite: z
+    .enum(["stop", "skip"])
+    .default("stop")
+    .describe("A NaN/Inf loss or gradient: stop the run (no update applied), or skip that step's update and go on."),
 };
 
 export const LOOP_SCHEMA = z.object(LOOP_FIELDS).strict();
@@ -77,15 +82,13 @@ export interface TrainingTask<Row> {
   evaluate?(): Metrics | Promise<Metrics>;
 }
 
-export interface RunOptions<Row> {
+export interface RunOptions<Row> extends RunControl {
   model: Module;
   task: TrainingTask<Row>;
   rows: readonly Row[];
   config: LoopConfig;
   /** Checkpoints and metrics.jsonl go here; null trains in memory only. */
   outputDir: string | null;
-  /** Continue from the newest checkpoint in outputDir. */
-  resume?: boolean;
   /** Everything that should be written next to each checkpoint (the trainer's resolved config). */
   fullConfig?: Record<string, unknown>;
   label?: string;
@@ -177,18 +180,25 @@ export interface AfterStepArgs {
   logger: MetricsLogger;
   model: Module;
   evaluate?: () => Metrics | Promise<Metrics>;
-  save: () => void;
+  /** Write a checkpoint; returns its folder (null for in-memory runs). */
+  save: () => string | null;
   stopAfterStep?: number;
+  /** The run's checkpointer: a stop it reports (Ctrl-C) writes a checkpoint here and raises TrainingInterrupted. */
+  run?: { stopRequested: boolean };
+  label?: string;
 }
 
 /**
  * What every training loop does after an optimizer step (offline and online alike): log every loggingSteps,
  * evaluate every evalSteps and at the end, checkpoint every saveSteps, at the end and at an interruption.
- * Returns true when the run stops here as interrupted (stopAfterStep before the last step).
+ * Returns true when the run stops here as interrupted (stopAfterStep before the last step); throws
+ * TrainingInterrupted, after writing a checkpoint, when the run was asked to stop (RunControl.signal).
  */
 export async function afterStep(a: AfterStepArgs): Promise<boolean> {
   const { step, cfg } = a;
   const last = step === a.totalSteps;
+  await yieldToEventLoop(); // let a Ctrl-C handler run between synchronous steps
+  const stop = a.run?.stopRequested === true && !last;
   if (step % cfg.loggingSteps === 0 || last) {
     a.history.push({ step, ...a.metrics });
     a.logger.log(step, a.metrics, last);
@@ -201,6 +211,11 @@ export async function afterStep(a: AfterStepArgs): Promise<boolean> {
     for (const [k, v] of Object.entries(ev)) prefixed[`eval_${k}`] = v;
     a.history.push({ step, ...prefixed });
     a.logger.log(step, prefixed, true);
+  }
+  if (stop) {
+    const dir = a.save();
+    a.model.eval();
+    throw new TrainingInterrupted(a.label ?? "train", step, dir);
   }
   if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === a.stopAfterStep) a.save();
   if (step === a.stopAfterStep && !last) {
@@ -221,17 +236,20 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
   const totalSteps = cfg.maxSteps > 0 ? cfg.maxSteps : Math.ceil(cfg.numTrainEpochs * stepsPerEpoch);
   const schedule = createLoopSchedule(cfg, totalSteps);
 
+  const label = opts.label ?? "train";
   const checkpointer = new RunCheckpointer({
     outputDir: opts.outputDir,
-    label: opts.label ?? "train",
+    label,
     quiet: opts.quiet,
     named,
     optimizer,
     optNames,
     config: opts.fullConfig ?? { ...cfg },
     keep: cfg.saveTotalLimit,
+    totalSteps,
+    control: runControl(opts),
   });
-  const restored = opts.resume ? checkpointer.restore() : null;
+  const restored = checkpointer.start();
   let step = restored?.step ?? 0;
   const history: Metrics[] = [];
   const totals: Record<string, number> = restored?.totals ?? {};
@@ -241,9 +259,8 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
     label: opts.label,
     quiet: opts.quiet,
   });
-  const save = () => {
-    checkpointer.save({ step, epoch: step / stepsPerEpoch, totalSteps, totals });
-  };
+  const save = () => checkpointer.save({ step, epoch: step / stepsPerEpoch, totalSteps, totals });
+  const guard = new NonFiniteGuard(label, cfg.onNonfinite, named);
 
   let epochCache = -1;
   let epochBatches: Row[][] = [];
@@ -276,24 +293,29 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
     const sums: Record<string, number> = {};
     for (const mb of batches) {
       const res = await task.lossSum(mb);
-      const value = res.loss.item();
-      if (!Number.isFinite(value)) {
-        throw new TrainingError(`[train] loss is ${value} at step ${step + 1}; the last checkpoint on disk is intact`);
-      }
-      lossTotal += value;
+      lossTotal += res.loss.item();
+      // a non-finite loss still runs backward: the guard then names the first parameter it poisons
       if (units > 0) res.loss.div(units).backward();
       const w = task.countUnits(mb);
       for (const [k, v] of Object.entries(res.metrics ?? {})) sums[k] = (sums[k] ?? 0) + v * w;
       for (const [k, v] of Object.entries(res.totals ?? {})) totals[k] = (totals[k] ?? 0) + v;
+      await yieldToEventLoop();
     }
-    const gradNorm = cfg.maxGradNorm > 0 ? clipGradNorm(optimizer.params(), cfg.maxGradNorm) : Number.NaN;
+    const loss = units > 0 ? lossTotal / units : 0;
+    const verdict = guard.check(step + 1, loss);
     const lr = schedule.lrAt(step);
-    optimizer.lr = lr;
-    optimizer.step();
+    let gradNorm = verdict.norm;
+    if (verdict.apply) {
+      if (cfg.maxGradNorm > 0) gradNorm = clipGradNorm(optimizer.params(), cfg.maxGradNorm);
+      optimizer.lr = lr;
+      optimizer.step();
+    } else {
+      totals.nonfinite_skipped = (totals.nonfinite_skipped ?? 0) + 1;
+    }
     optimizer.zeroGrad();
     step++;
 
-    const metrics: Metrics = { loss: units > 0 ? lossTotal / units : 0, learning_rate: lr, epoch: step / stepsPerEpoch };
+    const metrics: Metrics = { loss, learning_rate: lr, epoch: step / stepsPerEpoch };
     if (cfg.maxGradNorm > 0) metrics.grad_norm = gradNorm;
     for (const [k, v] of Object.entries(sums)) metrics[k] = units > 0 ? v / units : 0;
     Object.assign(metrics, totals);
@@ -309,6 +331,8 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
         evaluate: task.evaluate?.bind(task),
         save,
         stopAfterStep: opts.stopAfterStep,
+        run: checkpointer,
+        label,
       })
     ) {
       return { step, history, interrupted: true };

@@ -1,7 +1,7 @@
 // Metrics as JSONL (one object per logged step, flushed as written) plus a plain progress line on stderr
 // with rate and ETA — no terminal control codes, so logs read the same in a pipe or a CI log.
 
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
 
 export type Metrics = Record<string, number | string | null>;
@@ -40,6 +40,36 @@ export class MetricsLogger {
     const of = total ? `/${total}` : "";
     return `[${this.opts.label ?? "train"}] step ${step}${of} ${shown} | ${rate.toFixed(2)} it/s${eta}`;
   }
+}
+
+/**
+ * Keep the records of steps <= `lastStep` (a resumed run logs the later ones again) and drop a line cut short by
+ * a kill; rewritten atomically. Returns the number of records dropped.
+ */
+export function truncateMetrics(path: string, lastStep: number): number {
+  if (!existsSync(path)) return 0;
+  const lines = readFileSync(path, "utf8")
+    .split("\n")
+    .filter((l) => l.trim() !== "");
+  const kept = lines.filter((l) => {
+    try {
+      const step = (JSON.parse(l) as { step?: unknown }).step;
+      return typeof step === "number" && step <= lastStep;
+    } catch {
+      return false;
+    }
+  });
+  if (kept.length === lines.length) return 0;
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, "w");
+  try {
+    writeSync(fd, kept.map((l) => `${l}\n`).join(""));
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  return lines.length - kept.length;
 }
 
 function round(x: number): number {

@@ -32,6 +32,7 @@ import {
   scoreSamples,
 } from "./online_policy.js";
 import { padIdOf, rowsOf, scoreSequences } from "./preference_data.js";
+import { type RunControl, runControl } from "./run_state.js";
 
 export const ONLINE_DPO_FIELDS = {
   ...ONLINE_LOOP_FIELDS,
@@ -108,7 +109,7 @@ export function createReferencePolicy(model: CausalLM | LoraModel<CausalLM>, pad
   };
 }
 
-export interface OnlineDpoOptions {
+export interface OnlineDpoOptions extends RunControl {
   /** The policy (trained in place); with a LoraModel only adapters train and the base is the reference. */
   model: CausalLM | LoraModel<CausalLM>;
   tokenizer: Tokenizer;
@@ -121,7 +122,6 @@ export interface OnlineDpoOptions {
   rewardFuncs?: readonly RewardFn[];
   judge?: PairJudge;
   outputDir?: string | null;
-  resume?: boolean;
   quiet?: boolean;
   stopAfterStep?: number;
   /** Called with every step's pairs (tests, logging of samples). */
@@ -246,7 +246,7 @@ export async function trainOnlineDpo(opts: OnlineDpoOptions): Promise<OnlineDpoR
     // TR-DPO changes the reference during the run: it is part of the run's state
     trainerTensors: c.syncRefModel && reference.model !== null ? [...reference.model.namedParameters()] : undefined,
     outputDir: opts.outputDir ?? null,
-    resume: opts.resume,
+    ...runControl(opts),
     fullConfig: { trainer: "online-dpo", ...c },
     label: "online-dpo",
     quiet: opts.quiet,

@@ -16,6 +16,7 @@ import type { Tensor } from "../tensor/index.js";
 import { frozenCopy, resolvePolicy } from "./dpo.js";
 import { afterStep, createLoopSchedule, createOptimizer, epochOrder, type LoopConfig, type RunResult, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
+import { NonFiniteGuard } from "./nonfinite.js";
 import { type PendingBatch, type PendingBatchJson, pendingFromJson, pendingToJson } from "./online_resume.js";
 import {
   completionLogprobs,
@@ -33,7 +34,7 @@ import {
   scoreRollout,
   selectGroups,
 } from "./rollout.js";
-import { RunCheckpointer } from "./run_state.js";
+import { RunCheckpointer, type RunControl, runControl } from "./run_state.js";
 
 /** The generation / rollout part of an online trainer's resolved config (TRL names). */
 export interface OnlineConfig extends LoopConfig {
@@ -107,7 +108,7 @@ export interface OnlineAlgorithm<C extends OnlineConfig> {
   microLoss(batch: GenerationBatch, mb: MicroBatch, cfg: C): MicroLoss;
 }
 
-export interface OnlineRunOptions<C extends OnlineConfig> {
+export interface OnlineRunOptions<C extends OnlineConfig> extends RunControl {
   model: CausalLM | LoraModel<CausalLM>;
   tokenizer: Tokenizer;
   prompts: PromptExample[];
@@ -117,7 +118,6 @@ export interface OnlineRunOptions<C extends OnlineConfig> {
   /** Explicit frozen reference (beta != 0); default: the base under LoRA, else a frozen copy of the policy. */
   refModel?: CausalLM;
   outputDir: string | null;
-  resume?: boolean;
   fullConfig?: Record<string, unknown>;
   quiet?: boolean;
   stopAfterStep?: number;
@@ -166,10 +166,14 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
     optimizer,
     optNames,
     rng,
+    cursor: true,
     config: o.fullConfig ?? ({ ...cfg } as Record<string, unknown>),
     keep: cfg.saveTotalLimit,
+    totalSteps,
+    control: runControl(o),
   });
-  const restored = o.resume ? checkpointer.restore() : null;
+  const restored = checkpointer.start();
+  const guard = new NonFiniteGuard(label, cfg.onNonfinite, named, { watchCollapse: false });
   let cursor = restored?.cursor ?? 0; // prompts consumed so far (over epochs)
   let step = restored?.step ?? 0;
   const totals: Record<string, number> = restored?.totals ?? {};
@@ -184,7 +188,7 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
     restored?.trainer?.pending === undefined ? null : pendingFromJson(restored.trainer.pending, o.prompts, `[${label}] ${restored.dir}`);
   const save = () => {
     const trainer = current !== null && current.iteration < cfg.numIterations ? { pending: pendingToJson(current) } : undefined;
-    checkpointer.save({ step, epoch: cursor / o.prompts.length, totalSteps, totals, cursor, trainer });
+    return checkpointer.save({ step, epoch: cursor / o.prompts.length, totalSteps, totals, cursor, trainer });
   };
 
   const nextPrompts = (n: number): PromptExample[] => {
@@ -325,11 +329,7 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
           iteration,
         };
         const out = algo.microLoss(batch, mb, cfg);
-        const value = out.loss.item();
-        if (!Number.isFinite(value)) {
-          throw new TrainingError(`[${label}] loss is ${value} at step ${step + 1}; the last checkpoint on disk is intact`);
-        }
-        lossTotal += value;
+        lossTotal += out.loss.item(); // non-finite: caught with the gradients before the update
         out.loss.backward();
         o.onMicroBatch?.(batch, mb, out);
         // mean token entropy of the policy on counted completion tokens
@@ -348,10 +348,16 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
         add("entropy", e, n);
         for (const [k, [num, den]] of Object.entries(out.sums ?? {})) add(k, num, den);
       }
-      const gradNorm = cfg.maxGradNorm > 0 ? clipGradNorm(optimizer.params(), cfg.maxGradNorm) : Number.NaN;
+      const verdict = guard.check(step + 1, lossTotal);
       const lr = schedule.lrAt(step);
-      optimizer.lr = lr;
-      optimizer.step();
+      let gradNorm = verdict.norm;
+      if (verdict.apply) {
+        if (cfg.maxGradNorm > 0) gradNorm = clipGradNorm(optimizer.params(), cfg.maxGradNorm);
+        optimizer.lr = lr;
+        optimizer.step();
+      } else {
+        totals.nonfinite_skipped = (totals.nonfinite_skipped ?? 0) + 1;
+      }
       optimizer.zeroGrad();
       step++;
       pending.iteration = iteration + 1;
@@ -376,6 +382,8 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
           evaluate: o.evaluate,
           save,
           stopAfterStep: o.stopAfterStep,
+          run: checkpointer,
+          label,
         })
       ) {
         return { step, history, interrupted: true };

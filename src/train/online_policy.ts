@@ -15,10 +15,11 @@ import type { Module } from "../nn/module.js";
 import type { Rng } from "../nn/rng.js";
 import { computeRewards, type RewardFn } from "../rewards/types.js";
 import { concat, entropy, mul, noGrad, slice, type Tensor, zeros } from "../tensor/index.js";
-import { createLoopSchedule, createOptimizer, epochOrder, LOOP_FIELDS, TrainingError } from "./loop.js";
+import { afterStep, createLoopSchedule, createOptimizer, epochOrder, LOOP_FIELDS, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
+import { NonFiniteError, NonFiniteGuard } from "./nonfinite.js";
 import { type PromptCompletion, toExample } from "./preference_data.js";
-import { RunCheckpointer } from "./run_state.js";
+import { RunCheckpointer, type RunControl, runControl } from "./run_state.js";
 
 /** LOOP_FIELDS minus what only applies to a fixed dataset (token-budget batching, eval hooks). */
 const { maxTokensPerBatch: _mtpb, evalSteps: _es, ...ONLINE_LOOP } = LOOP_FIELDS;
@@ -194,7 +195,7 @@ export interface OnlineStepContext {
   optimizerStep(): number;
 }
 
-export interface OnlineLoopOptions {
+export interface OnlineLoopOptions extends RunControl {
   /** Module whose trainable parameters are optimized and checkpointed. */
   trainable: Module;
   config: OnlineLoopConfig;
@@ -204,7 +205,6 @@ export interface OnlineLoopOptions {
   /** Tensors the trainer changes besides the trainable weights (a synced reference), checkpointed with them. */
   trainerTensors?: readonly [string, Tensor][];
   outputDir: string | null;
-  resume?: boolean;
   fullConfig: Record<string, unknown>;
   label: string;
   quiet?: boolean;
@@ -237,17 +237,19 @@ export async function runOnline(o: OnlineLoopOptions): Promise<OnlineRunResult> 
     trainerTensors: o.trainerTensors,
     config: o.fullConfig,
     keep: cfg.saveTotalLimit,
+    totalSteps: o.totalSteps,
+    control: runControl(o),
   });
-  const restored = o.resume ? checkpointer.restore() : null;
+  const restored = checkpointer.start();
   let step = restored?.step ?? 0;
+  const totals: Record<string, number> = restored?.totals ?? {};
+  const guard = new NonFiniteGuard(o.label, cfg.onNonfinite, named, { watchCollapse: false });
   const logger = new MetricsLogger(o.outputDir === null ? null : `${o.outputDir}/metrics.jsonl`, {
     total: o.totalSteps,
     label: o.label,
     quiet: o.quiet,
   });
-  const save = () => {
-    checkpointer.save({ step, epoch: step, totalSteps: o.totalSteps, totals: {} });
-  };
+  const save = () => checkpointer.save({ step, epoch: step, totalSteps: o.totalSteps, totals });
 
   const history: Metrics[] = [];
   o.trainable.train();
@@ -257,27 +259,41 @@ export async function runOnline(o: OnlineLoopOptions): Promise<OnlineRunResult> 
     const metrics = await o.step({
       step,
       optimizerStep: () => {
-        gradNorm = cfg.maxGradNorm > 0 ? clipGradNorm(optimizer.params(), cfg.maxGradNorm) : Number.NaN;
-        optimizer.lr = lr;
-        optimizer.step();
+        const verdict = guard.check(step + 1, null);
+        gradNorm = verdict.norm;
+        if (verdict.apply) {
+          if (cfg.maxGradNorm > 0) gradNorm = clipGradNorm(optimizer.params(), cfg.maxGradNorm);
+          optimizer.lr = lr;
+          optimizer.step();
+        } else {
+          totals.nonfinite_skipped = (totals.nonfinite_skipped ?? 0) + 1;
+        }
         optimizer.zeroGrad();
         return gradNorm;
       },
     });
     step++;
     const loss = metrics.loss;
-    if (typeof loss === "number" && !Number.isFinite(loss)) {
-      throw new TrainingError(`[${o.label}] loss is ${loss} at step ${step}; the last checkpoint on disk is intact`);
+    if (cfg.onNonfinite === "stop" && typeof loss === "number" && !Number.isFinite(loss)) {
+      throw new NonFiniteError(`[${o.label}] loss is ${loss} at step ${step}; the checkpoints on disk are intact`);
     }
     const all: Metrics = { ...metrics, learning_rate: lr };
     if (cfg.maxGradNorm > 0) all.grad_norm = gradNorm;
-    const last = step === o.totalSteps;
-    if (step % cfg.loggingSteps === 0 || last) {
-      history.push({ step, ...all });
-      logger.log(step, all, last);
-    }
-    if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === o.stopAfterStep) save();
-    if (step === o.stopAfterStep && !last) return { step, history, interrupted: true };
+    if (totals.nonfinite_skipped !== undefined) all.nonfinite_skipped = totals.nonfinite_skipped;
+    const stop = await afterStep({
+      step,
+      totalSteps: o.totalSteps,
+      cfg: { ...cfg, evalSteps: 0 },
+      metrics: all,
+      history,
+      logger,
+      model: o.trainable,
+      save,
+      stopAfterStep: o.stopAfterStep,
+      run: checkpointer,
+      label: o.label,
+    });
+    if (stop) return { step, history, interrupted: true };
   }
   o.trainable.eval();
   return { step, history, interrupted: false };

@@ -21,6 +21,7 @@ import {
   type TruncationOptions,
   tokenizePreference,
 } from "./preference_data.js";
+import { runControl } from "./run_state.js";
 
 export const ORPO_FIELDS = {
   ...LOOP_FIELDS,
@@ -84,7 +85,7 @@ export async function trainReferenceFree<C extends LoopConfig & TruncationOption
     rows: pairs,
     config,
     outputDir: opts.outputDir ?? null,
-    resume: opts.resume,
+    ...runControl(opts),
     fullConfig: { trainer: label, ...(config as Record<string, unknown>) },
     label,
     quiet: opts.quiet,

@@ -39,6 +39,7 @@ import {
   tokenScores,
 } from "./online_policy.js";
 import { padIdOf } from "./preference_data.js";
+import { type RunControl, runControl } from "./run_state.js";
 
 export const PPO_FIELDS = {
   ...ONLINE_LOOP_FIELDS,
@@ -141,7 +142,7 @@ class PolicyAndValue extends Module {
   }
 }
 
-export interface PpoTrainerOptions {
+export interface PpoTrainerOptions extends RunControl {
   /** The policy (trained in place); with a LoraModel only the adapters train and the base is the reference. */
   model: CausalLM | LoraModel<CausalLM>;
   tokenizer: Tokenizer;
@@ -156,7 +157,6 @@ export interface PpoTrainerOptions {
   /** Value model (trained); default per config.valueModelInit. */
   valueModel?: SequenceClassifier;
   outputDir?: string | null;
-  resume?: boolean;
   quiet?: boolean;
   stopAfterStep?: number;
 }
@@ -374,7 +374,7 @@ export class PpoTrainer {
       totalSteps,
       rng: this.rng,
       outputDir: this.opts.outputDir ?? null,
-      resume: this.opts.resume,
+      ...runControl(this.opts),
       fullConfig: { trainer: "ppo", ...c },
       label: "ppo",
       quiet: this.opts.quiet,

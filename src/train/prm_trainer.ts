@@ -15,6 +15,7 @@ import { resolveClassifier, saveClassifier, type TokenClassifier } from "../mode
 import { crossEntropy, noGrad, Tensor, type Tensor as TensorT } from "../tensor/index.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
+import { runControl } from "./run_state.js";
 import { resolveTokenizer, resolveTrainerConfig, type TrainerOptions, writeOutputExtras } from "./trainer_io.js";
 
 export const PRM_FIELDS = {
@@ -175,7 +176,7 @@ export async function trainPrm(opts: PrmTrainerOptions): Promise<PrmTrainerResul
     rows: examples,
     config: cfg,
     outputDir,
-    resume: opts.resume,
+    ...runControl(opts),
     fullConfig: resolved,
     label: "prm",
     quiet: opts.quiet,

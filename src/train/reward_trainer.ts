@@ -16,6 +16,7 @@ import { resolveClassifier, type SequenceClassifier, saveClassifier } from "../m
 import { noGrad, slice, Tensor } from "../tensor/index.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
+import { runControl } from "./run_state.js";
 import { resolveTokenizer, resolveTrainerConfig, type TrainerOptions, writeOutputExtras } from "./trainer_io.js";
 
 export const REWARD_FIELDS = {
@@ -155,7 +156,7 @@ export async function trainRewardModel(opts: RewardTrainerOptions): Promise<Rewa
     rows: pairs,
     config: cfg,
     outputDir,
-    resume: opts.resume,
+    ...runControl(opts),
     fullConfig: resolved,
     label: "reward",
     quiet: opts.quiet,

@@ -14,6 +14,7 @@ import { type CausalLM, saveCausalLM } from "../models/causal_lm.js";
 import { maskedSum, noGrad, sub } from "../tensor/index.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
+import { runControl } from "./run_state.js";
 import { resolveModel, resolveTokenizer, resolveTrainerConfig, type TrainerOptions, writeOutputExtras } from "./trainer_io.js";
 
 export const SFT_FIELDS = {
@@ -164,7 +165,7 @@ export async function trainSft(opts: TrainerOptions<SftConfig>): Promise<SftResu
     rows: examples,
     config: cfg,
     outputDir,
-    resume: opts.resume,
+    ...runControl(opts),
     fullConfig: resolved,
     label: "sft",
     quiet: opts.quiet,

@@ -8,8 +8,9 @@ import type { z } from "zod";
 import { loadTokenizer, saveTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { type CausalLM, loadCausalLM } from "../models/causal_lm.js";
 import { resolveConfig } from "./config.js";
+import type { RunControl } from "./run_state.js";
 
-export interface TrainerOptions<C> {
+export interface TrainerOptions<C> extends RunControl {
   /** A model object (trained in place) or an HF model folder. */
   model: CausalLM | string;
   /** A tokenizer, or a folder; defaults to the model folder. */
@@ -22,8 +23,6 @@ export interface TrainerOptions<C> {
   config?: Partial<C> | Record<string, unknown>;
   /** Checkpoints, metrics.jsonl and the final model go here; null (default) trains in memory only. */
   outputDir?: string | null;
-  /** Continue from the newest checkpoint in outputDir. */
-  resume?: boolean;
   /** No progress lines on stderr. */
   quiet?: boolean;
   /** Stop after this optimizer step as if interrupted (tests of resume). */

@@ -38,6 +38,7 @@ export const sftStage: Stage = {
         seed,
       },
       outputDir: join(dir, "model"),
+      overwrite: true, // an unfinished stage restarts from scratch (the lab resumes by stage)
       quiet: ctx.quiet,
     });
     const test = problemsOf(profile, "test", seed);

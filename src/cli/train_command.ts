@@ -168,7 +168,9 @@ async function withInterrupts(name: string, ctx: TrainCommandContext<unknown>, a
       process.exit(code());
     }
     received = sig;
-    process.stderr.write(`\n[${name}] ${sig}: stopping after the current step and writing a checkpoint (press Ctrl-C again to exit at once)\n`);
+    process.stderr.write(
+      `\n[${name}] ${sig}: stopping after the current step and writing a checkpoint (press Ctrl-C again to exit at once)\n`,
+    );
     ac.abort(sig);
   };
   process.on("SIGINT", onSignal);

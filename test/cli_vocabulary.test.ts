@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type Command, CommanderError } from "commander";
+import type { Command } from "commander";
 import type { z } from "zod";
 import { buildProgram } from "../src/cli/program.js";
 import { NexusCommand } from "../src/cli/schema_command.js";
@@ -17,6 +17,7 @@ import { GLOBAL_OPTIONS, SHARED } from "../src/cli/shared_options.js";
 import { registerTrainCommand } from "../src/cli/train_command.js";
 import { DPO_SCHEMA } from "../src/train/dpo.js";
 import { PRM_SCHEMA } from "../src/train/prm_trainer.js";
+import { runNexus } from "./helpers/cli.js";
 
 const ROOT = join(import.meta.dirname, "..");
 
@@ -26,36 +27,7 @@ function leaves(cmd: Command, path: string[] = []): { path: string[]; cmd: Comma
   return cmd.commands.flatMap((c) => leaves(c, [...path, c.name()]));
 }
 
-/** Run the program in process; returns exit code and what it wrote. */
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const program = buildProgram();
-  let stdout = "";
-  let stderr = "";
-  const out = process.stdout.write;
-  const err = process.stderr.write;
-  process.stdout.write = ((s: string) => {
-    stdout += s;
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => {
-    stderr += s;
-    return true;
-  }) as typeof process.stderr.write;
-  let code = 0;
-  try {
-    await program.parseAsync(args, { from: "user" });
-  } catch (e) {
-    if (e instanceof CommanderError) code = e.exitCode;
-    else {
-      code = 1;
-      stderr += `nexus: ${(e as Error).message}\n`;
-    }
-  } finally {
-    process.stdout.write = out;
-    process.stderr.write = err;
-  }
-  return { code, stdout, stderr };
-}
+const run = runNexus;
 
 /** A command's options as --help shows them: long flag → the help line's text (description + default). */
 function shownOptions(cmd: Command): Map<string, string> {

@@ -1,14 +1,17 @@
 // `nexus eval processbench | bon`: metrics over JSONL files. processbench reads rows {id, problem, steps, label,
 // scores | prediction}; a threshold for scores is given, fitted on another file, or fitted on the data itself;
-// the LAST stdout line is {"f1","accErr","accCor"}. bon reads one row per problem with scored candidates and
+// the LAST stdout line is {"f1","accErr","accCor"}. bon reads one row per problem with scored candidates (what
+// `nexus search` writes; correctness given, or computed from the text with the one answer extractor) and
 // prints best-of-N, pass@1, pass@N and maj@N. Not here: computing scores (PRM scoring lives in src/rewards).
 
 import type { Command } from "commander";
 import { z } from "zod";
 import { readJsonl } from "../data/jsonl.js";
+import { joinSteps } from "../data/tasks/task.js";
 import { MetricError } from "../eval/errors.js";
 import { evaluateProcessBench, fitThreshold, type ProcessBenchRow } from "../eval/processbench.js";
 import { bestOfNAccuracy, type Candidate, majAtKCandidates, meanPassAtK } from "../eval/selection.js";
+import { type AnswerExtractor, answerExtractor } from "../rewards/answer.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
 
@@ -23,15 +26,44 @@ const PB_ROW = z
   })
   .refine((r) => r.scores !== undefined || r.prediction !== undefined, { message: "a row needs per-step scores or a prediction" });
 
-const CANDIDATE = z.object({ score: z.number(), correct: z.boolean(), answer: z.union([z.string(), z.number(), z.null()]).optional() });
+const ANSWER = z.union([z.string(), z.number(), z.null()]);
+/** A scored candidate: its correctness given, or computed from its text (or steps) and the row's gold `answer`. */
+const CANDIDATE = z.looseObject({
+  score: z.number().nullable(),
+  correct: z.boolean().optional(),
+  answer: ANSWER.optional(),
+  text: z.string().optional(),
+  steps: z.array(z.string()).optional(),
+});
 const BON_ROW = z.union([
-  z.looseObject({ candidates: z.array(CANDIDATE).min(1) }),
+  z.looseObject({ candidates: z.array(CANDIDATE).min(1), answer: z.unknown().optional() }),
   z.looseObject({
     scores: z.array(z.number()).min(1),
     correct: z.array(z.boolean()).min(1),
-    answers: z.array(z.union([z.string(), z.number(), z.null()])).optional(),
+    answers: z.array(ANSWER).optional(),
   }),
 ]);
+
+/** One `candidates` row (as `nexus search` writes it) as metric candidates; a null score (-Infinity in JSON) ranks last. */
+function candidatesOf(
+  r: { candidates: z.output<typeof CANDIDATE>[]; answer?: unknown },
+  where: string,
+  answer: AnswerExtractor,
+  sep: string,
+): Candidate[] {
+  return r.candidates.map((c, j) => {
+    const text = c.text ?? (c.steps !== undefined ? joinSteps(c.steps, sep) : null);
+    let correct = c.correct ?? null;
+    if (correct === null && text !== null && r.answer !== undefined) correct = answer.correct(text, r.answer);
+    if (correct === null) {
+      throw new MetricError(
+        `${where}: candidate ${j + 1} has no "correct"; give it, or the candidate's "text" (or "steps") and the row's numeric gold "answer"`,
+      );
+    }
+    const key = c.answer !== undefined ? c.answer : text !== null ? answer.key(text) : null;
+    return { score: c.score ?? Number.NEGATIVE_INFINITY, correct, answer: key == null ? null : String(key) };
+  });
+}
 
 function readProcessBench(file: string): ProcessBenchRow[] {
   return readJsonl(file, PB_ROW).map((r) => ({ ...r, id: r.id === undefined ? undefined : String(r.id) }));
@@ -77,14 +109,24 @@ export function registerEval(program: Command): void {
     description: "best-of-N accuracy from scored candidates",
     schema: z
       .object({
-        data: SHARED.data.describe("one row per problem: {candidates: [{score, correct, answer?}]} or {scores, correct, answers?}, JSONL"),
+        data: SHARED.data.describe(
+          "one row per problem, JSONL: `nexus search` output ({answer?, candidates: [{score, correct | text | steps, answer?}]}) or {scores, correct, answers?}",
+        ),
         n: z.number().int().positive().nullable().default(null).describe("use the first n candidates of each row (default: all)"),
+        answerPattern: SHARED.answerPattern,
+        stepSeparator: SHARED.stepSeparator,
       })
       .strict(),
     action: (o) => {
+      const answer = answerExtractor(o.answerPattern);
       const problems: Candidate[][] = readJsonl(o.data, BON_ROW).map((r, i) => {
         if ("candidates" in r && Array.isArray(r.candidates)) {
-          return (r.candidates as z.output<typeof CANDIDATE>[]).map((c) => ({ ...c, answer: c.answer == null ? null : String(c.answer) }));
+          return candidatesOf(
+            r as { candidates: z.output<typeof CANDIDATE>[]; answer?: unknown },
+            `${o.data}:${i + 1}`,
+            answer,
+            o.stepSeparator,
+          );
         }
         const s = r as { scores: number[]; correct: boolean[]; answers?: (string | number | null)[] };
         if (s.correct.length !== s.scores.length || (s.answers !== undefined && s.answers.length !== s.scores.length)) {

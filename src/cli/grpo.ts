@@ -13,8 +13,8 @@ export function registerGrpo(program: Command): void {
     description: "group relative policy optimization on prompt-only rows (TRL GRPOTrainer; presets dr_grpo, dapo, gspo)",
     schema: GRPO_SCHEMA.extend(REWARD_CLI_FIELDS),
     action: async (ctx) => {
-      const { config, rewardFuncs, rewardModule } = splitRewardConfig(ctx.config);
-      const fns = await loadRewardFunctions(rewardFuncs, rewardModule, config);
+      const { config, rewardFuncs, rewardModule, answerPattern } = splitRewardConfig(ctx.config);
+      const fns = await loadRewardFunctions(rewardFuncs, rewardModule, { ...config, answerPattern });
       writeResolvedConfig(ctx.output, ctx.resolved);
       await trainGrpo({
         model: ctx.model,

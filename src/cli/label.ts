@@ -1,8 +1,9 @@
 // `nexus label mc | omega | judge | consensus`: PRM step labels for JSONL solutions, written as TRL stepwise rows
 // ({prompt, completions, labels} plus first_error and method columns). Input rows are {prompt, completions: steps}
-// or {prompt, completion: text} (split on --step-separator); the gold answer is the row's `answer` column, else the
-// arithmetic task's prompt. Rows that carry gold `labels` also get a label-quality summary. Prints one JSON
-// summary line. Not here: the algorithms (src/rewards/labels).
+// or {prompt, completion: text} (split on --step-separator); mc and omega check rollouts against the row's gold
+// `answer` column (read with the one answer extractor, --answer-pattern; an arithmetic-task prompt needs none)
+// and refuse rows without it before generating anything. Rows that carry gold `labels` also get a label-quality
+// summary. Prints one JSON summary line. Not here: the algorithms (src/rewards/labels).
 
 import type { Command } from "commander";
 import { z } from "zod";
@@ -10,6 +11,7 @@ import { readJsonlWith, writeJsonl } from "../data/jsonl.js";
 import { labelQuality } from "../eval/label_quality.js";
 import { loadTokenizer } from "../io/tokenizer.js";
 import { loadCausalLM } from "../models/causal_lm.js";
+import { type AnswerExtractor, answerExtractor } from "../rewards/answer.js";
 import type { StepGenerator } from "../rewards/interfaces.js";
 import { consensusFilter } from "../rewards/labels/consensus.js";
 import { stepwiseFromFirstError, stepwiseFromLabels } from "../rewards/labels/format.js";
@@ -17,7 +19,14 @@ import { type JudgeFn, judgeLabels, localJudge, remoteJudge } from "../rewards/l
 import { mcLabels } from "../rewards/labels/mc.js";
 import { ModelStepGenerator } from "../rewards/labels/model_generator.js";
 import { omegaFirstError } from "../rewards/labels/omega.js";
-import { ARITHMETIC_ANSWER, goldAnswerChecker, LabelError, type StepCheckableAnswer, splitSteps } from "../rewards/labels/steps.js";
+import {
+  ARITHMETIC_ANSWER,
+  goldAnswerChecker,
+  LabelError,
+  parseArithmeticPrompt,
+  type StepCheckableAnswer,
+  splitSteps,
+} from "../rewards/labels/steps.js";
 import { ArithmeticChainGenerator } from "../rewards/labels/synthetic.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
@@ -46,8 +55,23 @@ function readSolutions(file: string, separator: string): Solution[] {
   });
 }
 
-function checkerFor(s: Solution, separator: string): StepCheckableAnswer {
-  return s.extra.answer !== undefined ? goldAnswerChecker(() => s.extra.answer, separator) : ARITHMETIC_ANSWER;
+/**
+ * How a row's rollouts are checked: its gold `answer` column, or the arithmetic task's own checker when the prompt
+ * is one of its prompts. Throws, naming the file, line and column, when a row has neither (or a non-numeric gold).
+ */
+function checkerFor(s: Solution, file: string, separator: string, answer: AnswerExtractor): StepCheckableAnswer {
+  if (s.extra.answer === undefined) {
+    if (parseArithmeticPrompt(s.prompt) !== null) return ARITHMETIC_ANSWER;
+    throw new LabelError(
+      `${file}:${s.line}: no "answer" column; Monte Carlo labels check each rollout's final answer against the row's gold "answer" (a number, or a text stating it)`,
+    );
+  }
+  if (answer.gold(s.extra.answer) === null) {
+    throw new LabelError(
+      `${file}:${s.line}: column "answer": ${JSON.stringify(s.extra.answer)} is not a number and states none (${answer.describe()})`,
+    );
+  }
+  return goldAnswerChecker(() => s.extra.answer, separator, answer);
 }
 
 const SOLUTION_DATA = SHARED.data.describe(
@@ -76,23 +100,24 @@ const GENERATOR_SCHEMA = z
     temperature: SHARED.temperature.describe("completer sampling temperature"),
     maxStepLength: SHARED.maxStepLength,
     maxCompletionLength: SHARED.maxCompletionLength.describe("tokens per rollout at most"),
-    finalPattern: z.string().default("answer is").describe("a step matching this regex ends a rollout"),
+    answerPattern: SHARED.answerPattern.describe(
+      'regex whose first group is the final answer; a step stating one ends a rollout (default: \\boxed{x}, "#### x", "answer is x"; the last number counts at the end)',
+    ),
     truncate: TRUNCATE,
   })
   .strict();
 type GenOpts = z.output<typeof GENERATOR_SCHEMA>;
 
-async function makeGenerator(o: GenOpts, separator: string): Promise<StepGenerator> {
+async function makeGenerator(o: GenOpts, separator: string, answer: AnswerExtractor): Promise<StepGenerator> {
   if (o.syntheticP !== null) return new ArithmeticChainGenerator({ p: o.syntheticP, seed: o.seed });
   if (o.model === null) throw new LabelError("[label] --model (or --synthetic-p for the arithmetic test completer) is required");
-  const final = new RegExp(o.finalPattern, "i");
   return new ModelStepGenerator(await loadCausalLM(o.model), loadTokenizer(o.tokenizer ?? o.model), {
     separator,
     temperature: o.temperature,
     seed: o.seed,
     maxStepTokens: o.maxStepLength,
     maxCompletionTokens: o.maxCompletionLength,
-    isFinal: (s) => final.test(s),
+    isFinal: (s) => answer.stated(s) !== null,
   });
 }
 
@@ -120,13 +145,15 @@ export function registerLabel(program: Command): void {
     schema: GENERATOR_SCHEMA,
     action: async (o) => {
       const sep = o.stepSeparator;
+      const answer = answerExtractor(o.answerPattern);
       const sols = readSolutions(o.data, sep);
-      const gen = await makeGenerator(o, sep);
+      const checkers = sols.map((s) => checkerFor(s, o.data, sep, answer));
+      const gen = await makeGenerator(o, sep, answer);
       const rows: unknown[] = [];
       const predicted: boolean[][] = [];
       let rollouts = 0;
-      for (const s of sols) {
-        const r = await mcLabels(gen, checkerFor(s, sep), s.prompt, s.steps, {
+      for (const [k, s] of sols.entries()) {
+        const r = await mcLabels(gen, checkers[k]!, s.prompt, s.steps, {
           rollouts: o.rollouts,
           truncateAfterFirstNegative: o.truncate,
         });
@@ -146,13 +173,15 @@ export function registerLabel(program: Command): void {
     schema: GENERATOR_SCHEMA,
     action: async (o) => {
       const sep = o.stepSeparator;
+      const answer = answerExtractor(o.answerPattern);
       const sols = readSolutions(o.data, sep);
-      const gen = await makeGenerator(o, sep);
+      const checkers = sols.map((s) => checkerFor(s, o.data, sep, answer));
+      const gen = await makeGenerator(o, sep, answer);
       const rows: unknown[] = [];
       const predicted: boolean[][] = [];
       let rollouts = 0;
-      for (const s of sols) {
-        const r = await omegaFirstError(gen, checkerFor(s, sep), s.prompt, s.steps, { rollouts: o.rollouts });
+      for (const [k, s] of sols.entries()) {
+        const r = await omegaFirstError(gen, checkers[k]!, s.prompt, s.steps, { rollouts: o.rollouts });
         rollouts += r.rollouts;
         predicted.push(s.steps.map((_, i) => r.firstError === -1 || i < r.firstError));
         const row = stepwiseFromFirstError(s.prompt, s.steps, r.firstError, { truncate: o.truncate }, { ...s.extra });

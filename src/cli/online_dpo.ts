@@ -22,7 +22,7 @@ const ONLINE_DPO_CLI_SCHEMA = ONLINE_DPO_SCHEMA.omit({ maxNewTokens: true }).ext
 });
 
 function onlineDpoConfig(c: z.output<typeof ONLINE_DPO_CLI_SCHEMA>): OnlineDpoTrainConfig {
-  const { maxCompletionLength, rewardFuncs: _f, rewardModule: _m, rewardModel: _r, ...rest } = c;
+  const { maxCompletionLength, rewardFuncs: _f, rewardModule: _m, answerPattern: _a, rewardModel: _r, ...rest } = c;
   return { ...rest, maxNewTokens: maxCompletionLength };
 }
 
@@ -33,13 +33,16 @@ export function registerOnlineDpo(program: Command): void {
     schema: ONLINE_DPO_CLI_SCHEMA,
     aliases: { maxNewTokens: "maxCompletionLength" },
     action: async (ctx) => {
-      const { rewardFuncs: names, rewardModule } = splitRewardConfig(ctx.config);
+      const { rewardFuncs: names, rewardModule, answerPattern } = splitRewardConfig(ctx.config);
       const config = onlineDpoConfig(ctx.config);
       const model = await loadCausalLM(ctx.model);
       const tokenizer = loadTokenizer(ctx.tokenizer);
       checkTokenizerFitsModel(tokenizer, model.config.vocabSize, ctx.model);
       const rows = loadDataset(ctx.data, "prompt_only", { name: ctx.data }) as PromptRow[];
-      const sources = await loadRewardSources(ctx.config.rewardModel, names, rewardModule, config.maxNewTokens);
+      const sources = await loadRewardSources(ctx.config.rewardModel, names, rewardModule, {
+        maxCompletionLength: config.maxNewTokens,
+        answerPattern,
+      });
       writeResolvedConfig(ctx.output, ctx.resolved);
       await trainOnlineDpo({ model, tokenizer, rows, config, ...sources, outputDir: ctx.output, ...ctx.control });
       saveCausalLM(model, ctx.output);

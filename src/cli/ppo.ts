@@ -13,7 +13,7 @@ import { loadClassifier, SequenceClassifier, saveClassifier } from "../models/he
 import type { RewardFn } from "../rewards/types.js";
 import type { PromptRow } from "../train/online_policy.js";
 import { PPO_RULES, PPO_SCHEMA, type PpoTrainConfig, trainPpo } from "../train/ppo.js";
-import { loadRewardFunctions, REWARD_CLI_FIELDS, splitRewardConfig } from "./reward_loading.js";
+import { loadRewardFunctions, REWARD_CLI_FIELDS, type RewardContext, splitRewardConfig } from "./reward_loading.js";
 import { SHARED } from "./shared_options.js";
 import { registerTrainCommand, writeResolvedConfig } from "./train_command.js";
 
@@ -27,13 +27,13 @@ export async function loadRewardSources(
   rewardModel: string | null,
   names: string[],
   module: string | null,
-  maxCompletionLength: number,
+  ctx: RewardContext,
 ): Promise<{ rewardModel: SequenceClassifier | null; rewardFuncs: RewardFn[] }> {
   const rm = rewardModel === null ? null : loadClassifier(rewardModel, { kind: "sequence" });
   if (rm !== null && !(rm instanceof SequenceClassifier)) throw new Error(`[cli] ${rewardModel} is not a sequence classifier`);
   const wantFns = names.length > 0 || module !== null;
   if (rm === null && !wantFns) throw new Error("[cli] give --reward-model and/or --reward-funcs / --reward-module");
-  const rewardFuncs = wantFns ? await loadRewardFunctions(names, module, { maxCompletionLength }) : [];
+  const rewardFuncs = wantFns ? await loadRewardFunctions(names, module, ctx) : [];
   return { rewardModel: rm, rewardFuncs };
 }
 
@@ -45,7 +45,7 @@ const PPO_CLI_SCHEMA = PPO_SCHEMA.omit({ responseLength: true }).extend({
 });
 
 function ppoConfig(c: z.output<typeof PPO_CLI_SCHEMA>): PpoTrainConfig {
-  const { maxCompletionLength, rewardFuncs: _f, rewardModule: _m, rewardModel: _r, valueModel: _v, ...rest } = c;
+  const { maxCompletionLength, rewardFuncs: _f, rewardModule: _m, answerPattern: _a, rewardModel: _r, valueModel: _v, ...rest } = c;
   return { ...rest, responseLength: maxCompletionLength };
 }
 
@@ -57,13 +57,16 @@ export function registerPpo(program: Command): void {
     rules: PPO_RULES.map((rule) => (c: z.output<typeof PPO_CLI_SCHEMA>) => rule(ppoConfig(c))),
     aliases: { responseLength: "maxCompletionLength" },
     action: async (ctx) => {
-      const { rewardFuncs: names, rewardModule } = splitRewardConfig(ctx.config);
+      const { rewardFuncs: names, rewardModule, answerPattern } = splitRewardConfig(ctx.config);
       const config = ppoConfig(ctx.config);
       const model = await loadCausalLM(ctx.model);
       const tokenizer = loadTokenizer(ctx.tokenizer);
       checkTokenizerFitsModel(tokenizer, model.config.vocabSize, ctx.model);
       const rows = loadDataset(ctx.data, "prompt_only", { name: ctx.data }) as PromptRow[];
-      const sources = await loadRewardSources(ctx.config.rewardModel, names, rewardModule, config.responseLength);
+      const sources = await loadRewardSources(ctx.config.rewardModel, names, rewardModule, {
+        maxCompletionLength: config.responseLength,
+        answerPattern,
+      });
       const vmPath = ctx.config.valueModel;
       const valueModel = vmPath === null ? undefined : (loadClassifier(vmPath, { kind: "sequence" }) as SequenceClassifier);
       writeResolvedConfig(ctx.output, ctx.resolved);

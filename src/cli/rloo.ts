@@ -14,8 +14,8 @@ export function registerRloo(program: Command): void {
     schema: RLOO_SCHEMA.extend(REWARD_CLI_FIELDS),
     rules: RLOO_RULES,
     action: async (ctx) => {
-      const { config, rewardFuncs, rewardModule } = splitRewardConfig(ctx.config);
-      const fns = await loadRewardFunctions(rewardFuncs, rewardModule, config);
+      const { config, rewardFuncs, rewardModule, answerPattern } = splitRewardConfig(ctx.config);
+      const fns = await loadRewardFunctions(rewardFuncs, rewardModule, { ...config, answerPattern });
       writeResolvedConfig(ctx.output, ctx.resolved);
       await trainRloo({
         model: ctx.model,

@@ -1,8 +1,9 @@
 // `nexus search bon | vote | beam | lookahead | mcts`: test-time search with a policy folder (--model) and a PRM
 // or ORM folder over a JSONL of {prompt, answer?} rows; writes one row per prompt {prompt, answer, prediction,
-// correct?, steps, score, budget, candidates}. Seeded (one sampling stream per run). Each strategy has only the
-// options it uses. MCTS uses the PRM's value when --prm is given, else terminal-guided backups checked against
-// the row's gold answer. Not here: the strategies (src/search/).
+// correct?, steps, score, budget, candidates: [{answer, score, finished, correct?}]}, which `nexus eval bon`
+// reads. Answers are read by the one extractor (--answer-pattern; rewards/answer.ts). Seeded (one sampling
+// stream per run). Each strategy has only the options it uses. MCTS uses the PRM's value when --prm is given,
+// else terminal-guided backups checked against the row's gold answer. Not here: the strategies (src/search/).
 
 import type { Command } from "commander";
 import { z } from "zod";
@@ -10,9 +11,9 @@ import { readJsonl, writeJsonl } from "../data/jsonl.js";
 import { joinSteps } from "../data/tasks/task.js";
 import { loadTokenizer } from "../io/tokenizer.js";
 import { loadCausalLM } from "../models/causal_lm.js";
+import { type AnswerExtractor, answerExtractor } from "../rewards/answer.js";
 import type { OutcomeScorer, StepAggregation, StepGenerator } from "../rewards/interfaces.js";
 import { ModelStepGenerator } from "../rewards/labels/model_generator.js";
-import { extractNumber, goldNumber, rationalEquals } from "../rewards/rule.js";
 import { loadOrmScorer, loadPrmScorer, type PrmScorer } from "../rewards/scoring.js";
 import {
   beamSearch,
@@ -24,7 +25,6 @@ import {
   SearchError,
   type SearchResult,
   type Selection,
-  stepStatesAnswer,
   terminalEvaluator,
 } from "../search/index.js";
 import { registerSchemaCommand } from "./schema_command.js";
@@ -42,6 +42,7 @@ const COMMON = {
   maxStepLength: SHARED.maxStepLength,
   maxCompletionLength: SHARED.maxCompletionLength,
   stepSeparator: SHARED.stepSeparator,
+  answerPattern: SHARED.answerPattern,
   seed: SHARED.seed,
 };
 const PRM = z.string().describe("PRM folder (*ForTokenClassification)");
@@ -117,30 +118,31 @@ const STRATEGIES: Record<Strategy, string> = {
   mcts: "UCT tree search (rStar-Math): PRM values, or terminal-guided backups from the gold answer",
 };
 
-function isCorrect(steps: readonly string[], gold: unknown): boolean {
-  const g = goldNumber(gold);
-  const got = extractNumber(joinSteps(steps), { fallbackLastNumber: false });
-  return g !== null && got !== null && rationalEquals(g, got);
-}
-
 interface Loaded {
   gen: StepGenerator;
   greedy: StepGenerator;
   prm: PrmScorer | null;
   outcome: OutcomeScorer | null;
+  answer: AnswerExtractor;
+}
+
+/** Whether a solution's answer equals the gold one (false when the gold is not a number). */
+function isCorrect(answer: AnswerExtractor, steps: readonly string[], gold: unknown, sep: string): boolean {
+  return answer.correct(joinSteps(steps, sep), gold) === true;
 }
 
 async function load(o: Opts<Strategy>, aggregation: StepAggregation | null): Promise<Loaded> {
   const prmDir = "prm" in o ? o.prm : null;
   const ormDir = "orm" in o ? o.orm : null;
   if (prmDir !== null && ormDir !== null) throw new SearchError("[search] pass --prm or --orm, not both");
+  const answer = answerExtractor(o.answerPattern);
   const lm = await loadCausalLM(o.model);
   const tok = loadTokenizer(o.tokenizer ?? o.model);
   const genOpts = {
     separator: o.stepSeparator,
     maxStepTokens: o.maxStepLength,
     maxCompletionTokens: o.maxCompletionLength,
-    isFinal: (s: string) => stepStatesAnswer([s]),
+    isFinal: (s: string) => answer.stated(s) !== null,
   };
   const gen = new ModelStepGenerator(lm, tok, { ...genOpts, temperature: o.temperature, doSample: o.temperature > 0, seed: o.seed });
   const greedy = new ModelStepGenerator(lm, tok, { ...genOpts, temperature: 0, doSample: false, seed: o.seed });
@@ -151,7 +153,7 @@ async function load(o: Opts<Strategy>, aggregation: StepAggregation | null): Pro
       : prm !== null && aggregation !== null
         ? prm.aggregate(aggregation)
         : null;
-  return { gen, greedy, prm, outcome };
+  return { gen, greedy, prm, outcome, answer };
 }
 
 /** One strategy run on one prompt. */
@@ -159,9 +161,17 @@ type Runner<K extends Strategy> = (o: Opts<K>, m: Loaded, row: Record<string, un
 
 const RUNNERS: { [K in Strategy]: Runner<K> } = {
   bon: (o, m, row) =>
-    bestOfN(m.gen, o.selection === "majority" ? null : m.outcome, row.prompt as string, { n: o.n, selection: o.selection }),
+    bestOfN(m.gen, o.selection === "majority" ? null : m.outcome, row.prompt as string, {
+      n: o.n,
+      selection: o.selection,
+      answer: m.answer,
+    }),
   vote: (o, m, row) =>
-    bestOfN(m.gen, o.weighted ? m.outcome : null, row.prompt as string, { n: o.n, selection: o.weighted ? "weighted" : "majority" }),
+    bestOfN(m.gen, o.weighted ? m.outcome : null, row.prompt as string, {
+      n: o.n,
+      selection: o.weighted ? "weighted" : "majority",
+      answer: m.answer,
+    }),
   beam: (o, m, row) =>
     beamSearch(m.gen, m.prm!, row.prompt as string, {
       n: o.n,
@@ -169,6 +179,7 @@ const RUNNERS: { [K in Strategy]: Runner<K> } = {
       maxRounds: o.maxRounds,
       finalAggregation: o.aggregation,
       selection: o.selection,
+      answer: m.answer,
     }),
   lookahead: (o, m, row) =>
     lookaheadSearch(m.gen, m.prm!, row.prompt as string, {
@@ -179,15 +190,20 @@ const RUNNERS: { [K in Strategy]: Runner<K> } = {
       rolloutGenerator: m.greedy,
       finalAggregation: o.aggregation,
       selection: o.selection,
+      answer: m.answer,
     }),
   mcts: (o, m, row) => {
-    const evaluator = m.prm !== null ? prmEvaluator(m.prm, "last") : terminalEvaluator(m.gen, (_p, steps) => isCorrect(steps, row.answer));
+    const evaluator =
+      m.prm !== null
+        ? prmEvaluator(m.prm, "last")
+        : terminalEvaluator(m.gen, (_p, steps) => isCorrect(m.answer, steps, row.answer, o.stepSeparator));
     return mcts(m.gen, evaluator, row.prompt as string, {
       simulations: o.simulations,
       expansions: o.expansions,
       exploration: o.exploration,
       maxDepth: o.maxRounds,
       seed: o.seed,
+      answer: m.answer,
     });
   },
 };
@@ -221,11 +237,18 @@ async function runSearch<K extends Strategy>(strategy: K, o: Opts<K>): Promise<v
       score: res.score,
       budget: res.budget,
     };
-    if (row.answer !== undefined) {
+    const hasGold = row.answer !== undefined;
+    if (hasGold) {
       rec.answer = row.answer;
-      rec.correct = isCorrect(res.steps, row.answer);
+      rec.correct = isCorrect(m.answer, res.steps, row.answer, o.stepSeparator);
     }
-    rec.candidates = res.candidates.length;
+    // every candidate the strategy ended with, in the form `nexus eval bon` reads
+    rec.candidates = res.candidates.map((c) => ({
+      answer: m.answer.key(joinSteps(c.steps, o.stepSeparator)),
+      score: c.score,
+      finished: c.finished,
+      ...(hasGold ? { correct: isCorrect(m.answer, c.steps, row.answer, o.stepSeparator) } : {}),
+    }));
     out.push(rec);
   }
   writeJsonl(o.output, out);

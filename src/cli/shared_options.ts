@@ -43,6 +43,13 @@ export const SHARED = {
     .describe(`how per-step scores make one solution score (${AGGREGATIONS.join(", ")})`),
   batchSize: z.number().int().positive().default(16).describe("rows per forward pass"),
   temperature: z.number().min(0).default(1).describe("sampling temperature (0: greedy)"),
+  answerPattern: z
+    .string()
+    .nullable()
+    .default(null)
+    .describe(
+      'regex whose first group (or group "answer") is a solution\'s final answer (default: \\boxed{x}, "#### x", "answer is x", else the last number)',
+    ),
 } satisfies Record<string, z.ZodType>;
 
 /** String options whose flag text takes `\n`-style escapes. */

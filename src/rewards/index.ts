@@ -2,6 +2,7 @@
 // Model-based rewards: PRM/ORM scoring and their RewardFn adapters (reward model, PRM, judge), the generative
 // verifier (ThinkPRM), Titans surprise; step labellers.
 
+export * from "./answer.js";
 export * from "./interfaces.js";
 export * from "./labels/index.js";
 export * from "./model_rewards.js";

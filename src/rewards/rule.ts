@@ -114,6 +114,11 @@ export interface ExtractOptions {
   fallbackLastNumber?: boolean;
 }
 
+/** The last number-like token of the text (a/b, \frac{a}{b}, decimals, signs), or null. */
+export function lastNumber(text: string): string | null {
+  return lastMatch(TOKEN_RE, text);
+}
+
 /** The answer string a completion states, in priority order: last \boxed{}, last "#### X", last "answer is X", last number. */
 export function extractAnswer(text: string, opts: ExtractOptions = {}): string | null {
   const boxed = lastBoxed(text);
@@ -144,6 +149,8 @@ export function goldNumber(gold: unknown): Rational | null {
 export interface AccuracyOptions extends ExtractOptions {
   /** Gold column; default: `answer`, else `solution`. */
   column?: string;
+  /** How answers are read (an AnswerExtractor, answer.ts); default: the forms above, else the last number. */
+  answer?: { correct(text: string, gold: unknown): boolean | null };
 }
 
 function goldColumn(args: RewardArgs, column: string | undefined, tag: string): unknown[] | null {
@@ -167,6 +174,10 @@ export function accuracyReward(opts: AccuracyOptions = {}): RewardFn {
   return namedReward("accuracy_reward", (args) => {
     const col = goldColumn(args, opts.column, "accuracy_reward");
     return args.completions.map((c, i) => {
+      if (opts.answer !== undefined) {
+        const ok = col === null ? null : opts.answer.correct(c, col[i]);
+        return ok === null ? null : ok ? 1 : 0;
+      }
       const gold = col === null ? null : goldNumber(col[i]);
       if (gold === null) return null;
       const got = extractNumber(c, opts);

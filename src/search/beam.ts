@@ -6,6 +6,7 @@
 // Differences: prefix score is an aggregation of the PRM's step scores (default "last", Snell's choice for an
 // MC-trained PRM); beams cut by maxRounds are returned as unfinished candidates, used only if none finished.
 
+import { type AnswerExtractor, DEFAULT_ANSWER } from "../rewards/answer.js";
 import { STEP_AGGREGATIONS, type StepAggregation, type StepGenerator, type StepScorer } from "../rewards/interfaces.js";
 import {
   type Candidate,
@@ -17,7 +18,7 @@ import {
   scoreStepLists,
   selectResult,
   startBudget,
-  stepStatesAnswer,
+  statesAnswer,
 } from "./common.js";
 
 export interface BeamOptions {
@@ -34,6 +35,8 @@ export interface BeamOptions {
   /** best (default), weighted or majority over the collected candidates. */
   selection?: Selection;
   isFinished?: IsFinished;
+  /** How a solution's answer is read (final-answer test, voting keys); default DEFAULT_ANSWER. */
+  answer?: AnswerExtractor;
 }
 
 /** Per-round trace: every scored candidate prefix and the prefixes kept (tests and reports read it). */
@@ -55,6 +58,7 @@ export interface StepSearchOptions {
   maxRounds: number;
   selection: Selection;
   isFinished: IsFinished;
+  answer: AnswerExtractor;
 }
 
 /** The shared loop of beam and lookahead search. `extraGens` are generators whose steps also count (rollouts). */
@@ -93,7 +97,7 @@ export async function stepSearch(
     }
   }
   for (const a of active) if (a.steps.length > 0) done.push({ steps: a.steps, score: a.final, finished: false });
-  const res = selectResult(done, o.selection, budget(countCalls()));
+  const res = selectResult(done, o.selection, budget(countCalls()), o.answer);
   return { ...res, rounds };
 }
 
@@ -116,7 +120,8 @@ export async function beamSearch(gen: StepGenerator, scorer: StepScorer, prompt:
       width: opts.width,
       maxRounds: opts.maxRounds ?? 40,
       selection: opts.selection ?? "best",
-      isFinished: opts.isFinished ?? stepStatesAnswer,
+      isFinished: opts.isFinished ?? statesAnswer(opts.answer),
+      answer: opts.answer ?? DEFAULT_ANSWER,
     },
     [],
     () => calls,

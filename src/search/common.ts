@@ -6,8 +6,8 @@
 // Not here: any strategy (best_of_n.ts, beam.ts, lookahead.ts, mcts.ts).
 
 import { joinSteps } from "../data/tasks/task.js";
+import { type AnswerExtractor, DEFAULT_ANSWER } from "../rewards/answer.js";
 import type { OutcomeScorer, StepGenerator, StepScorer } from "../rewards/interfaces.js";
-import { extractAnswer, parseNumber } from "../rewards/rule.js";
 
 export class SearchError extends Error {
   override name = "SearchError";
@@ -61,17 +61,17 @@ export function startBudget(gens: readonly StepGenerator[]): (scorerCalls: numbe
 /** Whether a prefix ends with a final-answer step. */
 export type IsFinished = (steps: readonly string[]) => boolean;
 
-/** Default: the last step states an answer ("answer is X", "#### X" or \boxed{X}). */
-export const stepStatesAnswer: IsFinished = (steps) =>
-  steps.length > 0 && extractAnswer(steps[steps.length - 1], { fallbackLastNumber: false }) !== null;
+/** A final-answer test: the last step states an answer as `answer` reads it (its pattern or stated forms). */
+export function statesAnswer(answer: AnswerExtractor = DEFAULT_ANSWER): IsFinished {
+  return (steps) => steps.length > 0 && answer.stated(steps[steps.length - 1]!) !== null;
+}
 
-/** The answer a solution states, normalised so that 0.5 and 1/2 vote together; null when none. */
-export function answerKey(steps: readonly string[]): string | null {
-  const a = extractAnswer(joinSteps(steps), { fallbackLastNumber: false });
-  if (a === null) return null;
-  const r = parseNumber(a);
-  if (r === null) return a.trim();
-  return r.den === 1n ? `${r.num}` : `${r.num}/${r.den}`;
+/** Default: the last step states an answer ("answer is X", "#### X" or \boxed{X}). */
+export const stepStatesAnswer: IsFinished = statesAnswer(DEFAULT_ANSWER);
+
+/** The answer a solution gives, normalised so that 0.5 and 1/2 vote together; null when none (answer.ts). */
+export function answerKey(steps: readonly string[], answer: AnswerExtractor = DEFAULT_ANSWER): string | null {
+  return answer.key(joinSteps(steps));
 }
 
 /** Index of the highest score; ties go to the earliest. -1 for an empty list. */
@@ -121,27 +121,32 @@ export function majorityVote(answers: readonly (string | null)[]): Vote | null {
 /** How a strategy picks its final answer among candidates. */
 export type Selection = "best" | "weighted" | "majority";
 
-export const SELECTIONS: Record<Selection, (cands: readonly Candidate[]) => number> = {
+export const SELECTIONS: Record<Selection, (cands: readonly Candidate[], answer: AnswerExtractor) => number> = {
   best: (c) => argmax(c.map((x) => x.score)),
-  weighted: (c) => voteIndex(c, (x) => x.score),
-  majority: (c) => voteIndex(c, () => 1),
+  weighted: (c, a) => voteIndex(c, (x) => x.score, a),
+  majority: (c, a) => voteIndex(c, () => 1, a),
 };
 
-function voteIndex(c: readonly Candidate[], w: (x: Candidate) => number): number {
+function voteIndex(c: readonly Candidate[], w: (x: Candidate) => number, answer: AnswerExtractor): number {
   const v = weightedMajorityVote(
-    c.map((x) => answerKey(x.steps)),
+    c.map((x) => answerKey(x.steps, answer)),
     c.map(w),
   );
   return v === null ? argmax(c.map((x) => x.score)) : v.index;
 }
 
 /** Choose among candidates (finished ones first, if any) and build the result. */
-export function selectResult(cands: Candidate[], how: Selection, budget: SearchBudget): SearchResult {
+export function selectResult(
+  cands: Candidate[],
+  how: Selection,
+  budget: SearchBudget,
+  answer: AnswerExtractor = DEFAULT_ANSWER,
+): SearchResult {
   if (cands.length === 0) return { steps: [], answer: null, score: Number.NEGATIVE_INFINITY, candidates: cands, budget };
   const finished = cands.filter((c) => c.finished);
   const pool = finished.length > 0 ? finished : cands;
-  const pick = pool[SELECTIONS[how](pool)];
-  return { steps: pick.steps, answer: answerKey(pick.steps), score: pick.score, candidates: cands, budget };
+  const pick = pool[SELECTIONS[how](pool, answer)];
+  return { steps: pick.steps, answer: answerKey(pick.steps, answer), score: pick.score, candidates: cands, budget };
 }
 
 export function checkPositiveInt(tag: string, name: string, v: number): void {

@@ -5,9 +5,10 @@
 // Differences: rollouts stop early at a final-answer step; the final score of a kept solution is the PRM
 // aggregated over its own steps (the rollout's scores of those steps, which are the same forward pass).
 
+import { type AnswerExtractor, DEFAULT_ANSWER } from "../rewards/answer.js";
 import { STEP_AGGREGATIONS, type StepAggregation, type StepGenerator, type StepScorer } from "../rewards/interfaces.js";
 import { type PrefixEvaluator, type StepSearchResult, stepSearch } from "./beam.js";
-import { checkPositiveInt, type IsFinished, SearchError, type Selection, scoreStepLists, stepStatesAnswer } from "./common.js";
+import { checkPositiveInt, type IsFinished, SearchError, type Selection, scoreStepLists, statesAnswer } from "./common.js";
 
 export interface LookaheadOptions {
   /** Total beams N. */
@@ -24,6 +25,8 @@ export interface LookaheadOptions {
   finalAggregation?: StepAggregation;
   selection?: Selection;
   isFinished?: IsFinished;
+  /** How a solution's answer is read (final-answer test, voting keys); default DEFAULT_ANSWER. */
+  answer?: AnswerExtractor;
 }
 
 /** Roll `prefix` forward by up to k single steps (stopping at a final-answer step). */
@@ -52,7 +55,7 @@ export async function lookaheadSearch(
   if (!Number.isInteger(opts.k) || opts.k < 0) throw new SearchError(`[lookahead] k must be an integer >= 0, got ${opts.k}`);
   checkPositiveInt("lookahead", "n", opts.n);
   const roll = opts.rolloutGenerator ?? gen;
-  const isFinished = opts.isFinished ?? stepStatesAnswer;
+  const isFinished = opts.isFinished ?? statesAnswer(opts.answer);
   const pre = STEP_AGGREGATIONS[opts.prefixAggregation ?? "last"];
   const fin = STEP_AGGREGATIONS[opts.finalAggregation ?? opts.prefixAggregation ?? "last"];
   let calls = 0;
@@ -67,7 +70,14 @@ export async function lookaheadSearch(
     gen,
     evaluate,
     prompt,
-    { n: opts.n, width: opts.width, maxRounds: opts.maxRounds ?? 40, selection: opts.selection ?? "best", isFinished },
+    {
+      n: opts.n,
+      width: opts.width,
+      maxRounds: opts.maxRounds ?? 40,
+      selection: opts.selection ?? "best",
+      isFinished,
+      answer: opts.answer ?? DEFAULT_ANSWER,
+    },
     [roll],
     () => calls,
   );

@@ -6,6 +6,7 @@
 // Differences: one evaluation per simulation (no PPM prior added to the terminal backup); values in [0, 1].
 
 import { Rng } from "../nn/rng.js";
+import { type AnswerExtractor, DEFAULT_ANSWER } from "../rewards/answer.js";
 import { type AnswerChecker, STEP_AGGREGATIONS, type StepAggregation, type StepGenerator, type StepScorer } from "../rewards/interfaces.js";
 import {
   answerKey,
@@ -15,7 +16,7 @@ import {
   SearchError,
   type SearchResult,
   startBudget,
-  stepStatesAnswer,
+  statesAnswer,
 } from "./common.js";
 
 /** How a newly reached node is valued (in [0, 1]); `generators` lists those whose steps count in the budget. */
@@ -65,6 +66,8 @@ export interface MctsOptions {
   select?: "visits" | "value";
   seed?: number;
   isFinished?: IsFinished;
+  /** How a solution's answer is read (final-answer test, voting keys); default DEFAULT_ANSWER. */
+  answer?: AnswerExtractor;
 }
 
 export interface MctsNode {
@@ -91,7 +94,7 @@ export async function mcts(gen: StepGenerator, evaluator: NodeEvaluator, prompt:
   const c = opts.exploration ?? 2;
   if (!(c >= 0)) throw new SearchError(`[mcts] exploration must be >= 0, got ${c}`);
   const maxDepth = opts.maxDepth ?? 16;
-  const isFinished = opts.isFinished ?? stepStatesAnswer;
+  const isFinished = opts.isFinished ?? statesAnswer(opts.answer);
   const rng = new Rng(opts.seed ?? 0);
   const budget = startBudget([gen, ...(evaluator.generators ?? [])]);
   const root: MctsNode = { steps: [], parent: null, children: [], visits: 0, valueSum: 0, finished: false, expanded: false };
@@ -152,7 +155,7 @@ export async function mcts(gen: StepGenerator, evaluator: NodeEvaluator, prompt:
   if (!chosen.finished) candidates.push({ steps: chosen.steps, score: q(chosen), finished: false });
   return {
     steps: chosen.steps,
-    answer: answerKey(chosen.steps),
+    answer: answerKey(chosen.steps, opts.answer ?? DEFAULT_ANSWER),
     score: q(chosen),
     candidates,
     budget: budget(evaluator.calls),

@@ -3,8 +3,8 @@
 // say whether prompt + steps reaches the gold answer. Not here: rollouts (mc.ts, omega.ts) or judges (judge.ts).
 
 import { type ArithmeticProblem, type ArithOp, checkArithmetic } from "../../data/tasks/arithmetic.js";
+import { type AnswerExtractor, DEFAULT_ANSWER } from "../answer.js";
 import type { AnswerChecker } from "../interfaces.js";
-import { extractNumber, goldNumber, type Rational, rationalEquals } from "../rule.js";
 
 export class LabelError extends Error {
   override name = "LabelError";
@@ -66,16 +66,20 @@ export const ARITHMETIC_ANSWER: StepCheckableAnswer = {
 };
 
 /**
- * Gold-answer checker: the stated answer (last \boxed{}, "####", "answer is", else last number, of the joined
- * steps) equals the gold answer of the prompt as an exact rational. `gold` maps a prompt to its gold answer.
+ * Gold-answer checker: the answer of the joined steps, as `answer` reads it (default: last \boxed{}, "####",
+ * "answer is", else last number), equals the gold answer of the prompt as an exact rational. `gold` maps a
+ * prompt to its gold answer.
  */
-export function goldAnswerChecker(gold: (prompt: string) => unknown, separator = DEFAULT_SEPARATOR): StepCheckableAnswer {
+export function goldAnswerChecker(
+  gold: (prompt: string) => unknown,
+  separator = DEFAULT_SEPARATOR,
+  answer: AnswerExtractor = DEFAULT_ANSWER,
+): StepCheckableAnswer {
   return {
     answerCorrect(prompt, steps) {
-      const g: Rational | null = goldNumber(gold(prompt));
-      if (g === null) throw new LabelError(`[gold checker] no numeric gold answer for prompt ${JSON.stringify(prompt.slice(0, 80))}`);
-      const a = extractNumber(joinSteps(steps, separator));
-      return a !== null && rationalEquals(a, g);
+      const ok = answer.correct(joinSteps(steps, separator), gold(prompt));
+      if (ok === null) throw new LabelError(`[gold checker] no numeric gold answer for prompt ${JSON.stringify(prompt.slice(0, 80))}`);
+      return ok;
     },
   };
 }

@@ -45,7 +45,7 @@ function attentionCase(b: number, h: number, hkv: number, t: number, s: number, 
       const dv = new Float32Array(v.length);
       const scale = 1 / Math.sqrt(dh);
       return (kk) => {
-        kk.attention(out, lse, q, k, v, null, b, h, hkv, t, s, dh, scale, causal);
+        kk.attention(out, lse, q, k, v, null, b, h, hkv, t, s, dh, scale, causal, s, "fp32");
         if (bwd) kk.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, null, b, h, hkv, t, s, dh, scale, causal);
       };
     },

@@ -18,6 +18,8 @@ const BENCHES: Record<string, Loader> = {
   dpo: lazy("dpo.ts", "benchDpo"),
   generation: lazy("generation.ts", "benchGeneration"),
   grpo: lazy("grpo.ts", "benchGrpo"),
+  gpu: lazy("gpu.ts", "benchGpu"),
+  cpu_threads: lazy("cpu_threads.ts", "benchCpuThreads"),
 };
 
 /** Import bench/<file> on demand; a string return is the reason it cannot run. */

@@ -1,5 +1,6 @@
 // N-API side of the elementwise, reduction and indexing kernels: unary, binary, where, sum, max, logsumexp,
-// copyStrided, gather, scatterAdd, indexSelect, indexAdd, under their Kernels method names and argument lists.
+// copyStrided, copyToStrided, gather, scatterAdd, indexSelect, indexAdd, sort, under their Kernels method names and
+// argument lists.
 // SIMD math goes through the per-ISA table (fused_kernels.h); the pure data movement (copies, gathers) is
 // plain C++ here. Broadcast layouts are coalesced here so the table only sees the few dims that matter.
 #include <omp.h>
@@ -282,6 +283,101 @@ Napi::Value copyStrided(const Napi::CallbackInfo& info) {
   return a.env().Undefined();
 }
 
+// copyToStrided(out, x, shape, outStrides, outOffset): the converse of copyStrided (x contiguous, out strided);
+// concat and in-place cache writes. Rows along the last dim are memcpy'd when its out stride is 1.
+Napi::Value copyToStrided(const Napi::CallbackInfo& info) {
+  Args a(info, "copyToStrided", 5);
+  auto type = [&](size_t i) {
+    return a[i].IsTypedArray() ? a[i].As<Napi::TypedArray>().TypedArrayType() : napi_uint8_clamped_array;
+  };
+  if (type(0) != type(1) || (type(0) != napi_float32_array && type(0) != napi_int32_array))
+    a.typeFail("out and x must both be Float32Array or both Int32Array");
+  auto data = [&](size_t i) {
+    const Napi::TypedArray t = a[i].As<Napi::TypedArray>();
+    return reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+  };
+  uint32_t* out = data(0);
+  const uint32_t* x = data(1);
+  std::vector<int64_t> shape = intArray(a, a[2], "shape");
+  std::vector<int64_t> st = intArray(a, a[3], "outStrides");
+  const int64_t offset = a.size(4, "outOffset");
+  if (st.size() != shape.size()) a.fail("shape and outStrides differ in rank");
+  int64_t total = 1;
+  for (int64_t s : shape) {
+    if (s < 0) a.fail("shape has a negative size");
+    total = a.prod({total, s});
+  }
+  if (a.length(1) < total) a.fail("x has " + std::to_string(a.length(1)) + " elements, shape needs " + std::to_string(total));
+  if (shape.empty()) {
+    if (offset >= a.length(0)) a.fail("outOffset is past the end of out");
+    out[offset] = x[0];
+    return a.env().Undefined();
+  }
+  checkReach(a, "out", shape, st, offset, a.length(0));
+  if (total == 0) return a.env().Undefined();
+  const int nd = static_cast<int>(shape.size());
+  const int64_t len = shape[nd - 1], ls = st[nd - 1];
+  const int64_t rows = total / len;
+#pragma omp parallel if (total >= kParallelMin && rows > 1)
+  {
+    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t r0 = rows * id / nt, r1 = rows * (id + 1) / nt;
+    std::vector<int64_t> idx(nd, 0);
+    int64_t oo = offset, rem = r0;
+    for (int d = nd - 2; d >= 0; --d) {
+      idx[d] = rem % shape[d];
+      rem /= shape[d];
+      oo += idx[d] * st[d];
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint32_t* xs = x + r * len;
+      if (ls == 1) std::memcpy(out + oo, xs, static_cast<size_t>(len) * 4);
+      else
+        for (int64_t j = 0; j < len; ++j) out[oo + j * ls] = xs[j];
+      for (int d = nd - 2; d >= 0; --d) {
+        oo += st[d];
+        if (++idx[d] < shape[d]) break;
+        oo -= st[d] * shape[d];
+        idx[d] = 0;
+      }
+    }
+  }
+  return a.env().Undefined();
+}
+
+// sort(values, indices, x, outer, n, inner, descending): stable along n, NaN last in both directions (as `ref`).
+Napi::Value sort(const Napi::CallbackInfo& info) {
+  Args a(info, "sort", 7);
+  const int64_t outer = a.size(3, "outer"), n = a.size(4, "n"), inner = a.size(5, "inner");
+  const int64_t total = a.prod({outer, n, inner});
+  float* values = a.f32(0, "values", total, "outer * n * inner");
+  int32_t* indices = a.i32(1, "indices", total, "outer * n * inner");
+  const float* x = a.f32(2, "x", total, "outer * n * inner");
+  const bool descending = a.flag(6);
+  if (n > 2147483647) a.fail("n does not fit an Int32Array index");
+#pragma omp parallel if (total >= kParallelMin && outer * inner > 1)
+  {
+    std::vector<int32_t> order(static_cast<size_t>(n));
+#pragma omp for schedule(static)
+    for (int64_t s = 0; s < outer * inner; ++s) {
+      const int64_t o = s / inner, i = s % inner;
+      const float* base = x + o * n * inner + i;
+      for (int64_t j = 0; j < n; ++j) order[j] = static_cast<int32_t>(j);
+      std::stable_sort(order.begin(), order.end(), [&](int32_t p, int32_t q) {
+        const float u = base[p * inner], w = base[q * inner];
+        if (std::isnan(u)) return false;
+        if (std::isnan(w)) return true;
+        return descending ? u > w : u < w;
+      });
+      for (int64_t j = 0; j < n; ++j) {
+        values[(o * n + j) * inner + i] = base[order[j] * inner];
+        indices[(o * n + j) * inner + i] = order[j];
+      }
+    }
+  }
+  return a.env().Undefined();
+}
+
 // gather(out, x, idx, outer, nIn, nIdx, inner)
 Napi::Value gather(const Napi::CallbackInfo& info) {
   Args a(info, "gather", 7);
@@ -363,7 +459,8 @@ void registerElementwise(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> fns[] = {
       {"unary", unary},       {"binary", binary},         {"where", where},           {"sum", sum},
       {"max", max},           {"logsumexp", logsumexp},   {"copyStrided", copyStrided}, {"gather", gather},
-      {"scatterAdd", scatterAdd}, {"indexSelect", indexSelect}, {"indexAdd", indexAdd},
+      {"scatterAdd", scatterAdd}, {"indexSelect", indexSelect}, {"indexAdd", indexAdd}, {"copyToStrided", copyToStrided},
+      {"sort", sort},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
 }

@@ -3,7 +3,20 @@
 
 // Layers whose names would clash at the root (argmax, Policy, Candidate) are namespaces.
 export * as agent from "./agent/index.js";
-export { availableBackends, type BackendChoice, BackendError, backendName, kernels, setBackend, withBackend } from "./backend/index.js";
+export { OutOfMemoryError } from "./backend/allocator.js";
+export {
+  availableBackends,
+  type BackendChoice,
+  BackendError,
+  backendName,
+  getPrecision,
+  kernels,
+  type Precision,
+  setBackend,
+  setPrecision,
+  withBackend,
+  withPrecision,
+} from "./backend/index.js";
 export * from "./data/index.js";
 export * as evaluation from "./eval/index.js";
 export * from "./generate/index.js";

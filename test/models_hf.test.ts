@@ -9,17 +9,18 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { availableBackends, setBackend } from "../src/backend/index.js";
+import { setBackend } from "../src/backend/index.js";
 import { readSafetensors } from "../src/io/safetensors.js";
 import { CausalLM, cacheLength, createKVCache, loadCausalLM, saveCausalLM } from "../src/models/index.js";
-import { argmax, concat, mul, noGrad, slice, sum, Tensor, tokenLogprobs } from "../src/tensor/index.js";
+import { argmax, concat, fromArray, mul, noGrad, slice, sum, type Tensor, tokenLogprobs } from "../src/tensor/index.js";
+import { testBackends } from "./helpers/backends.js";
 
 const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/hf/", import.meta.url));
 const MODELS = ["llama-tiny", "qwen2-tiny"] as const;
 
 function expected(name: string): Map<string, Tensor> {
   const out = new Map<string, Tensor>();
-  for (const [k, t] of readSafetensors(path.join(FIXTURES, name, "expected.safetensors")).tensors) out.set(k, new Tensor(t.data, t.shape));
+  for (const [k, t] of readSafetensors(path.join(FIXTURES, name, "expected.safetensors")).tensors) out.set(k, fromArray(t.data, t.shape));
   return out;
 }
 
@@ -32,15 +33,18 @@ function get(m: Map<string, Tensor>, k: string): Tensor {
 /** log p(ids[t+1] | ids[..t]) masked where either position is padding: [B, T-1]. */
 function maskedTokenLogprobs(logits: Tensor, ids: Tensor, mask: Tensor): Tensor {
   const [b, t] = ids.shape;
-  const targets = new Tensor(new Int32Array(b * (t - 1)), [b, t - 1]);
-  const pairMask = new Tensor(new Float32Array(b * (t - 1)), [b, t - 1]);
+  const idd = ids.hostData();
+  const md = mask.hostData();
+  const targets = new Int32Array(b * (t - 1));
+  const pairMask = new Float32Array(b * (t - 1));
   for (let r = 0; r < b; r++) {
     for (let j = 0; j < t - 1; j++) {
-      targets.data[r * (t - 1) + j] = ids.data[r * t + j + 1];
-      pairMask.data[r * (t - 1) + j] = mask.data[r * t + j] * mask.data[r * t + j + 1];
+      targets[r * (t - 1) + j] = idd[r * t + j + 1];
+      pairMask[r * (t - 1) + j] = md[r * t + j] * md[r * t + j + 1];
     }
   }
-  return mul(tokenLogprobs(slice(logits, 1, 0, t - 1), targets), pairMask); // (B, T, V) -> (B, T-1)
+  // (B, T, V) -> (B, T-1)
+  return mul(tokenLogprobs(slice(logits, 1, 0, t - 1), fromArray(targets, [b, t - 1])), fromArray(pairMask, [b, t - 1]));
 }
 
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -50,7 +54,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return d;
 }
 
-for (const backend of availableBackends()) {
+for (const backend of testBackends()) {
   describe(`HF fixtures on '${backend}'`, () => {
     for (const name of MODELS) {
       test(`${name}: logits, token log-probs, loss and every gradient match transformers`, async (t) => {
@@ -63,16 +67,18 @@ for (const backend of availableBackends()) {
         const [b, len, v] = logits.shape;
         assert.deepEqual(logits.shape, get(ex, "logits").shape);
 
-        const el = get(ex, "logits").data;
+        const el = get(ex, "logits").hostData();
         let logitErr = 0;
+        const md = mask.hostData();
+        const ld = logits.hostData();
         for (let r = 0; r < b * len; r++) {
-          if (mask.data[r] === 0) continue;
-          for (let j = 0; j < v; j++) logitErr = Math.max(logitErr, Math.abs(logits.data[r * v + j] - el[r * v + j]));
+          if (md[r] === 0) continue;
+          for (let j = 0; j < v; j++) logitErr = Math.max(logitErr, Math.abs(ld[r * v + j] - el[r * v + j]));
         }
         assert.ok(logitErr < 1e-4, `logits max abs err ${logitErr}`);
 
         const lp = maskedTokenLogprobs(logits, ids, mask);
-        const lpErr = maxAbsDiff(lp.data, get(ex, "token_logprobs").data);
+        const lpErr = maxAbsDiff(lp.hostData(), get(ex, "token_logprobs").hostData());
         assert.ok(lpErr < 1e-4, `token_logprobs max abs err ${lpErr}`);
 
         const loss = sum(lp);
@@ -87,8 +93,9 @@ for (const backend of availableBackends()) {
           const g = get(ex, `grad.${pname}`);
           assert.ok(p.grad, `${pname} has no gradient`);
           let scale = 0;
-          for (let i = 0; i < g.size; i++) scale = Math.max(scale, Math.abs(g.data[i]));
-          const rel = maxAbsDiff(p.grad.data, g.data) / scale;
+          const gd = g.hostData();
+          for (let i = 0; i < g.size; i++) scale = Math.max(scale, Math.abs(gd[i]));
+          const rel = maxAbsDiff(p.grad.hostData(), g.hostData()) / scale;
           worst = Math.max(worst, rel);
           assert.ok(rel < 1e-3, `grad of ${pname}: max err / max-abs = ${rel}`);
         }
@@ -107,12 +114,12 @@ for (const backend of availableBackends()) {
         const cache = createKVCache();
         const out = [...gen.prompt];
         noGrad(() => {
-          let step = new Tensor(Int32Array.from(gen.prompt), [1, gen.prompt.length]);
+          let step = fromArray(Int32Array.from(gen.prompt), [1, gen.prompt.length]);
           while (out.length < gen.greedy.length) {
             const { logits } = model.forward({ inputIds: step, kvCache: cache });
-            const next = argmax(slice(logits, 1, -1), -1).data[0]; // (1, T, V) -> (1, 1, V) -> id
+            const next = argmax(slice(logits, 1, -1), -1).hostData()[0]; // (1, T, V) -> (1, 1, V) -> id
             out.push(next);
-            step = new Tensor(Int32Array.from([next]), [1, 1]);
+            step = fromArray(Int32Array.from([next]), [1, 1]);
           }
         });
         assert.deepEqual(out, gen.greedy);
@@ -141,14 +148,15 @@ for (const backend of availableBackends()) {
           const inc = concat(parts, 1);
           const v = full.shape[2];
           let err = 0;
+          const [md, fd, id] = [mask.hostData(), full.hostData(), inc.hostData()];
           for (let r = 0; r < b * t; r++) {
-            if (mask.data[r] === 0) continue;
-            for (let k = 0; k < v; k++) err = Math.max(err, Math.abs(full.data[r * v + k] - inc.data[r * v + k]));
+            if (md[r] === 0) continue;
+            for (let k = 0; k < v; k++) err = Math.max(err, Math.abs(fd[r * v + k] - id[r * v + k]));
           }
           assert.ok(err < 1e-5, `cached vs full max abs err ${err}`);
           // and the default positions (cumsum of the mask) equal the fixture's
           const fixturePos = model.forward({ inputIds: ids, attentionMask: mask, positionIds: get(ex, "position_ids") }).logits;
-          assert.ok(maxAbsDiff(fixturePos.data, full.data) === 0, "default positions = cumsum(mask) - 1");
+          assert.ok(maxAbsDiff(fixturePos.hostData(), full.hostData()) === 0, "default positions = cumsum(mask) - 1");
         });
       });
     }
@@ -168,7 +176,7 @@ describe("checkpoint round trip", () => {
         const a = model.stateDict();
         const b = again.stateDict();
         assert.deepEqual([...a.keys()], [...b.keys()]);
-        for (const [k, t] of a) assert.ok(maxAbsDiff(t.data, (b.get(k) as Tensor).data) === 0, `${k} changed`);
+        for (const [k, t] of a) assert.ok(maxAbsDiff(t.hostData(), (b.get(k) as Tensor).hostData()) === 0, `${k} changed`);
         // the written files are what transformers itself wrote
         assert.equal(fs.readFileSync(path.join(dir, "config.json"), "utf-8"), fs.readFileSync(path.join(src, "config.json"), "utf-8"));
         const written = fs.readFileSync(path.join(dir, "model.safetensors"));
@@ -190,7 +198,7 @@ describe("checkpoint round trip", () => {
       assert.ok(fs.existsSync(path.join(dir, "model.safetensors.index.json")));
       assert.ok(!fs.existsSync(path.join(dir, "model.safetensors")));
       const again = await loadCausalLM(dir);
-      for (const [k, t] of model.stateDict()) assert.ok(maxAbsDiff(t.data, (again.stateDict().get(k) as Tensor).data) === 0, k);
+      for (const [k, t] of model.stateDict()) assert.ok(maxAbsDiff(t.hostData(), (again.stateDict().get(k) as Tensor).hostData()) === 0, k);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -402,9 +402,9 @@ describe(`native kernels vs ref (${addon?.fusedSimd ?? "unavailable"})`, { skip 
     ]) {
       const table = rand(rows * d, d);
       const ids = randInt(n, n, rows);
-      both([new Float32Array(n * d)], (k, [o]) => k.indexSelect(o, table, ids, n, d), `indexSelect ${[rows, n, d]}`);
+      both([new Float32Array(n * d)], (k, [o]) => k.indexSelect(o, table, ids, n, d, rows), `indexSelect ${[rows, n, d]}`);
       const src = rand(n * d, 3);
-      both([table], (k, [t]) => k.indexAdd(t, src, ids, n, d), `indexAdd ${[rows, n, d]}`, false, 1e-6);
+      both([table], (k, [t]) => k.indexAdd(t, src, ids, n, d, rows), `indexAdd ${[rows, n, d]}`, false, 1e-6);
     }
     const [outer, nIn, nIdx, inner] = [3, 7, 5, 4];
     const x = rand(outer * nIn * inner, 1);
@@ -452,16 +452,21 @@ describe(`native kernels vs ref (${addon?.fusedSimd ?? "unavailable"})`, { skip 
       }
       const scale = 1 / Math.sqrt(dh);
       const outs = [new Float32Array(b * h * t * dh), new Float32Array(b * h * t)];
-      both(outs, (kk, [o, l]) => kk.attention(o, l, q, k, v, mask, b, h, hkv, t, s, dh, scale, causal), `attention ${what}`, true);
+      both(
+        outs,
+        (kk, [o, l]) => kk.attention(o, l, q, k, v, mask, b, h, hkv, t, s, dh, scale, causal, s, "fp32"),
+        `attention ${what}`,
+        true,
+      );
       const out = outs[0].slice();
       const lse = outs[1].slice();
-      refKernels.attention(out, lse, q, k, v, mask, b, h, hkv, t, s, dh, scale, causal);
+      refKernels.attention(out, lse, q, k, v, mask, b, h, hkv, t, s, dh, scale, causal, s, "fp32");
       if (c.mask) assert.equal(lse[0], Number.NEGATIVE_INFINITY, "a fully masked row has lse -inf");
       const dout = rand(out.length, 99);
       const grads = [new Float32Array(q.length), new Float32Array(k.length).fill(7), new Float32Array(v.length).fill(7)];
       both(
         grads,
-        (kk, [dq, dk, dv]) => kk.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, mask, b, h, hkv, t, s, dh, scale, causal),
+        (kk, [dq, dk, dv]) => kk.attentionBackward(dq, dk, dv, dout, q, k, v, out, lse, mask, b, h, hkv, t, s, dh, scale, causal, "fp32"),
         `attentionBackward ${what}`,
         true,
         2e-5,

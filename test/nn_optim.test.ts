@@ -4,9 +4,10 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { availableBackends, setBackend } from "../src/backend/index.js";
+import { setBackend } from "../src/backend/index.js";
 import { AdamW, Rng, SGD } from "../src/nn/index.js";
-import { add, div, mul, sqrt, sub, type Tensor, tensor, zeros } from "../src/tensor/index.js";
+import { add, div, fromArray, mul, sqrt, sub, type Tensor, tensor, zeros } from "../src/tensor/index.js";
+import { testBackends } from "./helpers/backends.js";
 
 function close(actual: ArrayLike<number>, want: readonly number[], tol: number, what: string): void {
   assert.equal(actual.length, want.length, what);
@@ -18,12 +19,12 @@ function param(values: number[]): Tensor {
 }
 
 function randomTensor(rng: Rng, shape: number[]): Tensor {
-  const t = zeros(shape);
-  rng.fillNormal(t.data as Float32Array);
-  return t;
+  const a = new Float32Array(shape.reduce((n, d) => n * d, 1));
+  rng.fillNormal(a);
+  return fromArray(a, shape);
 }
 
-for (const backend of availableBackends()) {
+for (const backend of testBackends()) {
   describe(`AdamW on '${backend}'`, () => {
     test("two steps equal hand-computed torch.optim.AdamW values", () => {
       setBackend(backend);
@@ -32,10 +33,10 @@ for (const backend of availableBackends()) {
       p.grad = tensor([0.5, 0.1, -0.2]);
       opt.step();
       // p1 = p (1 - lr wd) - lr g / (|g| + eps): the bias-corrected first step is lr * sign(g)
-      close(p.data, [0.899000002, -2.09799999, 0.599499995], 1e-6, "step 1");
+      close(p.hostData(), [0.899000002, -2.09799999, 0.599499995], 1e-6, "step 1");
       p.grad = tensor([-0.5, 0.3, 0]);
       opt.step();
-      close(p.data, [0.9033641597874735, -2.1876800978044098, 0.6659063156794416], 1e-6, "step 2");
+      close(p.hostData(), [0.9033641597874735, -2.1876800978044098, 0.6659063156794416], 1e-6, "step 2");
     });
 
     test("matches a plain tensor-op AdamW over 5 steps on several shapes", () => {
@@ -44,7 +45,7 @@ for (const backend of availableBackends()) {
       const shapes = [[7], [3, 5], [2, 3, 4]];
       const params = shapes.map((s) => randomTensor(rng, s));
       for (const p of params) p.requiresGrad = true;
-      const twin = params.map((p) => tensor(p.data.slice(), { shape: p.shape }));
+      const twin = params.map((p) => tensor(p.hostData().slice(), { shape: p.shape }));
       const m = shapes.map((s) => zeros(s));
       const v = shapes.map((s) => zeros(s));
       const [lr, b1, b2, eps, wd] = [3e-3, 0.8, 0.95, 1e-6, 0.1];
@@ -67,7 +68,7 @@ for (const backend of availableBackends()) {
         });
       }
       params.forEach((p, i) => {
-        close(p.data, Array.from(twin[i].data), 1e-6, `param ${i}`);
+        close(p.hostData(), Array.from(twin[i].hostData()), 1e-6, `param ${i}`);
       });
     });
   });
@@ -80,12 +81,12 @@ describe("AdamW bookkeeping", () => {
     const opt = new AdamW([a, b], { lr: 0.1, weightDecay: 0 });
     a.grad = tensor([1]);
     opt.step();
-    assert.equal(b.data[0], 1, "no grad, no update (not even weight decay)");
+    assert.equal(b.hostData()[0], 1, "no grad, no update (not even weight decay)");
     b.grad = tensor([1]);
     a.grad = null;
     opt.step();
     // b's first step is bias-corrected as step 1: a full lr * sign(g) move
-    close(b.data, [0.9], 1e-6, "b after its first step");
+    close(b.hostData(), [0.9], 1e-6, "b after its first step");
     assert.deepEqual(opt.stateDict().steps, [1, 1]);
   });
 
@@ -96,8 +97,8 @@ describe("AdamW bookkeeping", () => {
     w.grad = tensor([0]);
     bias.grad = tensor([0]);
     opt.step();
-    close(w.data, [0.95], 1e-7, "decayed");
-    close(bias.data, [1], 0, "not decayed");
+    close(w.hostData(), [0.95], 1e-7, "decayed");
+    close(bias.hostData(), [1], 0, "not decayed");
   });
 
   test("stateDict / loadStateDict resume exactly", () => {
@@ -110,26 +111,26 @@ describe("AdamW bookkeeping", () => {
         opt.step();
       }
     };
-    const straight = tensor(init.data.slice(), { requiresGrad: true });
+    const straight = tensor(init.hostData().slice(), { requiresGrad: true });
     run(straight, new AdamW([straight], { lr: 0.01 }), 0, 4);
-    const first = tensor(init.data.slice(), { requiresGrad: true });
+    const first = tensor(init.hostData().slice(), { requiresGrad: true });
     const opt1 = new AdamW([first], { lr: 0.01 });
     run(first, opt1, 0, 2);
     const saved = opt1.stateDict();
-    const resumed = tensor(first.data.slice(), { requiresGrad: true });
+    const resumed = tensor(first.hostData().slice(), { requiresGrad: true });
     const opt2 = new AdamW([resumed], { lr: 0.01 });
     opt2.loadStateDict(saved);
     run(resumed, opt2, 2, 4);
-    assert.deepEqual(Array.from(resumed.data), Array.from(straight.data));
+    assert.deepEqual(Array.from(resumed.hostData()), Array.from(straight.hostData()));
     assert.throws(() => new AdamW([param([1]), param([2])]).loadStateDict(saved), /state.steps has 1 entries, the optimizer has 2/);
     // the named flat form used by checkpoints resumes exactly too
     const named = opt1.namedState(["w"]);
     assert.deepEqual([...named.keys()], ["w.exp_avg", "w.exp_avg_sq", "w.step"]);
-    const again = tensor(first.data.slice(), { requiresGrad: true });
+    const again = tensor(first.hostData().slice(), { requiresGrad: true });
     const opt3 = new AdamW([again], { lr: 0.01 });
     opt3.loadNamedState(["w"], named);
     run(again, opt3, 2, 4);
-    assert.deepEqual(Array.from(again.data), Array.from(straight.data));
+    assert.deepEqual(Array.from(again.hostData()), Array.from(straight.hostData()));
     named.delete("w.step");
     assert.throws(() => opt3.loadNamedState(["w"], named), /state of "w" is incomplete/);
   });
@@ -150,10 +151,10 @@ describe("SGD", () => {
     const opt = new SGD([p], { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 0.1 });
     p.grad = tensor([0.5, 0.1]);
     opt.step();
-    close(p.data, [0.886, -1.981], 1e-6, "step 1");
+    close(p.hostData(), [0.886, -1.981], 1e-6, "step 1");
     p.grad = tensor([-0.5, 0.3]);
     opt.step();
-    close(p.data, [0.915566, -1.992261], 1e-6, "step 2");
+    close(p.hostData(), [0.915566, -1.992261], 1e-6, "step 2");
   });
 
   test("plain SGD and heavy-ball momentum with dampening", () => {
@@ -161,13 +162,13 @@ describe("SGD", () => {
     new SGD([p], { lr: 0.5 }).step(); // no grad: nothing
     p.grad = tensor([2]);
     new SGD([p], { lr: 0.5 }).step();
-    close(p.data, [0], 0, "p - lr g");
+    close(p.hostData(), [0], 0, "p - lr g");
     const q = param([0]);
     const opt = new SGD([q], { lr: 1, momentum: 0.5, dampening: 0.5 });
     q.grad = tensor([1]);
     opt.step(); // buf = g = 1 (no dampening on the first step)
     opt.step(); // buf = 0.5 * 1 + 0.5 * 1 = 1
-    close(q.data, [-2], 0, "momentum");
+    close(q.hostData(), [-2], 0, "momentum");
     assert.throws(() => new SGD([q], { nesterov: true }), /nesterov needs momentum > 0/);
   });
 });

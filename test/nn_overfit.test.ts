@@ -4,11 +4,12 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { availableBackends, setBackend } from "../src/backend/index.js";
+import { setBackend } from "../src/backend/index.js";
 import { parseHfConfig } from "../src/io/hf_config.js";
 import { createCausalLM } from "../src/models/index.js";
 import { AdamW, clipGradNorm, createSchedule, Rng } from "../src/nn/index.js";
-import { crossEntropy, slice, Tensor } from "../src/tensor/index.js";
+import { crossEntropy, fromArray, slice, type Tensor } from "../src/tensor/index.js";
+import { testBackends } from "./helpers/backends.js";
 
 const CONFIG = parseHfConfig({
   model_type: "llama",
@@ -30,22 +31,22 @@ const FINAL_LOSS_BELOW = 0.5;
 
 function batch(): { ids: Tensor; mask: Tensor; targets: Tensor } {
   const rng = new Rng(1234);
-  const ids = new Tensor(new Int32Array(B * T), [B, T]);
-  const mask = new Tensor(new Int32Array(B * T), [B, T]);
+  const ids = new Int32Array(B * T);
+  const mask = new Int32Array(B * T);
   const pad = [0, 5, 0, 3]; // rows 1 and 3 are left-padded
   for (let r = 0; r < B; r++) {
     for (let j = 0; j < T; j++) {
       const real = j >= pad[r];
-      ids.data[r * T + j] = real ? rng.int(32) : 0;
-      mask.data[r * T + j] = real ? 1 : 0;
+      ids[r * T + j] = real ? rng.int(32) : 0;
+      mask[r * T + j] = real ? 1 : 0;
     }
   }
   // next-token targets for positions 0..T-2, -100 where the target is padding
-  const targets = new Tensor(new Int32Array(B * (T - 1)), [B, T - 1]);
+  const targets = new Int32Array(B * (T - 1));
   for (let r = 0; r < B; r++) {
-    for (let j = 0; j < T - 1; j++) targets.data[r * (T - 1) + j] = mask.data[r * T + j + 1] ? ids.data[r * T + j + 1] : -100;
+    for (let j = 0; j < T - 1; j++) targets[r * (T - 1) + j] = mask[r * T + j + 1] ? ids[r * T + j + 1] : -100;
   }
-  return { ids, mask, targets };
+  return { ids: fromArray(ids, [B, T]), mask: fromArray(mask, [B, T]), targets: fromArray(targets, [B, T - 1]) };
 }
 
 function train(): number[] {
@@ -69,7 +70,7 @@ function train(): number[] {
 
 describe("overfitting one batch", () => {
   const curves = new Map<string, number[]>();
-  for (const backend of availableBackends()) {
+  for (const backend of testBackends()) {
     test(`tiny Llama overfits on '${backend}'`, (t) => {
       setBackend(backend);
       const losses = train();

@@ -1,4 +1,4 @@
-// Op conformance: ONE suite run on every backend in availableBackends(). Each case runs forward and backward
+// Op conformance: ONE suite run on every backend in testBackends() (sim and cuda included). Each case runs forward and backward
 // in float32 on the backend under test and is compared with the `ref` backend run on float64 copies of the
 // same inputs (the oracle), outputs and every input's `.grad`. Shapes are awkward on purpose (1, 7, 33, 1000,
 // broadcast edges, 0-size dims) and the overflow / underflow cases are compared with exact double values too.
@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { availableBackends, withBackend } from "../src/backend/index.js";
+import { type BackendName, withBackend } from "../src/backend/index.js";
 import {
   abs,
   add,
@@ -70,6 +70,7 @@ import {
   unaryOp,
   where,
 } from "../src/tensor/index.js";
+import { testBackends } from "./helpers/backends.js";
 import { assertClose, distinctTensor, randomTensor } from "./helpers/check.js";
 
 type Fn = (...xs: Tensor[]) => Tensor;
@@ -451,24 +452,24 @@ const CASES: Case[] = [
 ];
 
 function toF64(x: Tensor): Tensor {
-  return x.dtype === "f32" ? new Tensor(Float64Array.from(x.data), x.shape, x.requiresGrad) : x;
+  return x.dtype === "f32" ? new Tensor(Float64Array.from(x.hostData()), x.shape, x.requiresGrad) : x.toHost();
 }
 
 /** Forward, then backward with fixed random output weights; returns the output and each input's .grad. */
-function run(backend: "ref" | "cpu", c: Case, oracle: boolean): { out: Tensor; grads: (Tensor | null)[] } {
+function run(backend: BackendName, c: Case, oracle: boolean): { out: Tensor; grads: (Tensor | null)[] } {
   return withBackend(backend, () => {
     seedCounter = 1 + 1000 * CASES.indexOf(c); // the same inputs in both runs
     const inputs = oracle ? c.inputs().map(toF64) : c.inputs();
     const out = c.fn(...inputs);
     if (out.requiresGrad) {
       const w = randomTensor(out.shape, { seed: 777, low: -1, high: 1 }); // float32 values in both runs
-      out.backward(tensor(w.data, { shape: w.shape, dtype: out.dtype }));
+      out.backward(tensor(w.hostData(), { shape: w.shape, dtype: out.dtype }));
     }
     return { out, grads: inputs.map((x) => (x.requiresGrad ? x.grad : null)) };
   });
 }
 
-for (const backend of availableBackends()) {
+for (const backend of testBackends()) {
   describe(`conformance on '${backend}' (float32) vs 'ref' float64`, () => {
     for (const c of CASES) {
       test(c.name, () => {
@@ -547,7 +548,8 @@ for (const backend of availableBackends()) {
         const t = tensor([5, -100, 32, -100], { dtype: "i32" });
         const loss = crossEntropy(x, t);
         const lp = logSoftmax(x.detach());
-        const expected = -(lp.data[0 * 33 + 5] + lp.data[2 * 33 + 32]) / 2;
+        const lpd = lp.hostData();
+        const expected = -(lpd[0 * 33 + 5] + lpd[2 * 33 + 32]) / 2;
         assertClose(loss, [expected], { atol: 1e-6, rtol: 1e-5 });
         loss.backward();
         const g = x.grad as Tensor;
@@ -555,7 +557,7 @@ for (const backend of availableBackends()) {
         assertClose(slice(g, 0, 3, 4), new Array(33).fill(0), { atol: 0 });
         // each kept row's gradient is (softmax - onehot) / 2 and sums to 0
         assertClose(sum(slice(g, 0, 0, 1)), [0], { atol: 1e-6 });
-        assert.ok(Math.abs(g.data[5] - (Math.exp(lp.data[5]) - 1) / 2) < 1e-6);
+        assert.ok(Math.abs(g.hostData()[5] - (Math.exp(lpd[5]) - 1) / 2) < 1e-6);
       });
     });
   });

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { setBackend } from "../src/backend/index.js";
+import { setBackend, withBackend, withPrecision } from "../src/backend/index.js";
 import type { Node } from "../src/tensor/index.js";
 import {
   abs,
@@ -20,6 +20,7 @@ import {
   exp,
   expand,
   expm1,
+  fromArray,
   GRADIENTS,
   gather,
   ge,
@@ -73,6 +74,7 @@ import {
   unaryOp,
   where,
 } from "../src/tensor/index.js";
+import { deviceBackends } from "./helpers/backends.js";
 import { assertClose, distinctTensor, gradcheck, gradsOf, opsInGraph, randomTensor } from "./helpers/check.js";
 
 type Fn = (...xs: Tensor[]) => Tensor;
@@ -135,8 +137,12 @@ function ropeTables(shape: number[]): [Tensor, Tensor] {
   return [cos, sin];
 }
 
+/** dtype of the constants the case functions make: float64 on ref, float32 when a case runs on a device backend. */
+let constDtype: "f64" | "f32" = "f64";
+const K = () => constDtype;
+
 function keyMask(rows: number[][]): Tensor {
-  return tensor(rows, { dtype: "f64" });
+  return tensor(rows, { dtype: K() });
 }
 
 const CASES: Record<string, Case[]> = {
@@ -247,7 +253,7 @@ const CASES: Record<string, Case[]> = {
               [1, 0, 1],
               [0, 0, 1],
             ],
-            { dtype: "f64" },
+            { dtype: K() },
           ),
           a,
           b,
@@ -263,7 +269,7 @@ const CASES: Record<string, Case[]> = {
               [1, 0, 1],
               [0, 1, 1],
             ],
-            { dtype: "f64" },
+            { dtype: K() },
           ),
           a,
           b,
@@ -272,7 +278,7 @@ const CASES: Record<string, Case[]> = {
     ),
     c(
       "scalar branch",
-      (a) => where(tensor([1, 0, 1, 0], { dtype: "f64" }), a, -3),
+      (a) => where(tensor([1, 0, 1, 0], { dtype: K() }), a, -3),
       () => [f64([4])],
     ),
   ],
@@ -556,7 +562,7 @@ const CASES: Record<string, Case[]> = {
     ),
     c(
       "with -Infinity entries",
-      (x) => softmax(add(x, tensor([0, Number.NEGATIVE_INFINITY, 0, 0], { dtype: "f64" }))),
+      (x) => softmax(add(x, tensor([0, Number.NEGATIVE_INFINITY, 0, 0], { dtype: K() }))),
       () => [f64([3, 4])],
     ),
   ],
@@ -652,7 +658,7 @@ const NON_DIFFERENTIABLE: Record<string, () => Tensor> = {
 };
 
 function konstOf(shape: number[]): Tensor {
-  return randomTensor(shape, { seed: 99, dtype: "f64" });
+  return randomTensor(shape, { seed: 99, dtype: K() });
 }
 
 before(() => setBackend("ref"));
@@ -819,5 +825,44 @@ describe("fused ops match their composites (value and gradients, float64)", () =
         assertClose(g, b.grads[i], { atol: 1e-12, rtol: 1e-10, what: `${name} grad of input ${i}` });
       });
     });
+  }
+});
+
+// The same cases on the device backends (sim here; cuda where a GPU answers), in float32 against the float64 ref
+// values and gradients: |diff| <= 1e-4 x (1 + the largest |value| of that tensor), the fp32 bound of the op
+// conformance suite. Under bf16 (matmul and attention only) the operands keep 8 significant bits, a relative rounding of
+// at most 2^-9 each; a product of two rounded operands is off by up to ~2^-8 relative, and sums of such products (or
+// softmax weights of such scores) stay within 1% of the largest |value| for these O(1) inputs: we assert 2e-2.
+describe("gradcheck cases on device backends (float32 and bf16 vs ref float64)", () => {
+  const BF16 = new Set(["matmul", "attention"]);
+  const scaleOf = (t: Tensor) => Math.max(...Array.from(t.hostData() as ArrayLike<number>, Math.abs), 0);
+  const toDevice = (x: Tensor) =>
+    x.dtype === "f64" ? fromArray(Float32Array.from(x.data), x.shape, x.requiresGrad) : fromArray(Int32Array.from(x.data), x.shape);
+  for (const backend of deviceBackends()) {
+    for (const [op, cases] of Object.entries(CASES)) {
+      // the f64 -> f32 -> f64 cast case is about float64 itself, which devices do not hold
+      for (const cs of cases.filter((x) => !x.name.includes("f64"))) {
+        for (const precision of BF16.has(op) ? (["fp32", "bf16"] as const) : (["fp32"] as const)) {
+          test(`${backend} ${precision} ${op}: ${cs.name}`, () => {
+            const inputs = cs.inputs();
+            const want = gradsOf(cs.fn, inputs);
+            constDtype = "f32";
+            let got: ReturnType<typeof gradsOf>;
+            try {
+              got = withBackend(backend, () => withPrecision(precision, () => gradsOf(cs.fn, inputs.map(toDevice))));
+            } finally {
+              constDtype = "f64";
+            }
+            const rel = precision === "bf16" ? 2e-2 : 1e-4;
+            const check = (g: Tensor, w: Tensor, what: string) =>
+              assertClose(g, w, { atol: rel * (1 + scaleOf(w)), rtol: rel, what: `${backend} ${precision} ${op} ${cs.name} ${what}` });
+            check(got.out, want.out, "value");
+            got.grads.forEach((g, i) => {
+              check(g, want.grads[i], `grad ${i}`);
+            });
+          });
+        }
+      }
+    }
   }
 });

@@ -12,7 +12,7 @@ import { prmStepLoss } from "../losses/prm.js";
 import { SequenceClassifier } from "../models/heads.js";
 import { AdamW } from "../nn/optim.js";
 import { Rng } from "../nn/rng.js";
-import { noGrad, Tensor } from "../tensor/index.js";
+import { fromArray, noGrad, type Tensor } from "../tensor/index.js";
 import { pairKey, type StepTarget } from "./mc_targets.js";
 
 export interface ActionScorer {
@@ -52,7 +52,7 @@ export class ModelPrm implements ActionScorer {
 
   scoreActions(observation: string, actions: readonly string[]): number[] {
     const l = noGrad(() => this.logits(actions.map((action) => ({ observation, action }))));
-    return Array.from(l.data as ArrayLike<number>, (x) => 1 / (1 + Math.exp(-x)));
+    return Array.from(l.hostData() as ArrayLike<number>, (x) => 1 / (1 + Math.exp(-x)));
   }
 }
 
@@ -101,12 +101,12 @@ export function trainModelPrm(targets: readonly StepTarget[], opts: TrainModelPr
     for (let b = 0; b < order.length; b += bs) {
       const part = order.slice(b, b + bs).map((i) => targets[i]);
       const logits = prm.logits(part); // (B)
-      const labels = new Tensor(Float32Array.from(part.map((p) => p.target)), [part.length]);
+      const labels = fromArray(Float32Array.from(part.map((p) => p.target)), [part.length]);
       const { loss } = prmStepLoss({ stepLogits: logits, labels });
       opt.zeroGrad();
       loss.backward();
       opt.step();
-      sum += (loss.data[0] as number) * part.length;
+      sum += loss.item() * part.length;
     }
     losses.push(sum / Math.max(1, order.length));
   }

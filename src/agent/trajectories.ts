@@ -98,7 +98,7 @@ export function lmPolicy(model: CausalLM, tok: Tokenizer, opts: LmPolicyOptions 
     const batch = collate(rows, tok.padTokenId ?? 0);
     const lp = noGrad(() => batchLogprobs(model, batch)); // (A, T)
     const [, t] = lp.shape;
-    const d = lp.data as ArrayLike<number>;
+    const d = lp.hostData();
     const ll = rows.map((r, i) => {
       let s = 0;
       r.lossMask.forEach((m, j) => {

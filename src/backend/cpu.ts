@@ -1,19 +1,35 @@
-// The `cpu` backend's binding: loads the node-gyp addon lazily and declares its typed interface.
-// Every kernel the addon exports under a `Kernels` method name replaces the `ref` loop of that name; kernels
-// it does not export keep the TypeScript loop (still float32, still on this backend). Float64 is `ref`-only.
+// The `cpu` backend's binding: loads the node-gyp addon lazily, declares its typed interface and checks at load
+// that it exports every kernel of that interface (a stale or partial build is a load error naming the missing
+// kernels, never a silent TypeScript fallback). A few kernels are TypeScript on purpose, listed in CPU_TS_KERNELS:
+// V8's own typed-array fill and conversion, and the multi-tensor AdamW as a loop over the native one.
+// Float64 is `ref`-only; bf16/tf32 products are not offered here (mathModes ["fp32"]).
 
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { refKernels } from "./ref.js";
-import type { Kernels } from "./types.js";
+import { adamwEach, refKernels } from "./ref.js";
+import { type FloatArray, type HostKernels, KERNEL_NAMES, type KernelName, type KernelSet } from "./types.js";
 
-export interface CpuAddon {
+type HostSet = KernelSet<FloatArray, Int32Array>;
+
+/** Kernels the cpu backend runs in TypeScript by design (each is already native code inside V8, or a loop of native calls). */
+const CPU_TS_KERNELS = {
+  fill: refKernels.fill,
+  cast: refKernels.cast,
+} satisfies Partial<HostSet>;
+
+type CpuTsKernel = keyof typeof CPU_TS_KERNELS | "adamwMulti";
+export type CpuNativeKernel = Exclude<KernelName, CpuTsKernel>;
+
+/** What nexus_cpu.node must export: every kernel not in CPU_TS_KERNELS. */
+export const CPU_NATIVE_KERNELS = KERNEL_NAMES.filter((n): n is CpuNativeKernel => !(n in CPU_TS_KERNELS) && n !== "adamwMulti");
+
+export type CpuAddon = Pick<HostSet, CpuNativeKernel> & {
   simdLevel: string;
   numThreads(): number;
-  [kernel: string]: unknown;
-}
+  [other: string]: unknown;
+};
 
 let addon: CpuAddon | null | undefined;
 let loadError = "";
@@ -29,7 +45,12 @@ function findAddon(): string | null {
   return null;
 }
 
-/** The native addon, or null when it was not built (the reason is in `cpuUnavailableReason()`). */
+/** Names in `required` that `exports` does not provide as functions. */
+export function missingKernels(exports: Record<string, unknown>, required: readonly string[]): string[] {
+  return required.filter((k) => typeof exports[k] !== "function");
+}
+
+/** The native addon, or null when it was not built or is incomplete (the reason is in `cpuUnavailableReason()`). */
 export function loadCpuAddon(): CpuAddon | null {
   if (addon !== undefined) return addon;
   const path = findAddon();
@@ -39,7 +60,12 @@ export function loadCpuAddon(): CpuAddon | null {
     return addon;
   }
   try {
-    addon = createRequire(import.meta.url)(path) as CpuAddon;
+    const mod = createRequire(import.meta.url)(path) as Record<string, unknown>;
+    const missing = missingKernels(mod, CPU_NATIVE_KERNELS);
+    if (missing.length > 0) {
+      loadError = `${path} lacks kernel(s) ${missing.join(", ")} (a stale build: run \`npm run build:native\`)`;
+      addon = null;
+    } else addon = mod as CpuAddon;
   } catch (e) {
     loadError = `${path} failed to load: ${(e as Error).message}`;
     addon = null;
@@ -52,7 +78,9 @@ export function cpuUnavailableReason(): string {
   return loadError;
 }
 
-function float32Only(name: string, fn: (...args: unknown[]) => unknown): (...args: unknown[]) => unknown {
+type AnyFn = (...args: unknown[]) => unknown;
+
+function float32Only(name: string, fn: AnyFn): AnyFn {
   return (...args: unknown[]) => {
     for (const a of args) {
       if (a instanceof Float64Array) throw new TypeError(`[cpu ${name}] float64 tensors are only supported on the 'ref' backend`);
@@ -61,17 +89,25 @@ function float32Only(name: string, fn: (...args: unknown[]) => unknown): (...arg
   };
 }
 
-/** Builds the cpu kernel table: native kernels where the addon has them, float32 TypeScript loops otherwise. */
-export function createCpuKernels(native: CpuAddon): Kernels {
-  const table: Record<string, unknown> = { ...refKernels, name: "cpu" };
-  for (const key of Object.keys(refKernels)) {
-    const fn = native[key];
-    if (key !== "name" && typeof fn === "function") table[key] = float32Only(key, fn as (...a: unknown[]) => unknown);
+/** The cpu kernel table: every native kernel (checked at load), plus the TypeScript ones listed above. */
+export function createCpuKernels(native: CpuAddon): HostKernels {
+  const nat = {} as Pick<HostSet, CpuNativeKernel>;
+  for (const key of CPU_NATIVE_KERNELS) {
+    (nat as Record<string, unknown>)[key] = float32Only(key, native[key] as unknown as AnyFn);
   }
-  return table as unknown as Kernels;
+  return {
+    ...nat,
+    ...CPU_TS_KERNELS,
+    adamwMulti(params, grads, m, v, hyper) {
+      adamwEach(nat.adamw, params, grads, m, v, hyper);
+    },
+    name: "cpu",
+    device: "host",
+    mathModes: ["fp32"],
+  } satisfies HostKernels;
 }
 
 /** Names of the kernels that run natively (for `nexus bench` and diagnostics). */
 export function nativeKernelNames(native: CpuAddon): string[] {
-  return Object.keys(refKernels).filter((k) => typeof native[k] === "function");
+  return CPU_NATIVE_KERNELS.filter((k) => typeof native[k] === "function");
 }

@@ -1,9 +1,10 @@
 // The `ref` backend: plain TypeScript loops, the living definition of every kernel and the oracle in tests.
 // It favours clarity over speed (no blocking, no threads) and also accepts Float64Array for gradient checks.
-// It is not a fallback: `cpu` and future backends must agree with it, and it is chosen only when asked.
+// It is not a fallback: `cpu`, `cuda` and `sim` must agree with it, and it is chosen only when asked.
+// It multiplies in fp32/fp64 only (mathModes ["fp32"]); bf16 and tf32 are rejected by the op layer.
 
 import { refDecodeKernels } from "./ref_decode.js";
-import type { BinaryOp, BroadcastLayout, FloatArray, Kernels, UnaryOp } from "./types.js";
+import type { AdamwHyper, BinaryOp, BroadcastLayout, FloatArray, HostArray, HostKernels, UnaryOp } from "./types.js";
 
 const LN2 = Math.LN2;
 
@@ -133,6 +134,66 @@ function copyStrided(
   }
 }
 
+function copyToStrided(out: HostArray, x: HostArray, shape: readonly number[], strides: readonly number[], offset: number): void {
+  const nd = shape.length;
+  const n = x.length;
+  if (nd === 0) {
+    if (n > 0) out[offset] = x[0];
+    return;
+  }
+  const idx = new Array<number>(nd).fill(0);
+  let io = offset;
+  const last = nd - 1;
+  const lastLen = shape[last];
+  const lastStride = strides[last];
+  for (let i = 0; i < n; i += lastLen) {
+    for (let j = 0; j < lastLen; j++) out[io + j * lastStride] = x[i + j];
+    for (let d = last - 1; d >= 0; d--) {
+      idx[d]++;
+      io += strides[d];
+      if (idx[d] < shape[d]) break;
+      io -= strides[d] * shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+function adamw(
+  p: FloatArray,
+  g: FloatArray,
+  m: FloatArray,
+  v: FloatArray,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+  bc1: number,
+  bc2: number,
+): void {
+  for (let i = 0; i < p.length; i++) {
+    p[i] -= lr * weightDecay * p[i];
+    m[i] = beta1 * m[i] + (1 - beta1) * g[i];
+    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
+    p[i] -= (lr * (m[i] / bc1)) / (Math.sqrt(v[i] / bc2) + eps);
+  }
+}
+
+/** adamwMulti for host backends: the single-tensor kernel `step` over each parameter in turn. */
+export function adamwEach(
+  step: typeof adamw,
+  params: readonly FloatArray[],
+  grads: readonly FloatArray[],
+  m: readonly FloatArray[],
+  v: readonly FloatArray[],
+  hyper: readonly AdamwHyper[],
+): void {
+  for (let i = 0; i < params.length; i++) {
+    const h = hyper[i];
+    step(params[i], grads[i], m[i], v[i], h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.bc1, h.bc2);
+  }
+}
+
 function matmul(
   c: FloatArray,
   a: FloatArray,
@@ -222,7 +283,8 @@ function gather(out: FloatArray, x: FloatArray, idx: Int32Array, outer: number, 
     for (let j = 0; j < nIdx; j++) {
       for (let i = 0; i < inner; i++) {
         const p = (o * nIdx + j) * inner + i;
-        out[p] = x[(o * nIn + idx[p]) * inner + i];
+        const r = idx[p];
+        out[p] = r >= 0 && r < nIn ? x[(o * nIn + r) * inner + i] : Number.NaN;
       }
     }
   }
@@ -233,7 +295,8 @@ function scatterAdd(out: FloatArray, src: FloatArray, idx: Int32Array, outer: nu
     for (let j = 0; j < nIdx; j++) {
       for (let i = 0; i < inner; i++) {
         const p = (o * nIdx + j) * inner + i;
-        out[(o * nOut + idx[p]) * inner + i] += src[p];
+        const r = idx[p];
+        if (r >= 0 && r < nOut) out[(o * nOut + r) * inner + i] += src[p];
       }
     }
   }
@@ -283,8 +346,10 @@ function attentionScores(
   return mx;
 }
 
-export const refKernels: Kernels = {
+export const refKernels = {
   name: "ref",
+  device: "host",
+  mathModes: ["fp32"],
   unary(op, out, x, p0, p1) {
     const f = UNARY_FNS[op];
     for (let i = 0; i < x.length; i++) out[i] = f(x[i], p0, p1);
@@ -293,21 +358,31 @@ export const refKernels: Kernels = {
   where(out, cond, a, b) {
     for (let i = 0; i < out.length; i++) out[i] = cond[i] !== 0 ? a[i] : b[i];
   },
+  fill(out, value) {
+    out.fill(value);
+  },
+  cast(out, x) {
+    if (out instanceof Int32Array && !(x instanceof Int32Array)) for (let i = 0; i < x.length; i++) out[i] = Math.trunc(x[i]);
+    else out.set(x);
+  },
   sum,
   max,
   logsumexp,
   matmul,
   copyStrided,
+  copyToStrided,
   gather,
   scatterAdd,
-  indexSelect(out, table, ids, n, d) {
+  indexSelect(out, table, ids, n, d, rows) {
     for (let i = 0; i < n; i++) {
+      const ok = ids[i] >= 0 && ids[i] < rows;
       const src = ids[i] * d;
-      for (let j = 0; j < d; j++) out[i * d + j] = table[src + j];
+      for (let j = 0; j < d; j++) out[i * d + j] = ok ? table[src + j] : Number.NaN;
     }
   },
-  indexAdd(table, src, ids, n, d) {
+  indexAdd(table, src, ids, n, d, rows) {
     for (let i = 0; i < n; i++) {
+      if (!(ids[i] >= 0 && ids[i] < rows)) continue;
       const dst = ids[i] * d;
       for (let j = 0; j < d; j++) table[dst + j] += src[i * d + j];
     }
@@ -326,7 +401,7 @@ export const refKernels: Kernels = {
       let s = 0;
       for (let j = 0; j < v; j++) s += Math.exp(logits[off + j] - mx);
       lse[r] = mx + Math.log(s);
-      out[r] = logits[off + targets[r]] - lse[r];
+      out[r] = targets[r] >= 0 && targets[r] < v ? logits[off + targets[r]] - lse[r] : Number.NaN;
     }
   },
   tokenLogprobsBackward(dlogits, dout, logits, lse, targets, rows, v) {
@@ -334,7 +409,7 @@ export const refKernels: Kernels = {
       const off = r * v;
       const g = dout[r];
       for (let j = 0; j < v; j++) dlogits[off + j] = -g * Math.exp(logits[off + j] - lse[r]);
-      dlogits[off + targets[r]] += g;
+      if (targets[r] >= 0 && targets[r] < v) dlogits[off + targets[r]] += g;
     }
   },
   rmsNorm(y, rstd, x, w, rows, d, eps) {
@@ -382,7 +457,7 @@ export const refKernels: Kernels = {
       }
     }
   },
-  attention(out, lse, q, k, v, keyMask, b, h, hkv, t, s, dh, scale, causal, sCap = s) {
+  attention(out, lse, q, k, v, keyMask, b, h, hkv, t, s, dh, scale, causal, sCap) {
     const group = h / hkv;
     const scores = new Float64Array(s);
     const acc = new Float64Array(dh);
@@ -477,13 +552,9 @@ export const refKernels: Kernels = {
       }
     }
   },
-  adamw(p, g, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2) {
-    for (let i = 0; i < p.length; i++) {
-      p[i] -= lr * weightDecay * p[i];
-      m[i] = beta1 * m[i] + (1 - beta1) * g[i];
-      v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i];
-      p[i] -= (lr * (m[i] / bc1)) / (Math.sqrt(v[i] / bc2) + eps);
-    }
+  adamw,
+  adamwMulti(params, grads, m, v, hyper) {
+    adamwEach(adamw, params, grads, m, v, hyper);
   },
   ...refDecodeKernels,
-};
+} satisfies HostKernels;

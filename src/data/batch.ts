@@ -2,7 +2,7 @@
 // tokens they score. Shared by trainers, reward scorers and agents (anything that scores sequences with a model).
 
 import type { CausalLM } from "../models/causal_lm.js";
-import { concat, slice, Tensor as T, type Tensor, tokenLogprobs, zeros } from "../tensor/index.js";
+import { concat, fromArray, slice, type Tensor, tokenLogprobs, zeros } from "../tensor/index.js";
 
 /** One tokenized sequence; lossMask[t] = 1 where token t counts (completion / assistant tokens). */
 export interface Example {
@@ -36,9 +36,9 @@ export function collate(examples: readonly Example[], padId: number): Batch {
     }
   });
   return {
-    inputIds: new T(ids, [b, t]),
-    attentionMask: new T(attn, [b, t]),
-    lossMask: new T(loss, [b, t]),
+    inputIds: fromArray(ids, [b, t]),
+    attentionMask: fromArray(attn, [b, t]),
+    lossMask: fromArray(loss, [b, t]),
     lengths: examples.map((e) => e.ids.length),
   };
 }
@@ -49,10 +49,10 @@ export function collate(examples: readonly Example[], padId: number): Batch {
  */
 export function alignedTokenLogprobs(logits: Tensor, inputIds: Tensor): Tensor {
   const [b, t] = inputIds.shape;
-  const src = inputIds.data as Int32Array;
+  const src = inputIds.hostData(); // the batch's host ids (no transfer on a device)
   const tgt = new Int32Array(b * t);
   for (let i = 0; i < b; i++) for (let j = 0; j + 1 < t; j++) tgt[i * t + j] = src[i * t + j + 1];
-  const lp = tokenLogprobs(logits, new T(tgt, [b, t])); // (B, T): position j scores token j + 1
+  const lp = tokenLogprobs(logits, fromArray(tgt, [b, t])); // (B, T): position j scores token j + 1
   if (t === 1) return zeros([b, 1], lp.dtype);
   return concat([zeros([b, 1], lp.dtype), slice(lp, 1, 0, t - 1)], 1);
 }

@@ -11,6 +11,7 @@ import { Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import type { Rng } from "../nn/rng.js";
 import {
+  fromArray,
   indexSelect,
   linear,
   noGrad,
@@ -19,7 +20,7 @@ import {
   reshape,
   type SamplingRows,
   sampleTokens,
-  Tensor,
+  type Tensor,
   withPackedWeights,
 } from "../tensor/index.js";
 import { blocksFor, geometryOf, PagedKVCache } from "./paged_cache.js";
@@ -299,14 +300,14 @@ export class RolloutEngine {
     });
     this.stats.computed += n;
     const hidden = this.model.forwardHidden({
-      inputIds: new Tensor(ids, [1, n]),
-      positionIds: new Tensor(positions, [1, n]),
+      inputIds: fromArray(ids, [1, n]),
+      positionIds: fromArray(positions, [1, n]),
       kvCache: this.cache.step(slots, { blockTables: tables, contextLens, queryStarts, maxBlocks }),
     }); // (1, N, D)
     const d = hidden.shape[2];
     const picked = indexSelect(
       reshape(hidden, [n, d]),
-      new Tensor(
+      fromArray(
         Int32Array.from(rows, (r) => r.row),
         [rows.length],
       ),
@@ -317,11 +318,14 @@ export class RolloutEngine {
   /** Score prompt rows, sample the others (a leader's row also samples its forked followers), finish requests. */
   private consume(rows: readonly LogitRow[], logits: Tensor): void {
     const v = logits.shape[1];
+    // prompt scores and top log-probs read logits on the host: download them only when a row needs them
+    let hostLogits: (ArrayLike<number> & { subarray(a: number, b: number): ArrayLike<number> }) | null = null;
+    const lg = () => (hostLogits ??= logits.hostData());
     const sampleSeqs: Seq[] = [];
     const sampleRows: number[] = [];
     rows.forEach((r, i) => {
       if (r.promptPos >= 0) {
-        this.scorePrompt(r.seq, r.promptPos, logits.data.subarray(i * v, (i + 1) * v));
+        this.scorePrompt(r.seq, r.promptPos, lg().subarray(i * v, (i + 1) * v));
         return;
       }
       if (r.seq.state !== "running") return;
@@ -350,12 +354,14 @@ export class RolloutEngine {
       sr.uniform[i] = s.temperature > 0 ? s.req.rng.next() : 0;
     });
     const same = sampleRows.length === rows.length && sampleRows.every((r, i) => r === i);
-    const x = same ? logits : indexSelect(logits, new Tensor(Int32Array.from(sampleRows), [m])); // (m, V)
+    const x = same ? logits : indexSelect(logits, fromArray(Int32Array.from(sampleRows), [m])); // (m, V)
     const { ids, logprobs } = sampleTokens(x, sr);
+    let xh: ReturnType<Tensor["hostData"]> | null = null;
+    const xHost = () => (xh ??= x.hostData());
     this.stats.sampled += m;
     sampleSeqs.forEach((s, i) => {
       const k = s.req.topLogprobs ?? 0;
-      const top = k > 0 ? topLogprobs(x.data.subarray(i * v, (i + 1) * v), k, s.temperature > 0 ? s.temperature : 1).top : [];
+      const top = k > 0 ? topLogprobs(xHost().subarray(i * v, (i + 1) * v), k, s.temperature > 0 ? s.temperature : 1).top : [];
       this.append(s, ids[i], logprobs[i], top);
     });
   }

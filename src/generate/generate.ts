@@ -7,7 +7,7 @@
 
 import type { Tokenizer } from "../io/tokenizer.js";
 import { Rng } from "../nn/rng.js";
-import { Tensor } from "../tensor/index.js";
+import { fromArray, type Tensor } from "../tensor/index.js";
 import { ENGINE_DEFAULTS, type EngineResult, RolloutEngine } from "./engine.js";
 import { blocksFor, bytesPerBlock, geometryOf } from "./paged_cache.js";
 import { checkSampling, type SamplingOptions } from "./sampling.js";
@@ -76,7 +76,7 @@ export function leftPad(prompts: readonly (readonly number[])[], padId: number):
     ids.set(p, off);
     mask.fill(1, off, (r + 1) * t);
   });
-  return { ids: new Tensor(ids, [b, t]), mask: new Tensor(mask, [b, t]) };
+  return { ids: fromArray(ids, [b, t]), mask: fromArray(mask, [b, t]) };
 }
 
 /** Bytes of KV cache that let every row run at once to its full length (shared prompts counted once per row). */

@@ -5,7 +5,7 @@
 // Schulman et al. 2016 (GAE). Differences from TRL: NaN rewards (reward functions returning None) are not
 // special-cased; advantages are computed on what this call is given (TRL gathers across processes first).
 
-import { allocate, type DType, type FloatDType, Tensor } from "../tensor/index.js";
+import { type DType, type FloatDType, Tensor, tensor } from "../tensor/index.js";
 import { LossError, requireOneOf, requireRank, requireShape, resolveConfig } from "./common.js";
 
 export type ScaleRewards = "group" | "batch" | "none";
@@ -45,10 +45,15 @@ function floatLike(t: Tensor): FloatDType {
   return t.dtype === "f64" ? "f64" : "f32";
 }
 
-function fromValues(values: ArrayLike<number>, shape: readonly number[], dtype: DType): Tensor {
-  const data = allocate(dtype, values.length);
-  data.set(values);
-  return new Tensor(data, shape);
+/** Host-computed values as a tensor where `like` lives: a host tensor for a host input, else on the current backend. */
+function fromValues(values: ArrayLike<number>, shape: readonly number[], dtype: DType, like?: Tensor): Tensor {
+  if (like?.device === "host") {
+    const a =
+      dtype === "f64" ? new Float64Array(values.length) : dtype === "i32" ? new Int32Array(values.length) : new Float32Array(values.length);
+    a.set(values);
+    return new Tensor(a, shape);
+  }
+  return tensor(values, { shape, dtype });
 }
 
 /** Per-reward divisor for each scaling mode (null: no division). */
@@ -73,7 +78,7 @@ export function grpoAdvantages(rewards: Tensor, config?: Partial<GrpoAdvantageCo
   );
   const g = cfg.numGenerations;
   checkGroups("grpoAdvantages", rewards, g);
-  const r = rewards.data;
+  const r = rewards.hostData();
   const std = REWARD_SCALES[cfg.scaleRewards](r, g);
   const out = new Float64Array(r.length);
   for (let i = 0; i < r.length; i++) {
@@ -81,7 +86,7 @@ export function grpoAdvantages(rewards: Tensor, config?: Partial<GrpoAdvantageCo
     const centred = r[i] - meanOf(r, start, start + g);
     out[i] = std === null ? centred : centred / (std[i] + cfg.stdEpsilon);
   }
-  return fromValues(out, rewards.shape, floatLike(rewards));
+  return fromValues(out, rewards.shape, floatLike(rewards), rewards);
 }
 
 export interface RlooAdvantageConfig {
@@ -94,14 +99,14 @@ export function rlooAdvantages(rewards: Tensor, config?: Partial<RlooAdvantageCo
   const cfg = resolveConfig("rlooAdvantages", { numGenerations: 2 }, config);
   const g = cfg.numGenerations;
   checkGroups("rlooAdvantages", rewards, g);
-  const r = rewards.data;
+  const r = rewards.hostData();
   const out = new Float64Array(r.length);
   for (let i = 0; i < r.length; i++) {
     const start = i - (i % g);
     const total = meanOf(r, start, start + g) * g;
     out[i] = r[i] - (total - r[i]) / (g - 1);
   }
-  return fromValues(out, rewards.shape, floatLike(rewards));
+  return fromValues(out, rewards.shape, floatLike(rewards), rewards);
 }
 
 export interface GaeConfig {
@@ -133,23 +138,27 @@ export function gae(inputs: GaeInputs, config?: Partial<GaeConfig>): { advantage
   requireShape("gae", "values", values, rewards.shape);
   if (mask !== undefined) requireShape("gae", "mask", mask, rewards.shape);
   const [b, t] = rewards.shape;
-  const m = (i: number) => (mask === undefined ? 1 : mask.data[i]);
+  // per-step host arithmetic over small [B, T] tensors: one download each on a device
+  const md = mask?.hostData();
+  const vd = values.hostData();
+  const rd = rewards.hostData();
+  const m = (i: number) => (md === undefined ? 1 : md[i]);
   const adv = new Float64Array(b * t);
   const ret = new Float64Array(b * t);
   for (let row = 0; row < b; row++) {
     let last = 0;
     for (let s = t - 1; s >= 0; s--) {
       const i = row * t + s;
-      const v = values.data[i] * m(i);
-      const next = s + 1 < t ? values.data[i + 1] * m(i + 1) : 0;
-      const delta = rewards.data[i] * m(i) + cfg.gamma * next - v;
+      const v = vd[i] * m(i);
+      const next = s + 1 < t ? vd[i + 1] * m(i + 1) : 0;
+      const delta = rd[i] * m(i) + cfg.gamma * next - v;
       last = delta + cfg.gamma * cfg.lam * last;
       adv[i] = last * m(i);
       ret[i] = (last + v) * m(i);
     }
   }
   const dt = floatLike(rewards);
-  return { advantages: fromValues(adv, rewards.shape, dt), returns: fromValues(ret, rewards.shape, dt) };
+  return { advantages: fromValues(adv, rewards.shape, dt, rewards), returns: fromValues(ret, rewards.shape, dt, rewards) };
 }
 
 export interface ProcessAdvantageConfig {
@@ -269,15 +278,17 @@ export function reinforcePlusPlusAdvantages(inputs: ReinforcePlusPlusInputs, con
     if (inputs.kl === undefined) throw new LossError(`[reinforcePlusPlusAdvantages] klCoef = ${cfg.klCoef} needs kl`);
     requireShape("reinforcePlusPlusAdvantages", "kl", inputs.kl, [b, t]);
   }
-  const r = Float64Array.from(rewards.data);
+  const rd = rewards.hostData(); // host arithmetic over [B] and [B, T] values (one download each on a device)
+  const r = Float64Array.from(rd);
   if (cfg.baseline === "group_mean") {
     const g = cfg.numGenerations;
     if (!Number.isInteger(g) || g < 1 || b % g !== 0)
       throw new LossError(`[reinforcePlusPlusAdvantages] ${b} rewards do not split into groups of numGenerations = ${g}`);
-    const means = Array.from({ length: b / g }, (_, k) => meanOf(rewards.data, k * g, k * g + g));
-    for (let i = 0; i < b; i++) r[i] = rewards.data[i] - means[Math.floor(i / g)];
+    const means = Array.from({ length: b / g }, (_, k) => meanOf(rd, k * g, k * g + g));
+    for (let i = 0; i < b; i++) r[i] = rd[i] - means[Math.floor(i / g)];
   }
-  const m = mask.data;
+  const m = mask.hostData();
+  const kd = cfg.klCoef !== 0 ? (inputs.kl as Tensor).hostData() : null;
   const ret = new Float64Array(b * t);
   let n = 0;
   let s = 0;
@@ -288,7 +299,7 @@ export function reinforcePlusPlusAdvantages(inputs: ReinforcePlusPlusInputs, con
     for (let j = t - 1; j >= 0; j--) {
       const k = i * t + j;
       if (m[k] === 0) continue;
-      const tokenReward = (cfg.klCoef !== 0 ? -cfg.klCoef * (inputs.kl as Tensor).data[k] : 0) + (j === last ? r[i] : 0);
+      const tokenReward = (kd !== null ? -cfg.klCoef * kd[k] : 0) + (j === last ? r[i] : 0);
       g = tokenReward + cfg.gamma * g;
       ret[k] = g;
       s += g;
@@ -303,5 +314,5 @@ export function reinforcePlusPlusAdvantages(inputs: ReinforcePlusPlusInputs, con
     const rstd = 1 / Math.sqrt(Math.max(v / n, 1e-8));
     for (let k = 0; k < b * t; k++) if (m[k] !== 0) out[k] = (ret[k] - mu) * rstd;
   }
-  return fromValues(out, [b, t], floatLike(rewards));
+  return fromValues(out, [b, t], floatLike(rewards), rewards);
 }

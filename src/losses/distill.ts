@@ -7,7 +7,7 @@
 // (log pi_teacher - log pi_student, detached), fed to grpoLoss as [B, T] advantages (Thinking Machines 2025).
 // Not here: sampling (student, teacher or data: the trainer), teacher forward passes.
 
-import { add, allocate, detach, exp, log, logSoftmax, maximum, mul, sub, sum, Tensor as T, type Tensor } from "../tensor/index.js";
+import { add, detach, exp, fromArray, log, logSoftmax, maximum, mul, sub, sum, Tensor as T, type Tensor } from "../tensor/index.js";
 import { LossError, requireRank, requireShape, resolveConfig } from "./common.js";
 
 export interface GkdConfig {
@@ -74,7 +74,7 @@ export function gkdLoss(inputs: GkdInputs, config?: Partial<GkdConfig>): GkdOutp
   let denom = inputs.numItemsInBatch;
   if (denom === undefined) {
     let n = 0;
-    for (const x of mask.data) n += x;
+    for (const x of mask.hostData()) n += x;
     denom = Math.max(1, n);
   }
   return { loss: mul(total, 1 / denom), perToken };
@@ -99,18 +99,21 @@ export function reverseKlAdvantages(inputs: ReverseKlInputs): Tensor {
   requireRank("reverseKlAdvantages", "studentLogps", studentLogps, 2);
   requireShape("reverseKlAdvantages", "teacherLogps", teacherLogps, studentLogps.shape);
   requireShape("reverseKlAdvantages", "mask", mask, studentLogps.shape);
-  const out = allocate(studentLogps.dtype === "f64" ? "f64" : "f32", studentLogps.size);
-  for (let k = 0; k < out.length; k++) out[k] = mask.data[k] === 0 ? 0 : teacherLogps.data[k] - studentLogps.data[k];
-  return detach(new T(out, studentLogps.shape));
+  // host arithmetic over [B, T] values (one download each on a device)
+  const out = studentLogps.dtype === "f64" ? new Float64Array(studentLogps.size) : new Float32Array(studentLogps.size);
+  const [md, td, sd] = [mask.hostData(), teacherLogps.hostData(), studentLogps.hostData()];
+  for (let k = 0; k < out.length; k++) out[k] = md[k] === 0 ? 0 : td[k] - sd[k];
+  return detach(studentLogps.device === "host" ? new T(out, studentLogps.shape) : fromArray(out, studentLogps.shape));
 }
 
 /** Mean sampled reverse KL per counted token, sum mask (log pi_s - log pi_t) / sum mask: the metric distillation logs. */
 export function sampledReverseKl(inputs: ReverseKlInputs): number {
   let s = 0;
   let n = 0;
+  const [md, sd, td] = [inputs.mask.hostData(), inputs.studentLogps.hostData(), inputs.teacherLogps.hostData()];
   for (let k = 0; k < inputs.mask.size; k++) {
-    if (inputs.mask.data[k] === 0) continue;
-    s += inputs.studentLogps.data[k] - inputs.teacherLogps.data[k];
+    if (md[k] === 0) continue;
+    s += sd[k] - td[k];
     n++;
   }
   return n === 0 ? 0 : s / n;

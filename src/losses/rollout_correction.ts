@@ -6,7 +6,7 @@
 // (sampling/*) plus verl's off-policy diagnostics (rollout_corr/*: KL, k3 KL, perplexities, chi-square).
 // Not here: deciding when correction applies (the online loop), the policy loss itself (grpo.ts).
 
-import { Tensor } from "../tensor/index.js";
+import { fromArray, Tensor } from "../tensor/index.js";
 import { LossError, requireRank, requireShape } from "./common.js";
 
 export type ImportanceSamplingCorrection = "none" | "token_truncate" | "token_mask" | "sequence_truncate" | "sequence_mask";
@@ -81,9 +81,9 @@ export function rolloutCorrection(inputs: RolloutCorrectionInputs, config?: Part
   requireShape("rolloutCorrection", "samplingLogps", samplingLogps, trainLogps.shape);
   requireShape("rolloutCorrection", "mask", mask, trainLogps.shape);
   const [b, t] = trainLogps.shape;
-  const tr = trainLogps.data;
-  const sa = samplingLogps.data;
-  const m = mask.data;
+  const tr = trainLogps.hostData(); // host arithmetic over [B, T] values (one download each on a device)
+  const sa = samplingLogps.hostData();
+  const m = mask.hostData();
   const bounds: Bounds = { lo: c.floor ?? Number.NEGATIVE_INFINITY, hi: c.cap ?? Number.POSITIVE_INFINITY };
   const apply = IS_CORRECTIONS[c.mode];
   const seq = isSequenceLevel(c.mode);
@@ -111,7 +111,8 @@ export function rolloutCorrection(inputs: RolloutCorrectionInputs, config?: Part
     metrics["sampling/importance_sampling_ratio/max"] = n ? Math.max(...kept) : 0;
     if (c.mode.endsWith("mask")) metrics["rollout_corr/masked_fraction"] = n ? kept.filter((x) => x === 0).length / n : 0;
   }
-  return { weights: new Tensor(out, seq ? [b, 1] : [b, t]), metrics };
+  const shape = seq ? [b, 1] : [b, t];
+  return { weights: trainLogps.device === "host" ? new Tensor(out, shape) : fromArray(out, shape), metrics };
 }
 
 /**
@@ -122,9 +123,9 @@ export function rolloutCorrection(inputs: RolloutCorrectionInputs, config?: Part
 export function offPolicyMetrics(inputs: RolloutCorrectionInputs): Record<string, number> {
   const { trainLogps, samplingLogps, mask } = inputs;
   const [b, t] = trainLogps.shape;
-  const tr = trainLogps.data;
-  const sa = samplingLogps.data;
-  const m = mask.data;
+  const tr = trainLogps.hostData(); // host arithmetic over [B, T] values (one download each on a device)
+  const sa = samplingLogps.hostData();
+  const m = mask.hostData();
   let n = 0;
   let absSum = 0;
   let absMax = 0;

@@ -88,7 +88,7 @@ export function saveCausalLM(model: CausalLM, dir: string, opts: { maxShardBytes
   fs.mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, WritableTensor>();
   for (const [name, t] of model.namedParameters()) {
-    tensors.set(name, { dtype: "F32", shape: t.shape, data: t.data as Float32Array });
+    tensors.set(name, { dtype: "F32", shape: t.shape, data: Float32Array.from(t.hostData()) });
   }
   writeShardedSafetensors(dir, tensors, { maxShardBytes: opts.maxShardBytes });
   writeHfConfig(dir, { ...model.config, torchDtype: "float32" });

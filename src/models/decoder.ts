@@ -6,7 +6,7 @@
 import type { ModelConfig } from "../io/hf_config.js";
 import { Embedding, type InitOptions, Linear, RMSNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
-import { add, attention, concat, permute, reshape, rope, shapeStr, swiglu, Tensor, TensorError } from "../tensor/index.js";
+import { add, attention, cast, concat, permute, reshape, rope, shapeStr, swiglu, type Tensor, TensorError } from "../tensor/index.js";
 import { type AttendingKVCache, cacheLength, GrowableKVCache, isAttendingCache, type KVCache } from "./kv_cache.js";
 import { defaultPositionIds, ropeCosSin } from "./rope.js";
 
@@ -153,7 +153,7 @@ export class DecoderModel extends Module {
       if (p.dtype !== "i32" || p.shape[0] !== b || p.shape[1] !== t || p.ndim !== 2) {
         throw new TensorError(`[CausalLM] positionIds must be i32 [${b}, ${t}], got ${p.dtype} ${shapeStr(p.shape)}`);
       }
-      positions = p.data as Int32Array;
+      positions = p.hostData() as Int32Array;
     } else {
       positions = defaultPositionIds(b, t, past, mask);
     }
@@ -162,7 +162,7 @@ export class DecoderModel extends Module {
       if (mask.ndim !== 2 || mask.shape[0] !== b || mask.shape[1] !== past + t) {
         throw new TensorError(`[CausalLM] attentionMask ${shapeStr(mask.shape)} must be [${b}, ${past + t}] (cached + new tokens)`);
       }
-      keyMask = mask.dtype === "f32" ? mask : new Tensor(Float32Array.from(mask.data), mask.shape);
+      keyMask = mask.dtype === "f32" ? mask : cast(mask, "f32");
     }
     const { cos, sin } = ropeCosSin(this.config, positions, b, t);
     let h = this.embedTokens.forward(ids); // (B, T, D)

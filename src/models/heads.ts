@@ -12,7 +12,7 @@ import { readShardedSafetensors, writeShardedSafetensors } from "../io/sharded.j
 import { Linear } from "../nn/layers.js";
 import { Module, type TensorLike } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
-import { indexSelect, reshape, shapeStr, squeeze, Tensor, TensorError, tensor } from "../tensor/index.js";
+import { fromArray, indexSelect, reshape, shapeStr, squeeze, type Tensor, TensorError, tensor } from "../tensor/index.js";
 import { CausalLM } from "./causal_lm.js";
 import { type DecoderInputs, DecoderModel } from "./decoder.js";
 
@@ -30,9 +30,10 @@ export function lastRealIndex(mask: Tensor | null | undefined, b: number, t: num
   if (mask.ndim !== 2 || mask.shape[0] !== b || mask.shape[1] !== t) {
     throw new HeadError(`[heads] attention mask ${shapeStr(mask.shape)} must be [${b}, ${t}]`);
   }
+  const md = mask.hostData();
   for (let r = 0; r < b; r++) {
     let j = t - 1;
-    while (j >= 0 && mask.data[r * t + j] === 0) j--;
+    while (j >= 0 && md[r * t + j] === 0) j--;
     if (j < 0) throw new HeadError(`[heads] row ${r} of the attention mask has no real token`);
     out[r] = j;
   }
@@ -51,7 +52,7 @@ export function pickPositions(x: Tensor, positions: ArrayLike<number>): Tensor {
     if (!(p >= 0 && p < t)) throw new TensorError(`[pickPositions] position ${p} of row ${r} is outside [0, ${t})`);
     ids[r] = r * t + p;
   }
-  return reshape(indexSelect(flat, new Tensor(ids, [b])), [b, ...rest]);
+  return reshape(indexSelect(flat, fromArray(ids, [b])), [b, ...rest]);
 }
 
 /** HF's sequence-classification score layer: a bias-free Linear D → numLabels. */
@@ -226,7 +227,7 @@ export function saveClassifier(m: Classifier, dir: string, opts: { maxShardBytes
   const text = formatHfConfigJson(classifierConfigJson(m));
   fs.mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, WritableTensor>();
-  for (const [name, t] of m.namedParameters()) tensors.set(name, { dtype: "F32", shape: t.shape, data: t.data as Float32Array });
+  for (const [name, t] of m.namedParameters()) tensors.set(name, { dtype: "F32", shape: t.shape, data: Float32Array.from(t.hostData()) });
   writeShardedSafetensors(dir, tensors, { maxShardBytes: opts.maxShardBytes });
   fs.writeFileSync(path.join(dir, "config.json"), text);
 }

@@ -6,7 +6,8 @@
 // decoder hands it each layer's rotated queries and new keys/values of the step's packed tokens.
 // Not here: paged storage itself, beam reordering beyond `selectBatch`.
 
-import { concat, indexSelect, isGradEnabled, reshape, slice, type Tensor, TensorError, tensor, zeros } from "../tensor/index.js";
+import { kernels } from "../backend/index.js";
+import { concat, indexSelect, isGradEnabled, onDevice, reshape, slice, type Tensor, TensorError, tensor, zeros } from "../tensor/index.js";
 
 export interface KVCache {
   /** Per layer keys [B, Hkv, S, Dh] (for `createKVCache`'s caches: copies of the valid rows, read-only). */
@@ -88,29 +89,20 @@ export class GrowableKVCache implements KVCache {
 
 /** New storage `shape` (x's dtype) holding the first `len` rows (axis 2) of `old`. */
 function grow(old: Tensor | undefined, x: Tensor, len: number, shape: number[]): Tensor {
-  const [b, hkv, cap, dh] = shape;
   const out = zeros(shape, x.dtype);
   if (old !== undefined && len > 0) {
     if (old.dtype !== x.dtype) throw new TensorError(`[kvCache] cached ${old.dtype} keys/values, new ones are ${x.dtype}`);
-    const oldCap = old.shape[2];
-    for (let g = 0; g < b * hkv; g++) out.data.set(old.data.subarray(g * oldCap * dh, (g * oldCap + len) * dh), g * cap * dh);
+    writeRows(out, slice(old, 2, 0, len), 0);
   }
   return out;
 }
 
-/** storage[:, :, at:at+T, :] = x [B, Hkv, T, Dh]. */
+/** storage[:, :, at:at+T, :] = x [B, Hkv, T, Dh], written in place by the backend (no host copy). */
 function writeRows(storage: Tensor, x: Tensor, at: number): void {
   const [b, hkv, t, dh] = x.shape;
   const cap = storage.shape[2];
-  const dst = storage.data;
-  const src = x.data;
-  const row = t * dh;
-  for (let g = 0; g < b * hkv; g++) {
-    const o = (g * cap + at) * dh;
-    const i0 = g * row;
-    if (row >= 256) dst.set(src.subarray(i0, i0 + row), o);
-    else for (let i = 0; i < row; i++) dst[o + i] = src[i0 + i];
-  }
+  const k = kernels();
+  k.copyToStrided(storage.storage, onDevice("kvCache", x, k.device), [b * hkv, t * dh], [cap * dh, 1], at * dh);
 }
 
 /** An empty cache; layers fill it on the first forward. capacity: tokens to reserve up front (it grows anyway). */

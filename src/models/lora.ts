@@ -10,7 +10,7 @@ import { readSafetensors, type WritableTensor, writeFileAtomic, writeSafetensors
 import { Linear } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
-import { add, linear, mul, shapeStr, Tensor } from "../tensor/index.js";
+import { add, fromArray, linear, mul, shapeStr, type Tensor } from "../tensor/index.js";
 
 export class LoraError extends Error {
   override name = "LoraError";
@@ -81,8 +81,9 @@ export class LoraAdapter extends Module {
     this.loraB = this.registerModule("lora_B", new Linear(r, target.outFeatures));
     // kaiming_uniform_(a=sqrt(5)) on [r, in]: gain sqrt(2 / (1 + 5)), bound gain * sqrt(3 / in) = 1 / sqrt(in)
     const bound = 1 / Math.sqrt(target.inFeatures);
-    const a = this.loraA.weight.data;
+    const a = new Float32Array(this.loraA.weight.size);
     for (let i = 0; i < a.length; i++) a[i] = (2 * rng.next() - 1) * bound;
+    this.loraA.weight.copyFrom(a);
   }
 
   /** The forward this adapter installs on its target (kept so the adapter can be re-attached after unload). */
@@ -156,7 +157,7 @@ export class LoraModel<M extends Module = Module> extends Module {
     const keep = new Float32Array(x.size);
     const s = 1 / (1 - p);
     for (let i = 0; i < keep.length; i++) keep[i] = this.dropoutRng.next() < p ? 0 : s;
-    return mul(x, new Tensor(keep, x.shape));
+    return mul(x, fromArray(keep, x.shape));
   }
 
   /** name in the PEFT file (`base_model.model.<path>.lora_A.weight`) → the live adapter tensor. */
@@ -231,11 +232,12 @@ export async function withAdaptersDisabledAsync<T>(lora: LoraModel, fn: () => Pr
 export function mergeLora<M extends Module>(lora: LoraModel<M>): M {
   if (lora.isUnloaded) throw new LoraError("[lora] these adapters were already merged or unloaded");
   for (const a of lora.adapters) {
-    const w = a.target.weight.data;
+    // on the host in float64 (a one-off; a device weight is downloaded and written back once)
+    const w = Float32Array.from(a.target.weight.hostData());
     const [out, inF] = a.target.weight.shape;
     const r = a.loraA.weight.shape[0];
-    const A = a.loraA.weight.data;
-    const B = a.loraB.weight.data;
+    const A = a.loraA.weight.hostData();
+    const B = a.loraB.weight.hostData();
     const row = new Float64Array(inF);
     for (let o = 0; o < out; o++) {
       row.fill(0);
@@ -246,6 +248,7 @@ export function mergeLora<M extends Module>(lora: LoraModel<M>): M {
       }
       for (let i = 0; i < inF; i++) w[o * inF + i] += a.scaling * row[i];
     }
+    a.target.weight.copyFrom(w);
   }
   lora.foldedIntoBase = true;
   return lora.unload();
@@ -285,7 +288,7 @@ export function peftAdapterConfig(c: LoraConfig): Record<string, unknown> {
 export function saveLoraAdapter(lora: LoraModel, dir: string): void {
   fs.mkdirSync(dir, { recursive: true });
   const tensors = new Map<string, WritableTensor>();
-  for (const [k, t] of lora.peftStateDict()) tensors.set(k, { dtype: "F32", shape: t.shape, data: t.data as Float32Array });
+  for (const [k, t] of lora.peftStateDict()) tensors.set(k, { dtype: "F32", shape: t.shape, data: Float32Array.from(t.hostData()) });
   writeSafetensors(path.join(dir, ADAPTER_WEIGHTS_NAME), tensors, { format: "pt" });
   const text = `${JSON.stringify(peftAdapterConfig(lora.config), null, 2)}\n`;
   writeFileAtomic(path.join(dir, ADAPTER_CONFIG_NAME), (fd) => fs.writeSync(fd, text));
@@ -344,7 +347,7 @@ export function loadLoraAdapter<M extends Module>(base: M, dir: string, opts: Ap
     if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
       throw new LoraError(`[lora] ${file}: "${rawName}" is ${shapeStr(t.shape)}, the adapter needs ${shapeStr(p.shape)}`);
     }
-    p.data.set(t.data);
+    p.copyFrom(t.data);
     seen.add(name);
   }
   const missing = [...own.keys()].filter((k) => !seen.has(k));

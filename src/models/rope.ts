@@ -4,7 +4,7 @@
 // Not here: the rotation itself (the fused `rope` op) or dynamic/NTK scaling.
 
 import { type ModelConfig, ropeInverseFrequencies } from "../io/hf_config.js";
-import { Tensor, TensorError } from "../tensor/index.js";
+import { fromArray, type Tensor, TensorError } from "../tensor/index.js";
 
 /** cos and sin [B, T, Dh/2] for positions [B, T]. */
 export function ropeCosSin(cfg: Pick<ModelConfig, "headDim" | "ropeTheta" | "rope">, positions: Int32Array, b: number, t: number) {
@@ -20,7 +20,7 @@ export function ropeCosSin(cfg: Pick<ModelConfig, "headDim" | "ropeTheta" | "rop
       sin[r * half + i] = Math.sin(f);
     }
   }
-  return { cos: new Tensor(cos, [b, t, half]), sin: new Tensor(sin, [b, t, half]) };
+  return { cos: fromArray(cos, [b, t, half]), sin: fromArray(sin, [b, t, half]) };
 }
 
 /**
@@ -37,10 +37,11 @@ export function defaultPositionIds(b: number, t: number, past: number, mask: Ten
   if (mask.ndim !== 2 || mask.shape[0] !== b || s !== past + t) {
     throw new TensorError(`[positions] attention mask [${mask.shape.join(", ")}] must be [${b}, ${past + t}] (cached + new tokens)`);
   }
+  const md = mask.hostData(); // the batch's host mask (no transfer on a device for host-made masks)
   for (let r = 0; r < b; r++) {
     let c = 0;
     for (let j = 0; j < s; j++) {
-      c += mask.data[r * s + j] !== 0 ? 1 : 0;
+      c += md[r * s + j] !== 0 ? 1 : 0;
       if (j >= past) out[r * t + (j - past)] = Math.max(0, c - 1);
     }
   }

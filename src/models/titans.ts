@@ -15,6 +15,7 @@ import {
   add,
   concat,
   expand,
+  fromArray,
   linear,
   matmul,
   mul,
@@ -282,12 +283,14 @@ export class NeuralMemory extends Module {
     this.thetaProj = this.registerModule("theta_proj", new Linear(d, 1, gateInit));
     this.etaProj = this.registerModule("eta_proj", new Linear(d, 1, gateInit));
     this.alphaProj = this.registerModule("alpha_proj", new Linear(d, 1, gateInit));
-    this.etaProj.bias?.data.fill(config.etaBias);
-    this.alphaProj.bias?.data.fill(config.alphaBias);
-    const w1 = zeros([dm, dk]);
-    const w2 = zeros([dv, dm]);
-    rng?.fillNormal(w1.data as Float32Array, 0, 1); // keys are unit vectors: pre-activations ~ N(0, 1)
-    rng?.fillNormal(w2.data as Float32Array, 0, 1 / Math.sqrt(dm));
+    this.etaProj.bias?.copyFrom(new Float32Array(1).fill(config.etaBias));
+    this.alphaProj.bias?.copyFrom(new Float32Array(1).fill(config.alphaBias));
+    const w1a = new Float32Array(dm * dk);
+    const w2a = new Float32Array(dv * dm);
+    rng?.fillNormal(w1a, 0, 1); // keys are unit vectors: pre-activations ~ N(0, 1)
+    rng?.fillNormal(w2a, 0, 1 / Math.sqrt(dm));
+    const w1 = fromArray(w1a, [dm, dk]);
+    const w2 = fromArray(w2a, [dv, dm]);
     this.w1Init = this.registerParameter("w1_init", w1);
     this.w2Init = this.registerParameter("w2_init", w2);
   }
@@ -395,7 +398,7 @@ export class TitansCausalLM extends CausalLM {
       throw new TitansError(`[TitansCausalLM] inputIds must be i32 [B, T], got ${ids.dtype} ${shapeStr(ids.shape)}`);
     const [b, t] = ids.shape;
     const mask = inputs.attentionMask ?? null;
-    const positions = inputs.positionIds ? (inputs.positionIds.data as Int32Array) : defaultPositionIds(b, t, 0, mask);
+    const positions = inputs.positionIds ? (inputs.positionIds.hostData() as Int32Array) : defaultPositionIds(b, t, 0, mask);
     const keyMask = mask === null ? null : mask.dtype === "f32" ? mask : mask.cast("f32");
     const { cos, sin } = ropeCosSin(this.config, positions, b, t);
     let h = dec.embedTokens.forward(ids); // (B, T, D)

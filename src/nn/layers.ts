@@ -3,7 +3,7 @@
 // Rng, biases 0, norm weights 1. Without an rng, weights are zeros (to be filled by loadStateDict).
 // Not here: dropout, LayerNorm, LoRA (src/nn/lora.ts).
 
-import { embedding, linear, ones, rmsNorm, type Tensor, zeros } from "../tensor/index.js";
+import { embedding, fromArray, linear, ones, rmsNorm, type Tensor, zeros } from "../tensor/index.js";
 import { Module } from "./module.js";
 import type { Rng } from "./rng.js";
 
@@ -15,9 +15,11 @@ export interface InitOptions {
 }
 
 function normalInit(shape: readonly number[], init: InitOptions): Tensor {
-  const t = zeros(shape);
-  if (init.rng) init.rng.fillNormal(t.data as Float32Array, 0, init.std ?? 0.02);
-  return t;
+  if (!init.rng) return zeros(shape);
+  // drawn on the host (the same values on every backend), then one upload on a device
+  const a = new Float32Array(shape.reduce((n, d) => n * d, 1));
+  init.rng.fillNormal(a, 0, init.std ?? 0.02);
+  return fromArray(a, shape);
 }
 
 export interface LinearOptions extends InitOptions {

@@ -1,9 +1,12 @@
 // Module: a tree of named parameters and child modules, with PyTorch/HF dotted names
 // (`model.layers.0.self_attn.q_proj.weight`), state dicts, train/eval mode and requires-grad toggles.
 // A parameter shared by two modules (tied embeddings) is listed once, under its first name.
-// Not here: forward signatures (each module defines its own), hooks, buffers, device moves.
+// Parameters persist on a device (they outlive scope()), and `to()` moves the whole tree in place.
+// Not here: forward signatures (each module defines its own), hooks, buffers.
 
-import { shapeStr, type Tensor } from "../tensor/index.js";
+import type { BackendName } from "../backend/index.js";
+import { withBackend } from "../backend/index.js";
+import { keep, shapeStr, Tensor } from "../tensor/index.js";
 
 export class ModuleError extends Error {
   override name = "ModuleError";
@@ -27,6 +30,11 @@ export interface LoadStateDictResult {
   unexpectedKeys: string[];
 }
 
+/** The values of a state-dict entry: a tensor's (one download on a device) or a loaded array's. */
+function valuesOf(src: TensorLike): ArrayLike<number> {
+  return src instanceof Tensor ? src.hostData() : src.data;
+}
+
 const MAX_LISTED = 8;
 
 function listKeys(keys: readonly string[]): string {
@@ -46,6 +54,8 @@ export class Module {
     if (this._params.has(name) || this._children.has(name)) throw new ModuleError(`[module] "${name}" is registered twice`);
     if (t.dtype === "i32") throw new ModuleError(`[module] parameter "${name}" must be a float tensor, got i32`);
     t.requiresGrad = true;
+    t.hostShadow = null; // parameters change in place: a host copy of their first values would go stale
+    keep(t);
     this._params.set(name, t);
     return t;
   }
@@ -126,13 +136,29 @@ export class Module {
           `[loadStateDict] shape mismatch for "${name}": checkpoint ${shapeStr(src.shape)}, model ${shapeStr(p.shape)}`,
         );
       }
-      if (src.data instanceof Int32Array) throw new ModuleError(`[loadStateDict] "${name}" holds integers; a float tensor is needed`);
+      if (valuesOf(src) instanceof Int32Array) throw new ModuleError(`[loadStateDict] "${name}" holds integers; a float tensor is needed`);
     }
     for (const [name, p] of own) {
       const src = entries.get(name);
-      if (src !== undefined) p.data.set(src.data);
+      if (src !== undefined) p.copyFrom(valuesOf(src));
     }
     return { missingKeys, unexpectedKeys };
+  }
+
+  /**
+   * Move every parameter (and gradient) to the device of `backend` (default: the current backend) in place, so
+   * optimizers and tied weights keep their references. A no-op for parameters already there.
+   */
+  to(backend?: BackendName): this {
+    const move = () => {
+      for (const p of this.parameters()) {
+        p.moveInPlace();
+        p.grad?.moveInPlace();
+      }
+    };
+    if (backend === undefined) move();
+    else withBackend(backend, move);
+    return this;
   }
 
   /** Set training mode on the whole tree. */
@@ -160,9 +186,12 @@ export class Module {
     return this.requiresGrad(true);
   }
 
-  /** Drop every parameter's gradient. */
+  /** Drop every parameter's gradient (on a device its memory is freed now). */
   zeroGrad(): void {
-    for (const t of this.parameters()) t.grad = null;
+    for (const t of this.parameters()) {
+      t.grad?.dispose();
+      t.grad = null;
+    }
   }
 }
 

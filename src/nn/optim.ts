@@ -1,11 +1,12 @@
-// Optimizers with PyTorch semantics: AdamW (decoupled weight decay, one fused `kernels().adamw` call per
-// parameter, per-parameter step counts as torch keeps them) and SGD (momentum, dampening, Nesterov, L2
-// weight decay). Parameters without a gradient are skipped. State dicts hold plain arrays for checkpoints.
-// Not here: amsgrad, maximize, fused multi-tensor updates, learning-rate schedules (schedule.ts).
+// Optimizers with PyTorch semantics: AdamW (decoupled weight decay, one multi-tensor `kernels().adamwMulti`
+// call per step over every parameter with a gradient, per-parameter step counts as torch keeps them) and SGD
+// (momentum, dampening, Nesterov, L2 weight decay). Parameters without a gradient are skipped. Optimizer state
+// lives where the parameters live (fp32 on a device, kept past scope()); state dicts hold plain host arrays.
+// Not here: amsgrad, maximize, learning-rate schedules (schedule.ts).
 
 import { kernels } from "../backend/index.js";
-import type { FloatArray } from "../backend/types.js";
-import { shapeStr, type Tensor } from "../tensor/index.js";
+import type { AdamwHyper, Buf } from "../backend/types.js";
+import { add, keep, mul, noGrad, onDevice, shapeStr, type Tensor, zeros } from "../tensor/index.js";
 
 export class OptimError extends Error {
   override name = "OptimError";
@@ -34,16 +35,35 @@ function toGroups(params: ParamsArg): ParamGroup[] {
   return groups;
 }
 
-function checkGrad(op: string, p: Tensor, i: number): FloatArray {
+function checkGrad(op: string, p: Tensor, i: number): Tensor {
   const g = p.grad as Tensor;
-  if (g.size !== p.size || g.dtype !== p.dtype) {
-    throw new OptimError(`[${op}] parameter ${i}: grad ${g.dtype} ${shapeStr(g.shape)} does not match ${p.dtype} ${shapeStr(p.shape)}`);
+  if (g.size !== p.size || g.dtype !== p.dtype || g.device !== p.device) {
+    const where = g.device === p.device ? ["", ""] : [` on '${g.device}'`, ` on '${p.device}'`];
+    throw new OptimError(
+      `[${op}] parameter ${i}: grad ${g.dtype} ${shapeStr(g.shape)}${where[0]} does not match ${p.dtype} ${shapeStr(p.shape)}${where[1]}`,
+    );
   }
-  return g.data as FloatArray;
+  return g;
 }
 
-function newLike(p: Tensor): FloatArray {
-  return p.dtype === "f64" ? new Float64Array(p.size) : new Float32Array(p.size);
+/** Zero state shaped like p, on p's device, kept past any scope(). */
+function stateLike(p: Tensor): Tensor {
+  return keep(zeros([p.size], p.dtype));
+}
+
+/** A state tensor for p holding `values` (a checkpoint's), or null. */
+function stateFrom(values: Float32Array | Float64Array | null, p: Tensor): Tensor | null {
+  if (values === null) return null;
+  const t = stateLike(p);
+  t.copyFrom(values);
+  return t;
+}
+
+/** A host copy of a state tensor's values, as the parameter's float type. */
+function hostCopy(t: Tensor | null): Float32Array | Float64Array | null {
+  if (t === null) return null;
+  const d = t.hostData();
+  return d instanceof Float64Array ? d.slice() : Float32Array.from(d);
 }
 
 abstract class Optimizer {
@@ -62,9 +82,12 @@ abstract class Optimizer {
     return this.groups.flatMap((g) => g.params);
   }
 
-  /** Drop every gradient (PyTorch's zero_grad(set_to_none=True)). */
+  /** Drop every gradient (PyTorch's zero_grad(set_to_none=True)); on a device their memory is freed now. */
   zeroGrad(): void {
-    for (const p of this.params()) p.grad = null;
+    for (const p of this.params()) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
   }
 
   abstract step(): void;
@@ -97,8 +120,8 @@ export class AdamW extends Optimizer {
   readonly eps: number;
   readonly weightDecay: number;
   private steps: number[];
-  private m: (FloatArray | null)[];
-  private v: (FloatArray | null)[];
+  private m: (Tensor | null)[];
+  private v: (Tensor | null)[];
 
   constructor(params: ParamsArg, opts: AdamWOptions = {}) {
     super(params, opts.lr ?? ADAMW_DEFAULTS.lr);
@@ -117,6 +140,11 @@ export class AdamW extends Optimizer {
   step(): void {
     const [b1, b2] = this.betas;
     const k = kernels();
+    const ps: Buf[] = [];
+    const gs: Buf[] = [];
+    const ms: Buf[] = [];
+    const vs: Buf[] = [];
+    const hyper: AdamwHyper[] = [];
     let i = 0;
     for (const group of this.groups) {
       const wd = group.weightDecay ?? this.weightDecay;
@@ -124,12 +152,18 @@ export class AdamW extends Optimizer {
         const idx = i++;
         if (p.grad === null) continue;
         const g = checkGrad("AdamW", p, idx);
-        this.m[idx] ??= newLike(p);
-        this.v[idx] ??= newLike(p);
+        const m = (this.m[idx] ??= stateLike(p));
+        const v = (this.v[idx] ??= stateLike(p));
         const t = ++this.steps[idx];
-        k.adamw(p.data as FloatArray, g, this.m[idx], this.v[idx], this.lr, b1, b2, this.eps, wd, 1 - b1 ** t, 1 - b2 ** t);
+        ps.push(onDevice("AdamW", p, k.device));
+        gs.push(onDevice("AdamW", g, k.device));
+        ms.push(m.storage);
+        vs.push(v.storage);
+        hyper.push({ lr: this.lr, beta1: b1, beta2: b2, eps: this.eps, weightDecay: wd, bc1: 1 - b1 ** t, bc2: 1 - b2 ** t });
+        p.hostShadow = null;
       }
     }
+    if (ps.length > 0) k.adamwMulti(ps, gs, ms, vs, hyper);
   }
 
   stateDict(): AdamWState {
@@ -140,8 +174,8 @@ export class AdamW extends Optimizer {
       eps: this.eps,
       weightDecay: this.weightDecay,
       steps: [...this.steps],
-      expAvg: this.m.map((a) => (a === null ? null : a.slice())),
-      expAvgSq: this.v.map((a) => (a === null ? null : a.slice())),
+      expAvg: this.m.map(hostCopy),
+      expAvgSq: this.v.map(hostCopy),
     };
   }
 
@@ -156,8 +190,8 @@ export class AdamW extends Optimizer {
       const m = this.m[i];
       const v = this.v[i];
       if (m === null || v === null) return;
-      out.set(`${n}.exp_avg`, Float32Array.from(m));
-      out.set(`${n}.exp_avg_sq`, Float32Array.from(v));
+      out.set(`${n}.exp_avg`, Float32Array.from(m.hostData()));
+      out.set(`${n}.exp_avg_sq`, Float32Array.from(v.hostData()));
       out.set(`${n}.step`, Float32Array.of(this.steps[i]));
     });
     return out;
@@ -213,16 +247,11 @@ export class AdamW extends Optimizer {
         }
       }
     });
-    const copy = (a: Float32Array | Float64Array | null, p: Tensor): FloatArray | null => {
-      if (a === null) return null;
-      const out = newLike(p);
-      out.set(a);
-      return out;
-    };
     this.lr = state.lr;
     this.steps = [...state.steps];
-    this.m = state.expAvg.map((a, i) => copy(a, params[i]));
-    this.v = state.expAvgSq.map((a, i) => copy(a, params[i]));
+    for (const t of [...this.m, ...this.v]) t?.dispose();
+    this.m = state.expAvg.map((a, i) => stateFrom(a, params[i]));
+    this.v = state.expAvgSq.map((a, i) => stateFrom(a, params[i]));
   }
 }
 
@@ -247,7 +276,7 @@ export class SGD extends Optimizer {
   readonly dampening: number;
   readonly nesterov: boolean;
   readonly weightDecay: number;
-  private buffers: (FloatArray | null)[];
+  private buffers: (Tensor | null)[];
 
   constructor(params: ParamsArg, opts: SGDOptions = {}) {
     super(params, opts.lr ?? 1e-3);
@@ -264,30 +293,30 @@ export class SGD extends Optimizer {
   step(): void {
     const { momentum: mu, dampening, nesterov, lr } = this;
     let i = 0;
-    for (const group of this.groups) {
-      const wd = group.weightDecay ?? this.weightDecay;
-      for (const p of group.params) {
-        const idx = i++;
-        if (p.grad === null) continue;
-        const g = checkGrad("SGD", p, idx);
-        const x = p.data as FloatArray;
-        let buf = this.buffers[idx];
-        const first = buf === null;
-        if (mu !== 0 && buf === null) buf = this.buffers[idx] = newLike(p);
-        for (let j = 0; j < x.length; j++) {
-          let d = g[j] + wd * x[j];
-          if (buf !== null) {
-            buf[j] = first ? d : mu * buf[j] + (1 - dampening) * d;
-            d = nesterov ? d + mu * buf[j] : buf[j];
+    noGrad(() => {
+      for (const group of this.groups) {
+        const wd = group.weightDecay ?? this.weightDecay;
+        for (const p of group.params) {
+          const idx = i++;
+          if (p.grad === null) continue;
+          const g = checkGrad("SGD", p, idx);
+          // d = g + wd p; buf = d (first step) or mu buf + (1 - dampening) d; p -= lr (nesterov ? d + mu buf : buf)
+          let d = wd === 0 ? g : add(g, mul(p, wd));
+          if (mu !== 0) {
+            const prev = this.buffers[idx];
+            const buf = prev === null ? d : add(mul(prev, mu), mul(d, 1 - dampening));
+            if (prev === null) this.buffers[idx] = keep(stateLike(p));
+            (this.buffers[idx] as Tensor).assign(buf);
+            d = nesterov ? add(d, mul(buf, mu)) : buf;
           }
-          x[j] -= lr * d;
+          p.assign(add(p, mul(d, -lr)));
         }
       }
-    }
+    });
   }
 
   stateDict(): SGDState {
-    return { kind: "sgd", lr: this.lr, momentumBuffers: this.buffers.map((b) => (b === null ? null : b.slice())) };
+    return { kind: "sgd", lr: this.lr, momentumBuffers: this.buffers.map(hostCopy) };
   }
 
   loadStateDict(state: SGDState): void {
@@ -300,9 +329,7 @@ export class SGD extends Optimizer {
     this.buffers = state.momentumBuffers.map((b, i) => {
       if (b === null) return null;
       if (b.length !== params[i].size) throw new OptimError(`[SGD] buffer ${i} has ${b.length} elements, parameter has ${params[i].size}`);
-      const out = newLike(params[i]);
-      out.set(b);
-      return out;
+      return stateFrom(b, params[i]);
     });
   }
 }

@@ -97,7 +97,7 @@ export class PrmScorer implements StepScorer {
           enc.map((e) => e.positions),
         ),
       ); // (N, 2)
-      const d = logits.data;
+      const d = logits.hostData();
       let k = 0;
       part.forEach(({ i }, j) => {
         // softmax([l0, l1])[1] = sigmoid(l1 - l0)
@@ -172,7 +172,7 @@ export class OrmScorer implements OutcomeScorer {
         const raw = this.model.rewards({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }); // (B)
         return this.sigmoid ? sigmoid(raw) : raw;
       });
-      out.push(...Array.from(r.data as ArrayLike<number>, Number));
+      out.push(...Array.from(r.hostData(), Number));
       this.rowsScored += part.length;
     }
     return out;

@@ -80,7 +80,7 @@ export class SurpriseReader {
     const tokens = noGrad(() => {
       const hidden = this.model.forwardHidden({ inputIds: tensor(ids, { dtype: "i32", shape: [1, ids.length] }) }); // (1, T, D)
       const run = this.memory.forward(hidden.dtype === "f32" ? hidden : hidden.cast("f32"), { chunkSize: this.chunkSize });
-      return Array.from((this.signal === "loss" ? run.loss : run.gradNorm).data);
+      return Array.from((this.signal === "loss" ? run.loss : run.gradNorm).hostData());
     });
     const agg = AGGREGATE[this.aggregation];
     return { tokens, spans, steps: spans.map(([a, b]) => agg(tokens.slice(a, b))) };

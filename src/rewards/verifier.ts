@@ -142,7 +142,8 @@ export class GenerativeVerifier implements StepScorer, OutcomeScorer {
       const h = this.model.forwardHidden({ inputIds: tensor(ids, { dtype: "i32", shape: [1, ids.length] }) }); // (1, T, D)
       const last = slice(h, 1, ids.length - 1, ids.length); // (1, 1, D)
       const logits: Tensor = linear(last, this.model.lmHeadWeight); // (1, 1, V)
-      const d = logits.data[this.yesId]! - logits.data[this.noId]!;
+      const l = logits.hostData();
+      const d = l[this.yesId]! - l[this.noId]!;
       return 1 / (1 + Math.exp(-d));
     });
   }

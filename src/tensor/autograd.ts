@@ -4,11 +4,13 @@
 // pass come from the buffer pool (tensor.ts) and go back to it once no gradient entry references them.
 
 import { kernels } from "../backend/index.js";
-import type { FloatArray } from "../backend/types.js";
 import { GRADIENTS, type GradFn } from "./gradients.js";
 import { add } from "./ops/elementwise.js";
+import { clone } from "./ops/shape.js";
 import { sameShape, stridesOf } from "./shape_utils.js";
+import { keepStorage } from "./storage.js";
 import {
+  full,
   isPoolBorn,
   type Node,
   noGrad,
@@ -18,8 +20,8 @@ import {
   Tensor,
   TensorError,
   takeRecentBuffers,
-  tensor,
   withBufferPool,
+  zeros,
 } from "./tensor.js";
 
 /** What a released node becomes: backward through it again is an error, not a silently missing gradient. */
@@ -68,16 +70,16 @@ class GradTable {
 
   set(t: Tensor, g: Tensor): void {
     const prev = this.grads.get(t);
-    if (prev !== undefined) this.unref(prev.data);
+    if (prev !== undefined) this.unref(prev.storage);
     this.grads.set(t, g);
-    this.refs.set(g.data, (this.refs.get(g.data) ?? 0) + 1);
+    this.refs.set(g.storage, (this.refs.get(g.storage) ?? 0) + 1);
   }
 
   delete(t: Tensor): void {
     const prev = this.grads.get(t);
     if (prev === undefined) return;
     this.grads.delete(t);
-    this.unref(prev.data);
+    this.unref(prev.storage);
   }
 
   private unref(data: Storage): void {
@@ -99,15 +101,24 @@ function accumulate(table: GradTable, t: Tensor, g: Tensor): void {
     return;
   }
   // a sum this pass allocated and no other entry shares is only ours: add into it instead of a new buffer
-  if (isPoolBorn(prev.data) && prev.data !== g.data && prev.dtype === g.dtype && table.count(prev.data) === 1) {
-    kernels().binary("add", prev.data as FloatArray, prev.data as FloatArray, g.data as FloatArray, {
-      outShape: prev.shape,
-      aStrides: stridesOf(prev.shape),
-      bStrides: stridesOf(prev.shape),
-    });
+  if (isPoolBorn(prev.storage) && prev.storage !== g.storage && prev.dtype === g.dtype && table.count(prev.storage) === 1) {
+    addInPlace(prev, g);
     return;
   }
   table.set(t, add(prev, g));
+}
+
+/** dst += src (same shape, dtype and device), with the backend's add kernel writing into dst. */
+function addInPlace(dst: Tensor, src: Tensor): void {
+  const k = kernels();
+  if (dst.device !== k.device || src.device !== k.device) {
+    throw new TensorError(`[backward] gradient on '${src.device}' cannot be added to one on '${dst.device}' (backend '${k.device}')`);
+  }
+  k.binary("add", dst.storage, dst.storage, src.storage, {
+    outShape: dst.shape,
+    aStrides: stridesOf(dst.shape),
+    bStrides: stridesOf(dst.shape),
+  });
 }
 
 /** Gradients of `root` with respect to every tensor in its graph that requires grad. */
@@ -140,7 +151,7 @@ function propagate(root: Tensor, seed: Tensor, opts: BackwardOptions): Map<Tenso
         }
         // buffers this step allocated (rule temporaries, consumed sums) and g itself are dead unless an entry holds them
         const dead = takeRecentBuffers();
-        dead.push(g.data);
+        dead.push(g.storage);
         for (const d of dead) if (!table.referenced(d)) releaseBuffer(d);
       }
     }),
@@ -152,7 +163,7 @@ function defaultSeed(root: Tensor, grad?: Tensor): Tensor {
   if (!root.requiresGrad) throw new TensorError("[backward] tensor does not require grad (no input requires grad, or made under noGrad)");
   if (grad !== undefined) return grad;
   if (root.size !== 1) throw new TensorError(`[backward] implicit gradient needs a scalar, got ${shapeStr(root.shape)}`);
-  return tensor(1, { dtype: root.dtype, shape: root.shape });
+  return full(root.shape, 1, root.dtype);
 }
 
 /** loss.backward(): accumulate d(root)/d(leaf) into every leaf's `.grad`. */
@@ -162,17 +173,31 @@ export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}
   const seed = defaultSeed(root, grad);
   const grads = propagate(root, seed, opts);
   // pass-through rules (add, reshape) hand one buffer to several leaves, or the caller's seed: copy so that
-  // each .grad owns its storage and in-place updates (clipping, scaling) touch one gradient only
-  const taken = new Set<Storage>([seed.data]);
+  // each .grad owns its storage and in-place updates (accumulation, clipping, scaling) touch one gradient only.
+  // Gradients accumulate into an existing .grad in place (PyTorch semantics) and outlive any enclosing scope().
+  const taken = new Set<Storage>([seed.storage]);
   noGrad(() => {
     for (const leaf of leaves) {
       const g = grads.get(leaf);
       if (g === undefined) continue;
-      if (leaf.grad === null) {
-        const data = taken.has(g.data) || g.data === leaf.data ? g.data.slice() : g.data;
-        taken.add(data);
-        leaf.grad = new Tensor(data, g.shape);
-      } else leaf.grad = add(leaf.grad, g);
+      const prev = leaf.grad;
+      if (
+        prev !== null &&
+        sameShape(prev.shape, g.shape) &&
+        prev.dtype === g.dtype &&
+        prev.device === g.device &&
+        prev.storage !== g.storage
+      ) {
+        addInPlace(prev, g);
+        continue;
+      }
+      if (prev !== null) leaf.grad = add(prev, g);
+      else {
+        const storage = taken.has(g.storage) || g.storage === leaf.storage ? clone(g).storage : g.storage;
+        taken.add(storage);
+        leaf.grad = new Tensor(storage, g.shape);
+      }
+      keepStorage(leaf.grad.storage);
     }
   });
 }
@@ -189,6 +214,6 @@ export function grad(fn: () => Tensor, params: readonly Tensor[]): { value: Tens
   }
   return {
     value,
-    grads: params.map((p) => grads.get(p) ?? new Tensor(new (p.data.constructor as Float32ArrayConstructor)(p.size), p.shape)),
+    grads: params.map((p) => grads.get(p) ?? zeros(p.shape, p.dtype)),
   };
 }

@@ -9,7 +9,7 @@ import { gather } from "./ops/indexing.js";
 import { matmul } from "./ops/linalg.js";
 import { logsumexp, mean } from "./ops/reduce.js";
 import { concat, expand, reshape, slice, squeeze, unsqueeze } from "./ops/shape.js";
-import { allocate, shapeStr, Tensor, TensorError } from "./tensor.js";
+import { shapeStr, type Tensor, TensorError, tensor } from "./tensor.js";
 
 /** exp(x - logsumexp(x)) along axis. */
 export function softmaxComposite(x: Tensor, axis = -1): Tensor {
@@ -67,20 +67,23 @@ export function attentionComposite(q: Tensor, k: Tensor, v: Tensor, opts: Attent
   const causal = opts.causal ?? true;
   const scale = opts.scale ?? 1 / Math.sqrt(dh);
   const keyMask = opts.keyMask ?? null;
-  // visible [B, 1, T, S] and rowAny [B, 1, T, 1] as constants (no gradient)
-  const visible = new Tensor(allocate(dt, b * t * s), [b, 1, t, s]);
-  const rowAny = new Tensor(allocate(dt, b * t), [b, 1, t, 1]);
+  // visible [B, 1, T, S] and rowAny [B, 1, T, 1] as constants (no gradient), built on the host (a test oracle)
+  const vis = new Float64Array(b * t * s);
+  const any = new Float64Array(b * t);
+  const km = keyMask === null ? null : keyMask.hostData();
   for (let bi = 0; bi < b; bi++) {
     for (let ti = 0; ti < t; ti++) {
       for (let j = 0; j < s; j++) {
-        const ok = (!causal || j <= ti + (s - t)) && (keyMask === null || keyMask.data[bi * s + j] !== 0);
+        const ok = (!causal || j <= ti + (s - t)) && (km === null || km[bi * s + j] !== 0);
         if (ok) {
-          visible.data[(bi * t + ti) * s + j] = 1;
-          rowAny.data[bi * t + ti] = 1;
+          vis[(bi * t + ti) * s + j] = 1;
+          any[bi * t + ti] = 1;
         }
       }
     }
   }
+  const visible = tensor(dt === "f64" ? vis : Float32Array.from(vis), { shape: [b, 1, t, s] });
+  const rowAny = tensor(dt === "f64" ? any : Float32Array.from(any), { shape: [b, 1, t, 1] });
   const scores = mul(matmul(q, repeat(k), { transB: true }), scale); // [B, H, T, S]
   const masked = where(visible, scores, Number.NEGATIVE_INFINITY);
   // a row with no visible key would be softmax of all -Infinity (NaN): give it zeros, then zero its weights

@@ -3,13 +3,13 @@
 // (or null) per input. Fused ops call their backward kernels here; composites need no entry at all.
 
 import { kernels } from "../backend/index.js";
-import type { FloatArray, UnaryOp } from "../backend/types.js";
+import type { Buf, MathMode, UnaryOp } from "../backend/types.js";
 import { add, cast, div, eq, exp, ge, gt, log, mul, neg, pow, sigmoid, sign, sub, unaryOp, where } from "./ops/elementwise.js";
 import { gather, scatterAdd } from "./ops/indexing.js";
 import { matmul } from "./ops/linalg.js";
 import { sum, sumToShape } from "./ops/reduce.js";
 import { concat, expand, permute, reshape, slice } from "./ops/shape.js";
-import { allocate, allocateUninit, type DType, type Node, Tensor, zeros } from "./tensor.js";
+import { allocate, allocateUninit, type DType, type Node, onDevice, type Storage, Tensor, zeros } from "./tensor.js";
 
 export type GradFn = (g: Tensor, node: Node, out: Tensor) => (Tensor | null)[];
 
@@ -21,11 +21,14 @@ const p1 = (node: Node) => ctxOf<{ p1: number }>(node).p1;
 const unbroadcast = (g: Tensor, node: Node, i: number) => sumToShape(g, node.inputs[i].shape);
 
 /** A tensor shaped like `like` filled by a kernel; `overwrites`: the kernel writes every element (no zeroing). */
-function fromKernel(like: Tensor, fill: (out: FloatArray) => void, overwrites = true): Tensor {
-  const t = new Tensor((overwrites ? allocateUninit : allocate)(like.dtype, like.size), like.shape);
-  fill(t.data as FloatArray);
+function fromKernel(op: string, like: Tensor, fill: (out: Storage) => void, overwrites = true): Tensor {
+  const t = new Tensor((overwrites ? allocateUninit : allocate)(like.dtype, like.size, op), like.shape);
+  fill(t.storage);
   return t;
 }
+
+/** A tensor's storage as a backward kernel input (on the current backend's device). */
+const inp = (op: string, t: Tensor): Storage => onDevice(op, t, kernels().device);
 
 const UNARY_GRADS: Record<UnaryOp, GradFn> = {
   neg: (g) => [neg(g)],
@@ -187,63 +190,55 @@ export const GRADIENTS = {
     return [g, reshape(gather(g, axis, idx), n.inputs[1].shape)];
   },
   indexSelect: (g, n) => {
-    const { ids } = ctxOf<{ ids: Int32Array }>(n);
+    const { ids, n: count } = ctxOf<{ ids: Buf; n: number }>(n);
     const table = n.inputs[0];
-    const d = table.shape[1];
-    return [fromKernel(table, (out) => kernels().indexAdd(out, g.data as FloatArray, ids, ids.length, d), false)];
+    const [rows, d] = table.shape;
+    const gs = inp("indexSelect", g);
+    return [fromKernel("indexSelect", table, (out) => kernels().indexAdd(out, gs, ids, count, d, rows), false)];
   },
   softmax: (g, _n, out) => [mul(out, sub(g, sum(mul(g, out), -1, true)))],
   logSoftmax: (g, _n, out) => [sub(g, mul(exp(out), sum(g, -1, true)))],
   tokenLogprobs: (g, n) => {
-    const { targets, lse } = ctxOf<{ targets: Int32Array; lse: FloatArray }>(n);
+    const { targets, lse, rows } = ctxOf<{ targets: Buf; lse: Buf; rows: number }>(n);
     const logits = n.inputs[0];
     const v = logits.shape[logits.ndim - 1];
-    return [
-      fromKernel(logits, (out) =>
-        kernels().tokenLogprobsBackward(out, g.data as FloatArray, logits.data as FloatArray, lse, targets, targets.length, v),
-      ),
-    ];
+    const gs = inp("tokenLogprobs", g);
+    const ls = inp("tokenLogprobs", logits);
+    return [fromKernel("tokenLogprobs", logits, (out) => kernels().tokenLogprobsBackward(out, gs, ls, lse, targets, rows, v))];
   },
   rmsNorm: (g, n) => {
-    const { rstd, rows, d } = ctxOf<{ rstd: FloatArray; rows: number; d: number }>(n);
+    const { rstd, rows, d } = ctxOf<{ rstd: Buf; rows: number; d: number }>(n);
     const [x, w] = n.inputs;
-    const dw = new Tensor(allocateUninit(w.dtype, w.size), w.shape);
-    const dx = fromKernel(x, (out) =>
-      kernels().rmsNormBackward(
-        out,
-        dw.data as FloatArray,
-        g.data as FloatArray,
-        x.data as FloatArray,
-        w.data as FloatArray,
-        rstd,
-        rows,
-        d,
-      ),
-    );
+    const gs = inp("rmsNorm", g);
+    const xs = inp("rmsNorm", x);
+    const ws = inp("rmsNorm", w);
+    const dw = new Tensor(allocateUninit(w.dtype, w.size, "rmsNorm"), w.shape);
+    const dx = fromKernel("rmsNorm", x, (out) => kernels().rmsNormBackward(out, dw.storage, gs, xs, ws, rstd, rows, d));
     return [dx, dw];
   },
   rope: (g, n) => {
-    const { cos, sin } = ctxOf<{ cos: FloatArray; sin: FloatArray }>(n);
+    const { cos, sin } = ctxOf<{ cos: Buf; sin: Buf }>(n);
     const [b, h, t, dh] = g.shape;
-    return [fromKernel(g, (out) => kernels().rope(out, g.data as FloatArray, cos, sin, b, h, t, dh, true))];
+    const gs = inp("rope", g);
+    return [fromKernel("rope", g, (out) => kernels().rope(out, gs, cos, sin, b, h, t, dh, true))];
   },
   attention: (g, n, out) => {
-    const { lse, mask, causal, scale } = ctxOf<{ lse: FloatArray; mask: FloatArray | null; causal: boolean; scale: number }>(n);
+    const { lse, mask, causal, scale, math } = ctxOf<{ lse: Buf; mask: Buf | null; causal: boolean; scale: number; math: MathMode }>(n);
     const [q, k, v] = n.inputs;
     const [b, h, t, dh] = q.shape;
     const [, hkv, s] = k.shape;
-    const dq = new Tensor(allocateUninit(q.dtype, q.size), q.shape);
-    const dk = new Tensor(allocateUninit(k.dtype, k.size), k.shape);
-    const dv = new Tensor(allocateUninit(v.dtype, v.size), v.shape);
+    const dq = new Tensor(allocateUninit(q.dtype, q.size, "attention"), q.shape);
+    const dk = new Tensor(allocateUninit(k.dtype, k.size, "attention"), k.shape);
+    const dv = new Tensor(allocateUninit(v.dtype, v.size, "attention"), v.shape);
     kernels().attentionBackward(
-      dq.data as FloatArray,
-      dk.data as FloatArray,
-      dv.data as FloatArray,
-      g.data as FloatArray,
-      q.data as FloatArray,
-      k.data as FloatArray,
-      v.data as FloatArray,
-      out.data as FloatArray,
+      dq.storage,
+      dk.storage,
+      dv.storage,
+      inp("attention", g),
+      inp("attention", q),
+      inp("attention", k),
+      inp("attention", v),
+      inp("attention", out),
       lse,
       mask,
       b,
@@ -254,20 +249,15 @@ export const GRADIENTS = {
       dh,
       scale,
       causal,
+      math,
     );
     return [dq, dk, dv];
   },
   swiglu: (g, n) => {
     const [gate, up] = n.inputs;
-    const dgate = new Tensor(allocateUninit(gate.dtype, gate.size), gate.shape);
-    const dup = new Tensor(allocateUninit(up.dtype, up.size), up.shape);
-    kernels().swigluBackward(
-      dgate.data as FloatArray,
-      dup.data as FloatArray,
-      g.data as FloatArray,
-      gate.data as FloatArray,
-      up.data as FloatArray,
-    );
+    const dgate = new Tensor(allocateUninit(gate.dtype, gate.size, "swiglu"), gate.shape);
+    const dup = new Tensor(allocateUninit(up.dtype, up.size, "swiglu"), up.shape);
+    kernels().swigluBackward(dgate.storage, dup.storage, inp("swiglu", g), inp("swiglu", gate), inp("swiglu", up));
     return [dgate, dup];
   },
 } satisfies Record<string, GradFn>;

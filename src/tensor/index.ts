@@ -4,6 +4,7 @@ import "./methods.js";
 export { backward, grad } from "./autograd.js";
 export * from "./composite.js";
 export { GRADIENTS, type OpName } from "./gradients.js";
+export * from "./memory.js";
 export * from "./ops/decode.js";
 export * from "./ops/elementwise.js";
 export * from "./ops/fused.js";

@@ -1,11 +1,32 @@
-// Tensor: a shape, a dtype and a contiguous row-major typed array, plus the autograd links (requiresGrad,
-// grad, and the node of the op that produced it). Ops live in src/tensor/ops/ and are attached as methods
-// by src/tensor/methods.ts; this file has no op logic and no backend dispatch. It also owns allocation,
-// including the buffer pool that backward's temporaries are recycled through.
+// Tensor: a shape, a dtype and contiguous row-major storage, plus the autograd links (requiresGrad, grad, and the
+// node of the op that produced it). Storage is a host typed array on ref/cpu (zero-copy into kernels; `.data` is
+// that array) or an opaque device buffer on sim/cuda, where values reach the host only through toArray(), item(),
+// hostData() (one counted copy each) and explicit moves. Ops live in src/tensor/ops/ and are attached as methods by
+// src/tensor/methods.ts; allocation and lifetimes are in storage.ts. No op logic and no kernel dispatch here.
 
-export type DType = "f32" | "f64" | "i32";
-export type FloatDType = "f32" | "f64";
-export type Storage = Float32Array | Float64Array | Int32Array;
+import { kernels, withBackend } from "../backend/index.js";
+import type { BackendName, DeviceBuffer, DeviceKind, DeviceMemory, HostArray } from "../backend/types.js";
+import {
+  allocate,
+  allocateUninit,
+  type DType,
+  freeDevice,
+  isHost,
+  keepStorage,
+  type Storage,
+  scopeStorage,
+  scopeStorageAsync,
+} from "./storage.js";
+
+export type { DType, FloatDType, Storage } from "./storage.js";
+export {
+  allocate,
+  allocateUninit,
+  isPoolBorn,
+  releaseBuffer,
+  takeRecentBuffers,
+  withBufferPool,
+} from "./storage.js";
 
 export class TensorError extends Error {
   override name = "TensorError";
@@ -24,92 +45,26 @@ export function sizeOf(shape: readonly number[]): number {
   return n;
 }
 
-export function allocate(dtype: DType, n: number): Storage {
-  if (pool !== null && dtype === "f32" && n >= POOL_MIN) return pooled(n, true);
-  if (dtype === "f32") return new Float32Array(n);
-  if (dtype === "f64") return new Float64Array(n);
-  return new Int32Array(n);
-}
-
-/** Like allocate, but the contents may be garbage: for kernel outputs that write every element. */
-export function allocateUninit(dtype: DType, n: number): Storage {
-  if (pool !== null && dtype === "f32" && n >= POOL_MIN) return pooled(n, false);
-  return allocate(dtype, n);
-}
-
-// ---- the buffer pool for backward temporaries ----
-// While autograd runs backward (inside `withBufferPool`), large f32 buffers come from free lists; autograd hands
-// back (`releaseBuffer`) only buffers born in that pass that nothing references any more (see autograd.ts).
-// Outside a pass allocation is plain `new Float32Array`, so tensors that user code can hold never alias a pool.
-// NEXUS_BUFFER_POOL=0 turns it off (for A/B timing or to rule it out when debugging).
-
-const POOL_MIN = 4096; // elements; smaller arrays are cheap for V8
-const POOL_MAX_BYTES = 512 * 1024 * 1024; // free buffers kept between passes
-const freeLists = new Map<number, Float32Array[]>();
-let freeBytes = 0;
-const POOL_OFF = typeof process !== "undefined" && process.env?.NEXUS_BUFFER_POOL === "0";
-let pool: { born: Set<Storage>; recent: Storage[] } | null = null;
-
-function pooled(n: number, zero: boolean): Float32Array {
-  const list = freeLists.get(n);
-  let buf = list?.pop();
-  if (buf !== undefined) {
-    freeBytes -= buf.byteLength;
-    if (zero) buf.fill(0);
-  } else buf = new Float32Array(n);
-  const p = pool as { born: Set<Storage>; recent: Storage[] };
-  p.born.add(buf);
-  p.recent.push(buf);
-  return buf;
-}
-
-/** Run fn with pooled allocation; `isPoolBorn` tells which storages it allocated. Not reentrant (nested calls share). */
-export function withBufferPool<T>(fn: () => T): T {
-  if (pool !== null || POOL_OFF) return fn();
-  pool = { born: new Set(), recent: [] };
-  try {
-    return fn();
-  } finally {
-    pool = null;
-  }
-}
-
-export function isPoolBorn(data: Storage): boolean {
-  return pool?.born.has(data) ?? false;
-}
-
-/** Pool buffers allocated since the last call (in this pass); clears the list. */
-export function takeRecentBuffers(): Storage[] {
-  if (pool === null) return [];
-  const r = pool.recent;
-  pool.recent = [];
-  return r;
-}
-
-/** Give a buffer born in the current pass back to the pool; the caller guarantees nothing references it. */
-export function releaseBuffer(data: Storage): void {
-  if (pool === null || !pool.born.delete(data) || !(data instanceof Float32Array)) return;
-  if (freeBytes + data.byteLength > POOL_MAX_BYTES) return;
-  let list = freeLists.get(data.length);
-  if (list === undefined) {
-    list = [];
-    freeLists.set(data.length, list);
-  }
-  list.push(data);
-  freeBytes += data.byteLength;
-}
-
 export function dtypeOf(data: Storage): DType {
   if (data instanceof Float32Array) return "f32";
   if (data instanceof Float64Array) return "f64";
-  return "i32";
+  if (data instanceof Int32Array) return "i32";
+  return (data as DeviceBuffer).dtype;
 }
 
 export class Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
-  /** Contiguous row-major storage; views (reshape) share it. */
-  data: Storage;
+  /** Contiguous row-major storage (views such as reshape share it): a host typed array or a device buffer. */
+  storage: Storage;
+  /** "host" for ref/cpu tensors, else the device whose memory holds the values. */
+  device: DeviceKind;
+  /**
+   * A device tensor made from host values (batch ids and masks, fromArray / tensor) keeps them here, so reading them
+   * back (hostData, index range checks, position ids) costs no transfer. Null on the host and for values computed on
+   * the device; cleared by in-place writes (copyFrom).
+   */
+  hostShadow: HostArray | null = null;
   requiresGrad: boolean;
   grad: Tensor | null = null;
   /** The op that produced this tensor while gradients were recorded; null for leaves. */
@@ -125,15 +80,51 @@ export class Tensor {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new TensorError(`[tensor] invalid shape [${shape.join(", ")}]`);
     }
-    this.data = data;
+    this.storage = data;
+    this.device = isHost(data) ? "host" : data.device;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtypeOf(data);
     if (requiresGrad && this.dtype === "i32") throw new TensorError("[tensor] an i32 tensor cannot require grad");
     this.requiresGrad = requiresGrad;
   }
 
+  /**
+   * The host typed array holding the values (ref/cpu tensors; zero-copy, writes change the tensor). A device tensor
+   * throws: its values reach the host only explicitly, through toArray(), item() or hostData().
+   */
+  get data(): HostArray {
+    if (this.device === "host") return this.storage as HostArray;
+    throw new TensorError(
+      `[tensor] .data is host memory, but this ${this.dtype} ${shapeStr(this.shape)} tensor lives on '${this.device}': ` +
+        "read it with toArray(), item() or hostData() (one counted copy), or move it with toHost()",
+    );
+  }
+
+  /**
+   * The values as a host typed array: the storage itself on ref/cpu; on a device the host values it was made from
+   * when it has them (no transfer), else a fresh copy (one counted download). Treat it as read-only on a device.
+   */
+  hostData(): HostArray {
+    const s = this.storage;
+    if (isHost(s)) return s;
+    return this.hostShadow ?? memoryOf(this).download(s);
+  }
+
+  /** Overwrite the values in place from a host array of the same length (an upload on a device; counted). */
+  copyFrom(values: ArrayLike<number>): void {
+    if (values.length !== this.size) throw new TensorError(`[copyFrom] ${values.length} values for a tensor of ${this.size}`);
+    const s = this.storage;
+    if (isHost(s)) {
+      s.set(values);
+      return;
+    }
+    const src = this.dtype === "i32" ? Int32Array.from(values) : Float32Array.from(values);
+    memoryOf(this).upload(s, src);
+    this.hostShadow = null;
+  }
+
   get size(): number {
-    return this.data.length;
+    return this.storage.length;
   }
 
   get ndim(): number {
@@ -146,7 +137,7 @@ export class Tensor {
 
   /** Nested arrays of numbers matching the shape (a number for a scalar). */
   toArray(): unknown {
-    const data = this.data;
+    const data = this.hostData();
     const shape = this.shape;
     if (shape.length === 0) return data[0];
     const build = (dim: number, offset: number): unknown[] => {
@@ -163,12 +154,70 @@ export class Tensor {
   /** The single value of a one-element tensor. */
   item(): number {
     if (this.size !== 1) throw new TensorError(`[item] tensor of shape [${this.shape.join(", ")}] has ${this.size} elements, expected 1`);
-    return this.data[0];
+    return this.hostData()[0];
+  }
+
+  /** A host copy without autograd history (the tensor itself when it is already on the host). */
+  toHost(): Tensor {
+    if (this.device === "host") return this;
+    return new Tensor(this.hostData(), this.shape);
+  }
+
+  /** Overwrite the values in place with src's (same shape and dtype, same device); src may be a computed tensor. */
+  assign(src: Tensor): void {
+    if (src.size !== this.size || src.dtype !== this.dtype) {
+      throw new TensorError(`[assign] ${src.dtype} ${shapeStr(src.shape)} into ${this.dtype} ${shapeStr(this.shape)}`);
+    }
+    const k = kernels();
+    const from = onDevice("assign", src, k.device);
+    const into = onDevice("assign", this, k.device);
+    if (from !== into) k.copyStrided(into, from, [this.size], [1], 0);
+    this.hostShadow = null;
+  }
+
+  /**
+   * A copy on the device of `backend` (default: the current backend) without autograd history; the tensor itself
+   * when it is there already. ref and cpu share host memory.
+   */
+  to(backend?: BackendName): Tensor {
+    const move = () => {
+      if (this.device === kernels().device) return this;
+      return fromArray(this.toHost().data, this.shape);
+    };
+    return backend === undefined ? move() : withBackend(backend, move);
+  }
+
+  /**
+   * Move this tensor's values to the current backend's device in place (Module.to() moves parameters this way, so
+   * optimizers and modules keep their references). The old device storage is freed.
+   */
+  moveInPlace(): void {
+    const target = kernels().device;
+    if (this.device === target) return;
+    const moved = fromArray(this.toHost().data, this.shape);
+    const old = this.storage;
+    this.storage = moved.storage;
+    this.device = moved.device;
+    this.hostShadow = null; // parameters change in place: no shadow to go stale
+    keepStorage(this.storage);
+    freeDevice(old);
+  }
+
+  /** Free the device memory now (a no-op on the host); using the tensor afterwards is an error naming the op. */
+  dispose(): void {
+    freeDevice(this.storage);
   }
 
   toString(): string {
-    return `Tensor(${this.dtype}, [${this.shape.join(", ")}]${this.requiresGrad ? ", requiresGrad" : ""})`;
+    return `Tensor(${this.dtype}, [${this.shape.join(", ")}]${this.device === "host" ? "" : `, ${this.device}`}${this.requiresGrad ? ", requiresGrad" : ""})`;
   }
+}
+
+function memoryOf(t: Tensor): DeviceMemory {
+  const k = kernels();
+  if (k.device === t.device && k.memory) return k.memory;
+  // a tensor of another device than the current backend's: that device's backend copies it
+  return withBackend(t.device as BackendName, () => kernels().memory as DeviceMemory);
 }
 
 export interface TensorOptions {
@@ -202,11 +251,34 @@ function flatten(data: Nested, shape: readonly number[], out: number[], dim = 0)
   for (const d of data as readonly Nested[]) flatten(d, shape, out, dim + 1);
 }
 
+function newHostArray(dtype: DType, n: number): HostArray {
+  return dtype === "f32" ? new Float32Array(n) : dtype === "f64" ? new Float64Array(n) : new Int32Array(n);
+}
+
 /**
- * Create a tensor from a number (a scalar), nested arrays, or a flat array / typed array with `shape`.
- * dtype defaults to the typed array's type, else f32.
+ * Wrap a typed array as a tensor on the current backend: zero-copy on ref/cpu (the tensor uses the array), one
+ * counted upload on a device, where the tensor keeps the array as its host shadow (do not change it afterwards).
  */
-export function tensor(data: number | boolean | readonly Nested[] | ArrayLike<number> | Storage, opts: TensorOptions = {}): Tensor {
+export function fromArray(data: HostArray, shape: readonly number[] = [data.length], requiresGrad = false): Tensor {
+  const k = kernels();
+  if (k.device === "host") return new Tensor(data, shape, requiresGrad);
+  if (data instanceof Float64Array)
+    throw new TensorError(`[tensor] float64 tensors are only supported on the 'ref' backend (backend is '${k.name}')`);
+  if (data.length !== sizeOf(shape)) {
+    throw new TensorError(`[tensor] data has ${data.length} elements, shape [${shape.join(", ")}] needs ${sizeOf(shape)}`);
+  }
+  const buf = allocateUninit(dtypeOf(data), data.length, "upload") as DeviceBuffer;
+  (k.memory as DeviceMemory).upload(buf, data);
+  const t = new Tensor(buf, shape, requiresGrad);
+  if (!requiresGrad) t.hostShadow = data;
+  return t;
+}
+
+/**
+ * Create a tensor on the current backend from a number (a scalar), nested arrays, or a flat array / typed array
+ * with `shape` (values are copied). dtype defaults to the typed array's type, else f32.
+ */
+export function tensor(data: number | boolean | readonly Nested[] | ArrayLike<number> | HostArray, opts: TensorOptions = {}): Tensor {
   let values: ArrayLike<number>;
   let shape: readonly number[];
   let dtype: DType = opts.dtype ?? "f32";
@@ -214,8 +286,8 @@ export function tensor(data: number | boolean | readonly Nested[] | ArrayLike<nu
     values = [Number(data)];
     shape = opts.shape ?? [];
   } else if (ArrayBuffer.isView(data)) {
-    values = data as Storage;
-    if (opts.dtype === undefined) dtype = dtypeOf(data as Storage);
+    values = data as HostArray;
+    if (opts.dtype === undefined) dtype = dtypeOf(data as HostArray);
     shape = opts.shape ?? [values.length];
   } else if (Array.isArray(data) && (data.length === 0 || !Array.isArray(data[0])) && opts.shape !== undefined) {
     values = data as number[];
@@ -231,7 +303,8 @@ export function tensor(data: number | boolean | readonly Nested[] | ArrayLike<nu
   if (values.length !== n) {
     throw new TensorError(`[tensor] ${values.length} values do not fill shape [${shape.join(", ")}] (${n} elements)`);
   }
-  const storage = allocate(dtype, n);
+  const host = kernels().device === "host";
+  const storage = host ? (allocate(dtype, n, "tensor") as HostArray) : newHostArray(dtype, n);
   if (dtype === "i32") {
     for (let i = 0; i < n; i++) {
       const v = values[i];
@@ -241,13 +314,15 @@ export function tensor(data: number | boolean | readonly Nested[] | ArrayLike<nu
   } else {
     storage.set(values as ArrayLike<number>);
   }
-  return new Tensor(storage, shape, opts.requiresGrad ?? false);
+  return host ? new Tensor(storage, shape, opts.requiresGrad ?? false) : fromArray(storage, shape, opts.requiresGrad ?? false);
 }
 
+/** A tensor of `value` everywhere, filled by the backend (no host copy on a device). */
 export function full(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
-  const t = new Tensor(allocate(dtype, sizeOf(shape)), shape);
-  if (value !== 0) t.data.fill(value);
-  return t;
+  const n = sizeOf(shape);
+  const storage = value === 0 ? allocate(dtype, n, "full") : allocateUninit(dtype, n, "full");
+  if (value !== 0) kernels().fill(storage, value);
+  return new Tensor(storage, shape);
 }
 
 export function zeros(shape: readonly number[], dtype: DType = "f32"): Tensor {
@@ -263,8 +338,42 @@ export function zerosLike(t: Tensor): Tensor {
 }
 
 export function arange(n: number, dtype: DType = "i32"): Tensor {
-  const t = zeros([n], dtype);
-  for (let i = 0; i < n; i++) t.data[i] = i;
+  const a = newHostArray(dtype, n);
+  for (let i = 0; i < n; i++) a[i] = i;
+  return fromArray(a, [n]);
+}
+
+// ---- device lifetimes ----
+
+function storagesIn(value: unknown, depth = 0, out: Storage[] = []): Storage[] {
+  if (value instanceof Tensor) {
+    out.push(value.storage);
+    if (value.grad !== null) out.push(value.grad.storage);
+  } else if (depth < 2 && Array.isArray(value)) for (const v of value) storagesIn(v, depth + 1, out);
+  else if (depth < 2 && value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) storagesIn(v, depth + 1, out);
+  }
+  return out;
+}
+
+/**
+ * Run fn; on a device backend, free every tensor it created except those it returns (a tensor, or arrays / plain
+ * objects of tensors) and those passed to keep(). Gradients that backward() writes to `.grad` are kept. Using a
+ * freed tensor afterwards is an error naming the op. On ref/cpu fn just runs (the GC owns host memory).
+ */
+export function scope<T>(fn: () => T): T {
+  return scopeStorage(fn, (v) => storagesIn(v));
+}
+
+/** scope() for async work: everything allocated until fn's promise settles belongs to the scope. */
+export function scopeAsync<T>(fn: () => Promise<T>): Promise<T> {
+  return scopeStorageAsync(fn, (v) => storagesIn(v));
+}
+
+/** Keep tensors alive past the enclosing scope()s (until dispose()). Returns the first for chaining. */
+export function keep<T extends Tensor>(t: T, ...more: Tensor[]): T {
+  keepStorage(t.storage);
+  for (const m of more) keepStorage(m.storage);
   return t;
 }
 
@@ -316,4 +425,18 @@ export function record(op: string, out: Tensor, inputs: Tensor[], ctx: Record<st
 
 export function shapeStr(shape: readonly number[]): string {
   return `[${shape.join(", ")}]`;
+}
+
+/**
+ * The storage of an op input on the current backend, or an error naming the op when the tensor lives elsewhere
+ * (a host tensor given to a device backend, or the reverse): no op copies across devices behind the caller's back.
+ */
+export function onDevice(op: string, t: Tensor, device: DeviceKind): Storage {
+  if (t.device !== device) {
+    throw new TensorError(
+      `[${op}] a ${t.dtype} ${shapeStr(t.shape)} tensor lives on '${t.device}' but the backend computes on '${device}': ` +
+        "create tensors after setBackend(), or move them with .to() / module.to()",
+    );
+  }
+  return t.storage;
 }

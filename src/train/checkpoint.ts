@@ -66,7 +66,7 @@ function toDict(tensors: Iterable<[string, Tensor | Float32Array]>) {
   const dict: Record<string, { dtype: "F32"; shape: number[]; data: Float32Array }> = {};
   for (const [name, t] of tensors) {
     if (t instanceof Float32Array) dict[name] = { dtype: "F32", shape: [t.length], data: t };
-    else dict[name] = { dtype: "F32", shape: [...t.shape], data: t.data as Float32Array };
+    else dict[name] = { dtype: "F32", shape: [...t.shape], data: Float32Array.from(t.hostData()) };
   }
   return dict;
 }

@@ -138,7 +138,7 @@ export function precomputeReference(pairs: PreferencePair[], score: ReferenceSco
   for (let i = 0; i < pairs.length; i += batchSize) {
     const chunk = pairs.slice(i, i + batchSize);
     const b = chunk.length;
-    const lp = score([...chunk.map((p) => p.chosen), ...chunk.map((p) => p.rejected)]).data; // [2b]
+    const lp = score([...chunk.map((p) => p.chosen), ...chunk.map((p) => p.rejected)]).hostData(); // [2b]
     chunk.forEach((p, j) => {
       p.refChosenLogps = lp[j];
       p.refRejectedLogps = lp[b + j];
@@ -172,8 +172,8 @@ function referenceLogps(pairs: readonly PreferencePair[], seqs: PromptCompletion
 
 /** Metrics TRL logs for a pairwise method, from rewards and policy log-probs of one micro-batch. */
 export function pairMetrics(chosenRewards: Tensor, rejectedRewards: Tensor, pc: Tensor, pr: Tensor): Record<string, number> {
-  const c = chosenRewards.data;
-  const r = rejectedRewards.data;
+  const c = chosenRewards.hostData();
+  const r = rejectedRewards.hostData();
   let acc = 0;
   for (let i = 0; i < c.length; i++) if (c[i] > r[i]) acc++;
   return {

@@ -15,7 +15,7 @@ import { type CausalLM, saveCausalLM } from "../models/causal_lm.js";
 import { LoraModel, saveLoraAdapter } from "../models/lora.js";
 import { overlongPenalty } from "../rewards/rule.js";
 import { type RewardArgs, RewardError, type RewardFn } from "../rewards/types.js";
-import { div, Tensor } from "../tensor/index.js";
+import { div, fromArray, Tensor } from "../tensor/index.js";
 import { ConfigError } from "./config.js";
 import { LOOP_FIELDS, type RunResult } from "./loop.js";
 import type { Metrics } from "./metrics.js";
@@ -245,7 +245,7 @@ function grpoAlgorithm(
       const tc = mb.packed.completionWidth;
       const advantages =
         st.seq !== null
-          ? new Tensor(
+          ? fromArray(
               Float32Array.from(mb.rows, (i) => st.seq![i]),
               [mb.rows.length],
             )
@@ -274,10 +274,12 @@ function grpoAlgorithm(
 /** TRL's clip_ratio/{low,high,region}_mean over counted tokens, the mean ratio, and the masked mean KL. */
 function grpoMetrics(w: Tensor, adv: Tensor, mask: Tensor, kl: Tensor | undefined, c: GrpoTrainConfig): Record<string, [number, number]> {
   const [b, t] = mask.shape;
-  const wd = w.data;
+  // metrics on the host: one download of the ratios (and the KL); advantages and mask are host-made
+  const wd = w.hostData();
   const wt = w.shape[1];
-  const ad = adv.data;
-  const md = mask.data;
+  const ad = adv.hostData();
+  const md = mask.hostData();
+  const kd = kl?.hostData();
   const lo = 1 - c.epsilon;
   const hi = 1 + (c.epsilonHigh ?? c.epsilon);
   let low = 0;
@@ -294,7 +296,7 @@ function grpoMetrics(w: Tensor, adv: Tensor, mask: Tensor, kl: Tensor | undefine
       if (wi < lo && a < 0) low++;
       if (wi > hi && a > 0) high++;
       ratio += wi;
-      if (kl !== undefined) klSum += kl.data[k];
+      if (kd !== undefined) klSum += kd[k];
       n++;
     }
   }

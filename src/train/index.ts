@@ -3,6 +3,7 @@ export * from "./checkpoint.js";
 export * from "./config.js";
 export * from "./cpo.js";
 export * from "./dpo.js";
+export * from "./grad_sync.js";
 export * from "./kto.js";
 export * from "./loop.js";
 export * from "./metrics.js";

@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { UnpairedPreferenceRow } from "../data/formats.js";
 import { KTO_LOSSES, type KtoLossType, ktoLoss } from "../losses/kto.js";
 import type { CausalLM } from "../models/causal_lm.js";
-import { gather, mean, mul, noGrad, Tensor as T } from "../tensor/index.js";
+import { fromArray, gather, mean, mul, noGrad } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
 import { createReference, type PreferenceTrainOptions, type ReferenceScorer, resolvePolicy } from "./dpo.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
@@ -58,7 +58,7 @@ export function klSequences(rows: readonly UnpairedExample[], c: KtoTrainConfig)
 
 const indices = (rows: readonly UnpairedExample[], label: boolean) => {
   const idx = rows.flatMap((r, i) => (r.label === label ? [i] : []));
-  return new T(Int32Array.from(idx), [idx.length]);
+  return fromArray(Int32Array.from(idx), [idx.length]);
 };
 
 export function createKtoTask(o: {

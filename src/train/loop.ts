@@ -10,7 +10,8 @@ import type { Module } from "../nn/module.js";
 import { AdamW } from "../nn/optim.js";
 import { Rng } from "../nn/rng.js";
 import { createSchedule } from "../nn/schedule.js";
-import type { Tensor } from "../tensor/tensor.js";
+import { scopeAsync, type Tensor } from "../tensor/tensor.js";
+import { syncGradients } from "./grad_sync.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { NonFiniteGuard } from "./nonfinite.js";
 import { RunCheckpointer, type RunControl, runControl, TrainingInterrupted, yieldToEventLoop } from "./run_state.js";
@@ -292,15 +293,19 @@ export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult
     let lossTotal = 0;
     const sums: Record<string, number> = {};
     for (const mb of batches) {
-      const res = await task.lossSum(mb);
-      lossTotal += res.loss.item();
-      // a non-finite loss still runs backward: the guard then names the first parameter it poisons
-      if (units > 0) res.loss.div(units).backward();
-      const w = task.countUnits(mb);
-      for (const [k, v] of Object.entries(res.metrics ?? {})) sums[k] = (sums[k] ?? 0) + v * w;
-      for (const [k, v] of Object.entries(res.totals ?? {})) totals[k] = (totals[k] ?? 0) + v;
+      // on a device, what the micro-batch allocated is freed at the end of its scope (gradients are kept)
+      await scopeAsync(async () => {
+        const res = await task.lossSum(mb);
+        lossTotal += res.loss.item();
+        // a non-finite loss still runs backward: the guard then names the first parameter it poisons
+        if (units > 0) res.loss.div(units).backward();
+        const w = task.countUnits(mb);
+        for (const [k, v] of Object.entries(res.metrics ?? {})) sums[k] = (sums[k] ?? 0) + v * w;
+        for (const [k, v] of Object.entries(res.totals ?? {})) totals[k] = (totals[k] ?? 0) + v;
+      });
       await yieldToEventLoop();
     }
+    syncGradients(optimizer.params());
     const loss = units > 0 ? lossTotal / units : 0;
     const verdict = guard.check(step + 1, loss);
     const lr = schedule.lrAt(step);

@@ -4,6 +4,7 @@
 // typically with the loss stuck at ln(vocab) after a learning rate far too high — is warned about once.
 // Not here: refusing non-finite weights in a checkpoint (checkpoint.ts does, whatever the loop did).
 
+import { totalNorm } from "../nn/clip.js";
 import type { Tensor } from "../tensor/tensor.js";
 
 export type OnNonfinite = "stop" | "skip";
@@ -15,16 +16,9 @@ export class NonFiniteError extends Error {
 /** Steps in a row with a zero gradient norm before the collapse warning. */
 export const COLLAPSE_STEPS = 5;
 
-/** Global L2 norm of the gradients (float64 accumulation), NaN or Infinity when any gradient is. */
+/** Global L2 norm of the gradients (float64 accumulation; on a device one reduction), NaN or Infinity when any gradient is. */
 export function gradNorm(params: Iterable<Tensor>): number {
-  let acc = 0;
-  for (const p of params) {
-    const g = p.grad;
-    if (g === null) continue;
-    const d = g.data;
-    for (let i = 0; i < d.length; i++) acc += d[i] * d[i];
-  }
-  return Math.sqrt(acc);
+  return totalNorm([...params].map((p) => p.grad).filter((g): g is Tensor => g !== null));
 }
 
 /** The first (in `named` order) parameter whose gradient holds a NaN or infinite value, with that value. */
@@ -32,7 +26,7 @@ export function firstNonFiniteGrad(named: readonly [string, Tensor][]): { name: 
   for (const [name, t] of named) {
     const g = t.grad;
     if (g === null) continue;
-    const d = g.data;
+    const d = g.hostData(); // only on the way to an error: one download per gradient on a device
     for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return { name, index: i, value: d[i] };
   }
   return null;

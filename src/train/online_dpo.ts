@@ -13,7 +13,7 @@ import type { SequenceClassifier } from "../models/heads.js";
 import { type LoraModel, withAdaptersDisabled } from "../models/lora.js";
 import { Rng } from "../nn/rng.js";
 import type { RewardFn } from "../rewards/types.js";
-import { mean, mul, noGrad, sub, type Tensor } from "../tensor/index.js";
+import { add, mean, mul, noGrad, sub, type Tensor } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
 import { frozenCopy, pairMetrics, resolvePolicy } from "./dpo.js";
 import { TrainingError } from "./loop.js";
@@ -101,8 +101,7 @@ export function createReferencePolicy(model: CausalLM | LoraModel<CausalLM>, pad
       for (const [name, p] of ref.namedParameters()) {
         const src = own.get(name);
         if (src === undefined) throw new TrainingError(`[online] reference parameter ${name} is missing from the policy`);
-        if (alpha === 1) p.data.set(src.data);
-        else for (let i = 0; i < p.data.length; i++) p.data[i] = alpha * src.data[i] + (1 - alpha) * p.data[i];
+        noGrad(() => p.assign(alpha === 1 ? src : add(mul(src, alpha), mul(p, 1 - alpha))));
       }
     },
     model: ref,

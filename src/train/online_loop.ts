@@ -12,8 +12,9 @@ import { type LoraModel, withAdaptersDisabled } from "../models/lora.js";
 import { clipGradNorm } from "../nn/clip.js";
 import { Rng } from "../nn/rng.js";
 import type { RewardBreakdown, RewardFn } from "../rewards/types.js";
-import type { Tensor } from "../tensor/index.js";
+import { fromArray, scope, type Tensor } from "../tensor/index.js";
 import { frozenCopy, resolvePolicy } from "./dpo.js";
+import { syncGradients } from "./grad_sync.js";
 import { afterStep, createLoopSchedule, createOptimizer, epochOrder, type LoopConfig, type RunResult, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { NonFiniteGuard } from "./nonfinite.js";
@@ -294,60 +295,65 @@ export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>
       let lossTotal = 0;
       const sums: Record<string, [number, number]> = {};
       for (let s = 0; s < nRows; s += mbSize) {
-        const rows = Array.from({ length: Math.min(mbSize, nRows - s) }, (_, j) => s + j);
-        const packed = packRollout(
-          rows.map((i) => rollout.promptIds[i]),
-          rows.map((i) => rollout.completionIds[i]),
-          padId,
-        );
-        const tc = packed.completionWidth;
-        const maskData = packed.completionMask.data as Float32Array;
-        rows.forEach((i, r) => {
-          if (!counts[i]) maskData.fill(0, r * tc, (r + 1) * tc);
+        // on a device, what the micro-batch allocated is freed at the end of its scope (gradients are kept)
+        scope(() => {
+          const rows = Array.from({ length: Math.min(mbSize, nRows - s) }, (_, j) => s + j);
+          const packed = packRollout(
+            rows.map((i) => rollout.promptIds[i]),
+            rows.map((i) => rollout.completionIds[i]),
+            padId,
+          );
+          const tc = packed.completionWidth;
+          const maskData = Float32Array.from(packed.completionMask.hostData());
+          rows.forEach((i, r) => {
+            if (!counts[i]) maskData.fill(0, r * tc, (r + 1) * tc);
+          });
+          packed.completionMask = fromArray(maskData, packed.completionMask.shape);
+          const { logps, entropies } = completionLogprobs(policy, packed, { temperature: cfg.temperature, entropies: true });
+          const mb: MicroBatch = {
+            rows,
+            packed,
+            mask: packed.completionMask,
+            logps,
+            entropies: entropies as Tensor,
+            old:
+              batch.old === null
+                ? undefined
+                : padRows(
+                    rows.map((i) => batch.old![i]),
+                    tc,
+                  ),
+            ref:
+              batch.ref === null
+                ? undefined
+                : padRows(
+                    rows.map((i) => batch.ref![i]),
+                    tc,
+                  ),
+            iteration,
+          };
+          const out = algo.microLoss(batch, mb, cfg);
+          lossTotal += out.loss.item(); // non-finite: caught with the gradients before the update
+          out.loss.backward();
+          o.onMicroBatch?.(batch, mb, out);
+          // mean token entropy of the policy on counted completion tokens
+          const ent = mb.entropies.hostData();
+          let e = 0;
+          let n = 0;
+          for (let k = 0; k < maskData.length; k++) {
+            if (maskData[k] === 0) continue;
+            e += ent[k];
+            n++;
+          }
+          const add = (k: string, num: number, den: number) => {
+            const cur = sums[k] ?? [0, 0];
+            sums[k] = [cur[0] + num, cur[1] + den];
+          };
+          add("entropy", e, n);
+          for (const [k, [num, den]] of Object.entries(out.sums ?? {})) add(k, num, den);
         });
-        const { logps, entropies } = completionLogprobs(policy, packed, { temperature: cfg.temperature, entropies: true });
-        const mb: MicroBatch = {
-          rows,
-          packed,
-          mask: packed.completionMask,
-          logps,
-          entropies: entropies as Tensor,
-          old:
-            batch.old === null
-              ? undefined
-              : padRows(
-                  rows.map((i) => batch.old![i]),
-                  tc,
-                ),
-          ref:
-            batch.ref === null
-              ? undefined
-              : padRows(
-                  rows.map((i) => batch.ref![i]),
-                  tc,
-                ),
-          iteration,
-        };
-        const out = algo.microLoss(batch, mb, cfg);
-        lossTotal += out.loss.item(); // non-finite: caught with the gradients before the update
-        out.loss.backward();
-        o.onMicroBatch?.(batch, mb, out);
-        // mean token entropy of the policy on counted completion tokens
-        const ent = mb.entropies.data;
-        let e = 0;
-        let n = 0;
-        for (let k = 0; k < maskData.length; k++) {
-          if (maskData[k] === 0) continue;
-          e += ent[k];
-          n++;
-        }
-        const add = (k: string, num: number, den: number) => {
-          const cur = sums[k] ?? [0, 0];
-          sums[k] = [cur[0] + num, cur[1] + den];
-        };
-        add("entropy", e, n);
-        for (const [k, [num, den]] of Object.entries(out.sums ?? {})) add(k, num, den);
       }
+      syncGradients(optimizer.params());
       const verdict = guard.check(step + 1, lossTotal);
       const lr = schedule.lrAt(step);
       let gradNorm = verdict.norm;

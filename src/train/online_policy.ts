@@ -14,7 +14,8 @@ import { clipGradNorm } from "../nn/clip.js";
 import type { Module } from "../nn/module.js";
 import type { Rng } from "../nn/rng.js";
 import { computeRewards, type RewardFn } from "../rewards/types.js";
-import { concat, entropy, mul, noGrad, slice, type Tensor, zeros } from "../tensor/index.js";
+import { concat, entropy, mul, noGrad, scopeAsync, slice, type Tensor, zeros } from "../tensor/index.js";
+import { syncGradients } from "./grad_sync.js";
 import { afterStep, createLoopSchedule, createOptimizer, epochOrder, LOOP_FIELDS, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { NonFiniteError, NonFiniteGuard } from "./nonfinite.js";
@@ -156,7 +157,7 @@ export async function scoreSamples(
   if (src.rewardModel) {
     const rm = src.rewardModel;
     const batch = collateSequences(samples, padId);
-    const s = noGrad(() => rm.rewards({ inputIds: batch.inputIds, attentionMask: batch.attentionMask })).data;
+    const s = noGrad(() => rm.rewards({ inputIds: batch.inputIds, attentionMask: batch.attentionMask })).hostData();
     for (let i = 0; i < n; i++) total[i] += s[i];
     perSource["rewards/reward_model/mean"] = meanOf(Array.from(s));
   }
@@ -256,22 +257,26 @@ export async function runOnline(o: OnlineLoopOptions): Promise<OnlineRunResult> 
   while (step < o.totalSteps) {
     const lr = schedule.lrAt(step);
     let gradNorm = Number.NaN;
-    const metrics = await o.step({
-      step,
-      optimizerStep: () => {
-        const verdict = guard.check(step + 1, null);
-        gradNorm = verdict.norm;
-        if (verdict.apply) {
-          if (cfg.maxGradNorm > 0) gradNorm = clipGradNorm(optimizer.params(), cfg.maxGradNorm);
-          optimizer.lr = lr;
-          optimizer.step();
-        } else {
-          totals.nonfinite_skipped = (totals.nonfinite_skipped ?? 0) + 1;
-        }
-        optimizer.zeroGrad();
-        return gradNorm;
-      },
-    });
+    // on a device, what the step allocated is freed when it ends (parameters, gradients and optimizer state are kept)
+    const metrics = await scopeAsync(() =>
+      o.step({
+        step,
+        optimizerStep: () => {
+          syncGradients(optimizer.params());
+          const verdict = guard.check(step + 1, null);
+          gradNorm = verdict.norm;
+          if (verdict.apply) {
+            if (cfg.maxGradNorm > 0) gradNorm = clipGradNorm(optimizer.params(), cfg.maxGradNorm);
+            optimizer.lr = lr;
+            optimizer.step();
+          } else {
+            totals.nonfinite_skipped = (totals.nonfinite_skipped ?? 0) + 1;
+          }
+          optimizer.zeroGrad();
+          return gradNorm;
+        },
+      }),
+    );
     step++;
     const loss = metrics.loss;
     if (cfg.onNonfinite === "stop" && typeof loss === "number" && !Number.isFinite(loss)) {

@@ -17,7 +17,7 @@ import { type LoraModel, withAdaptersDisabled } from "../models/lora.js";
 import { Module } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
 import type { RewardFn } from "../rewards/types.js";
-import { maskedMean, mul, noGrad, square, sub, sum, Tensor } from "../tensor/index.js";
+import { fromArray, indexSelect, maskedMean, mul, noGrad, reshape, scope, square, sub, sum, type Tensor } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
 import { frozenCopy, resolvePolicy } from "./dpo.js";
 import { TrainingError } from "./loop.js";
@@ -94,14 +94,15 @@ export function ppoRewards(r: PpoRewardInputs): { kl: Tensor; nonScoreReward: Te
     const kl = mul(KL_ESTIMATORS[r.klEstimator](r.logprobs, r.refLogprobs), r.mask);
     const nonScoreReward = mul(kl, -r.klCoef);
     const [b, t] = r.mask.shape;
-    const rewards = new Tensor(Float32Array.from(nonScoreReward.data), [b, t]);
+    const out = Float32Array.from(nonScoreReward.hostData());
+    const md = r.mask.hostData();
     for (let i = 0; i < b; i++) {
       let last = t - 1;
-      while (last >= 0 && r.mask.data[i * t + last] === 0) last--;
+      while (last >= 0 && md[i * t + last] === 0) last--;
       if (last < 0) throw new TrainingError(`[ppo] row ${i} has no completion token`);
-      rewards.data[i * t + last] += r.scores[i];
+      out[i * t + last] += r.scores[i];
     }
-    return { kl, nonScoreReward, rewards };
+    return { kl, nonScoreReward, rewards: fromArray(out, [b, t]) };
   });
 }
 
@@ -126,11 +127,15 @@ export interface PpoBatch {
 /** Rows `idx` of a constant [B, ...] tensor (a copy; rollout tensors carry no gradient). */
 function selectRows(t: Tensor, idx: readonly number[]): Tensor {
   const inner = t.size / t.shape[0];
-  const out = t.dtype === "i32" ? new Int32Array(idx.length * inner) : new Float32Array(idx.length * inner);
+  if (t.dtype !== "i32")
+    return reshape(indexSelect(reshape(t, [t.shape[0], inner]), fromArray(Int32Array.from(idx))), [idx.length, ...t.shape.slice(1)]);
+  // ids are host-made: rows picked on the host (no transfer for a device tensor with its host shadow)
+  const src = t.hostData();
+  const out = new Int32Array(idx.length * inner);
   idx.forEach((r, k) => {
-    out.set(t.data.subarray(r * inner, (r + 1) * inner), k * inner);
+    out.set(src.subarray(r * inner, (r + 1) * inner), k * inner);
   });
-  return new Tensor(out, [idx.length, ...t.shape.slice(1)]);
+  return fromArray(out, [idx.length, ...t.shape.slice(1)]);
 }
 
 /** TRL's PolicyAndValueWrapper: one module, one optimizer, over the policy's trainable part and the value model. */
@@ -320,17 +325,20 @@ export class PpoTrainer {
         const micro: number[][] = [];
         for (let k = 0; k < inds.length; k += c.perDeviceTrainBatchSize) micro.push(inds.slice(k, k + c.perDeviceTrainBatchSize));
         for (const idx of micro) {
-          const { out, metrics } = this.microLoss(b, idx);
-          out.loss.div(micro.length).backward(); // accelerate's accumulate: mean over micro-batches
-          acc("policy/approxkl_avg", metrics.approxkl);
-          acc("policy/clipfrac_avg", out.pgClipfrac.item());
-          acc("loss/policy_avg", out.pgLoss.item());
-          acc("loss/value_avg", out.vfLoss.item());
-          acc("val/clipfrac_avg", out.vfClipfrac.item());
-          acc("policy/entropy_avg", metrics.entropy);
-          acc("val/ratio", metrics.ratio);
-          acc("val/ratio_sq", metrics.ratio * metrics.ratio);
-          count++;
+          // on a device, what the micro-batch allocated is freed at the end of its scope (gradients are kept)
+          scope(() => {
+            const { out, metrics } = this.microLoss(b, idx);
+            out.loss.div(micro.length).backward(); // accelerate's accumulate: mean over micro-batches
+            acc("policy/approxkl_avg", metrics.approxkl);
+            acc("policy/clipfrac_avg", out.pgClipfrac.item());
+            acc("loss/policy_avg", out.pgLoss.item());
+            acc("loss/value_avg", out.vfLoss.item());
+            acc("val/clipfrac_avg", out.vfClipfrac.item());
+            acc("policy/entropy_avg", metrics.entropy);
+            acc("val/ratio", metrics.ratio);
+            acc("val/ratio_sq", metrics.ratio * metrics.ratio);
+            count++;
+          });
         }
         optimizerStep();
       }
@@ -398,8 +406,9 @@ export async function trainPpo(opts: PpoTrainerOptions): Promise<PpoTrainResult>
 
 /** Bytes of float parameters held by each model of a PPO setup and by AdamW's two moments (benchmarks). */
 export function ppoModelBytes(t: PpoTrainer): Record<string, number> {
-  const bytes = (m: Module) => m.parameters().reduce((a, p) => a + p.data.byteLength, 0);
-  const trainable = t.trainable.trainableParameters().reduce((a, p) => a + p.data.byteLength, 0);
+  const size = (p: Tensor) => p.size * (p.dtype === "f64" ? 8 : 4);
+  const bytes = (m: Module) => m.parameters().reduce((a, p) => a + size(p), 0);
+  const trainable = t.trainable.trainableParameters().reduce((a, p) => a + size(p), 0);
   return {
     policy: bytes(t.policy),
     value: bytes(t.valueModel),

@@ -12,7 +12,7 @@ import type { Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { resolveClassifier, saveClassifier, type TokenClassifier } from "../models/heads.js";
-import { crossEntropy, noGrad, Tensor, type Tensor as TensorT } from "../tensor/index.js";
+import { crossEntropy, fromArray, noGrad, type Tensor as TensorT } from "../tensor/index.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
 import { runControl } from "./run_state.js";
@@ -58,7 +58,7 @@ export function prmLogits(model: TokenClassifier, rows: readonly PrmExample[], p
 
 /** P(step correct) = softmax(logits)[1] per row of [N, 2] logits. */
 function probCorrect(logits: TensorT): number[] {
-  const d = logits.data as Float32Array;
+  const d = logits.hostData();
   const out: number[] = [];
   for (let i = 0; i < logits.shape[0]; i++) out.push(1 / (1 + Math.exp(d[2 * i] - d[2 * i + 1])));
   return out;
@@ -159,7 +159,7 @@ export async function trainPrm(opts: PrmTrainerOptions): Promise<PrmTrainerResul
     countUnits: (rows) => rows.reduce((n, e) => n + labelled(e).length, 0),
     lossSum: (rows) => {
       const { logits, labels } = prmLogits(model, rows, padId);
-      const loss = crossEntropy(logits, new Tensor(Int32Array.from(labels), [labels.length]), { reduction: "sum" });
+      const loss = crossEntropy(logits, fromArray(Int32Array.from(labels), [labels.length]), { reduction: "sum" });
       const p = probCorrect(logits);
       const hits = labels.filter((l, i) => (p[i] >= 0.5 ? 1 : 0) === l).length;
       return { loss, metrics: { step_accuracy: hits / labels.length } };

@@ -13,7 +13,7 @@ import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import { bradleyTerryLoss } from "../losses/reward.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { resolveClassifier, type SequenceClassifier, saveClassifier } from "../models/heads.js";
-import { noGrad, slice, Tensor } from "../tensor/index.js";
+import { fromArray, noGrad, slice, type Tensor } from "../tensor/index.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
 import { runControl } from "./run_state.js";
@@ -54,13 +54,13 @@ export function pairRewards(model: SequenceClassifier, pairs: readonly RewardPai
 export function rewardLossSum(model: SequenceClassifier, pairs: readonly RewardPair[], padId: number, cfg: RewardTrainerConfig) {
   const { chosen, rejected } = pairRewards(model, pairs, padId);
   const withMargin = pairs.some((p) => p.margin !== null);
-  const margin = withMargin ? new Tensor(Float32Array.from(pairs.map((p) => p.margin ?? 0)), [pairs.length]) : undefined;
+  const margin = withMargin ? fromArray(Float32Array.from(pairs.map((p) => p.margin ?? 0)), [pairs.length]) : undefined;
   const out = bradleyTerryLoss(
     { rewardsChosen: chosen, rewardsRejected: rejected, margin },
     { centerRewardsCoefficient: cfg.centerRewardsCoefficient },
   );
-  const c = chosen.data as Float32Array;
-  const r = rejected.data as Float32Array;
+  const c = chosen.hostData() as Float32Array;
+  const r = rejected.hostData() as Float32Array;
   let correct = 0;
   let gap = 0;
   for (let i = 0; i < pairs.length; i++) {
@@ -97,9 +97,11 @@ export function evaluateRewardModel(model: SequenceClassifier, pairs: readonly R
     for (let i = 0; i < pairs.length; i += batchSize) {
       const part = pairs.slice(i, i + batchSize);
       const { chosen, rejected } = pairRewards(model, part, padId);
+      const c = chosen.hostData();
+      const r = rejected.hostData();
       for (let j = 0; j < part.length; j++) {
-        if (chosen.data[j] > rejected.data[j]) correct++;
-        gap += chosen.data[j] - rejected.data[j];
+        if (c[j] > r[j]) correct++;
+        gap += c[j] - r[j];
       }
     }
     return { accuracy: pairs.length > 0 ? correct / pairs.length : 0, margin: pairs.length > 0 ? gap / pairs.length : 0 };

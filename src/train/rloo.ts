@@ -5,7 +5,7 @@
 
 import { z } from "zod";
 import { rlooAdvantages } from "../losses/advantages.js";
-import { clamp, detach, div, exp, maskedSum, mean, minimum, mul, neg, sub, Tensor } from "../tensor/index.js";
+import { clamp, detach, div, exp, fromArray, maskedSum, mean, minimum, mul, neg, sub, Tensor } from "../tensor/index.js";
 import { ConfigError } from "./config.js";
 import { type OnlineTrainOptions, type OnlineTrainResult, ROLLOUT_FIELDS, trainOnline } from "./grpo.js";
 import { LOOP_FIELDS } from "./loop.js";
@@ -92,7 +92,7 @@ function rlooAlgorithm(): OnlineAlgorithm<RlooTrainConfig> {
     },
     microLoss(batch, mb, c): MicroLoss {
       const all = advs.get(batch)!;
-      const a = new Tensor(
+      const a = fromArray(
         Float32Array.from(mb.rows, (i) => all[i]),
         [mb.rows.length],
       );
@@ -105,10 +105,12 @@ function rlooAlgorithm(): OnlineAlgorithm<RlooTrainConfig> {
       const loss = div(mean(perSeq), batch.numMicroBatches);
       let clipped = 0;
       let r = 0;
+      const rhod = rho.hostData();
+      const ad = a.hostData();
       mb.rows.forEach((_, j) => {
-        const w = rho.data[j];
+        const w = rhod[j];
         r += w;
-        if ((w < lo && a.data[j] < 0) || (w > hi && a.data[j] > 0)) clipped++;
+        if ((w < lo && ad[j] < 0) || (w > hi && ad[j] > 0)) clipped++;
       });
       return { loss, advantages: a, sums: { "clip_ratio/region_mean": [clipped, mb.rows.length], "ratio/mean": [r, mb.rows.length] } };
     },

@@ -288,7 +288,7 @@ function copyInto(label: string, dir: string, what: string, into: Map<string, Te
       throw new RunStateError(`[${label}] checkpoint ${dir}: ${what} '${name}' has ${data.length} values, this run's ${t.size}`);
     }
   }
-  for (const [name, data] of from) (into.get(name) as Tensor).data.set(data);
+  for (const [name, data] of from) (into.get(name) as Tensor).copyFrom(data);
 }
 
 /** Yield to the event loop so signal handlers (Ctrl-C) run between steps of an otherwise synchronous loop. */

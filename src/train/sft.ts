@@ -11,7 +11,7 @@ import { encodeChat, encodePromptCompletion } from "../io/chat_encoding.js";
 import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import { type CausalLM, saveCausalLM } from "../models/causal_lm.js";
-import { maskedSum, noGrad, sub } from "../tensor/index.js";
+import { argmax, maskedSum, noGrad, sub } from "../tensor/index.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import type { Metrics } from "./metrics.js";
 import { runControl } from "./run_state.js";
@@ -88,20 +88,17 @@ export function sftLossSum(model: CausalLM, rows: readonly SftExample[], padId: 
   const loss = maskedSum(sub(0, lp), batch.lossMask);
   // token accuracy: argmax of the logits at t-1 equals token t, over counted tokens
   const [b, t] = batch.inputIds.shape;
-  const v = logits.shape[2];
-  const ld = logits.data as Float32Array;
-  const idd = batch.inputIds.data as Int32Array;
-  const md = batch.lossMask.data as Float32Array;
+  // the argmax runs on the backend: only [B, T] predictions reach the host, not [B, T, V] logits
+  const pred = noGrad(() => argmax(logits, -1)).hostData();
+  const idd = batch.inputIds.hostData();
+  const md = batch.lossMask.hostData();
   let correct = 0;
   let counted = 0;
   for (let i = 0; i < b; i++) {
     for (let j = 1; j < t; j++) {
       if (md[i * t + j] === 0) continue;
       counted++;
-      const base = (i * t + j - 1) * v;
-      let best = 0;
-      for (let k = 1; k < v; k++) if (ld[base + k] > ld[base + best]) best = k;
-      if (best === idd[i * t + j]) correct++;
+      if (pred[i * t + j - 1] === idd[i * t + j]) correct++;
     }
   }
   return { loss, counted, correct, tokens: batch.lengths.reduce((a, x) => a + x, 0) };

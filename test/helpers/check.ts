@@ -63,7 +63,7 @@ export function distinctTensor(shape: readonly number[], opts: RandomOptions = {
 type Numeric = Tensor | number | ArrayLike<number> | readonly unknown[];
 
 function flat(x: Numeric): { values: Float64Array; shape: number[] | null } {
-  if (x instanceof Tensor) return { values: Float64Array.from(x.data), shape: [...x.shape] };
+  if (x instanceof Tensor) return { values: Float64Array.from(x.hostData()), shape: [...x.shape] };
   if (typeof x === "number") return { values: Float64Array.of(x), shape: null };
   if (ArrayBuffer.isView(x)) return { values: Float64Array.from(x as ArrayLike<number>), shape: null };
   const out: number[] = [];

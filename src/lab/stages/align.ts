@@ -160,10 +160,11 @@ export function klToReference(policy: CausalLM, ref: CausalLM, ctx: LabContext):
     const batch = collate(examples, tok.padTokenId ?? 0);
     const lp = batchLogprobs(ref, batch);
     const t = batch.inputIds.shape[1];
+    const lpd = lp.hostData();
     let total = 0;
     gens.forEach((g, i) => {
       let refSum = 0;
-      for (let j = g.promptIds.length; j < g.promptIds.length + g.completionIds.length; j++) refSum += lp.data[i * t + j];
+      for (let j = g.promptIds.length; j < g.promptIds.length + g.completionIds.length; j++) refSum += lpd[i * t + j];
       total += g.logprobs.reduce((a, b) => a + b, 0) - refSum;
     });
     return round4(total / gens.length);

@@ -4,9 +4,14 @@
 // kernels of src/backend/types.ts. Not here: gradients (every op refuses inputs that require grad), paging policy.
 
 import { kernels } from "../../backend/index.js";
-import type { FloatArray } from "../../backend/types.js";
-import { allocate, isGradEnabled, shapeStr, Tensor, TensorError } from "../tensor.js";
+import type { Buf, DeviceBuffer, DeviceMemory } from "../../backend/types.js";
+import { allocateUninit, fromArray, isGradEnabled, onDevice, type Storage, shapeStr, Tensor, TensorError } from "../tensor.js";
 import { add } from "./elementwise.js";
+
+/** A host index / parameter array as a buffer of the current backend (itself on the host, one upload on a device). */
+function hostBuf(a: Int32Array | Float32Array): Buf {
+  return fromArray(a).storage;
+}
 
 function noGradInputs(op: string, ...xs: Tensor[]): void {
   if (isGradEnabled() && xs.some((x) => x.requiresGrad)) throw new TensorError(`[${op}] is inference-only: call it under noGrad`);
@@ -35,12 +40,13 @@ export function pagedKvWrite(kCache: Tensor, vCache: Tensor, k: Tensor, v: Tenso
   for (let i = 0; i < n; i++) {
     if (slots[i] >= nb * bs) throw new TensorError(`[pagedKvWrite] slot ${slots[i]} (token ${i}) is past the cache's ${nb * bs} rows`);
   }
-  kernels().pagedKvWrite(
-    kCache.data as FloatArray,
-    vCache.data as FloatArray,
-    k.data as FloatArray,
-    v.data as FloatArray,
-    slots,
+  const kk = kernels();
+  kk.pagedKvWrite(
+    onDevice("pagedKvWrite", kCache, kk.device),
+    onDevice("pagedKvWrite", vCache, kk.device),
+    onDevice("pagedKvWrite", k, kk.device),
+    onDevice("pagedKvWrite", v, kk.device),
+    hostBuf(slots),
     n,
     hkv,
     dh,
@@ -57,7 +63,8 @@ export function copyBlocks(cache: Tensor, src: Int32Array, dst: Int32Array): voi
     if (!(src[i] >= 0 && src[i] < nb && dst[i] >= 0 && dst[i] < nb))
       throw new TensorError(`[copyBlocks] block pair ${src[i]} -> ${dst[i]} is outside [0, ${nb})`);
   }
-  kernels().copyBlocks(cache.data as FloatArray, src, dst, src.length, cache.size / Math.max(nb, 1));
+  const k = kernels();
+  k.copyBlocks(onDevice("copyBlocks", cache, k.device), hostBuf(src), hostBuf(dst), src.length, cache.size / Math.max(nb, 1));
 }
 
 /** Where each sequence's query rows and keys are (see Kernels.pagedAttention). */
@@ -98,15 +105,16 @@ export function pagedAttention(q: Tensor, kCache: Tensor, vCache: Tensor, layout
       if (!(id >= 0 && id < nb)) throw new TensorError(`[pagedAttention] sequence ${s} block ${b} is ${id}, outside [0, ${nb})`);
     }
   }
-  const out = new Tensor(allocate("f32", n * h * dh), [n, h, dh]);
-  kernels().pagedAttention(
-    out.data as FloatArray,
-    q.data as FloatArray,
-    kCache.data as FloatArray,
-    vCache.data as FloatArray,
-    blockTables,
-    contextLens,
-    queryStarts,
+  const kk = kernels();
+  const out = new Tensor(allocateUninit("f32", n * h * dh, "pagedAttention"), [n, h, dh]);
+  kk.pagedAttention(
+    out.storage,
+    onDevice("pagedAttention", q, kk.device),
+    onDevice("pagedAttention", kCache, kk.device),
+    onDevice("pagedAttention", vCache, kk.device),
+    hostBuf(blockTables),
+    hostBuf(contextLens),
+    hostBuf(queryStarts),
     seqs,
     h,
     hkv,
@@ -137,18 +145,36 @@ export function sampleTokens(logits: Tensor, rows: SamplingRows): { ids: Int32Ar
     if ((a as ArrayLike<number>).length !== r)
       throw new TensorError(`[sampleTokens] ${name} has ${(a as ArrayLike<number>).length} entries for ${r} rows`);
   }
-  const ids = new Int32Array(r);
-  const logprobs = new Float32Array(r);
   if (r > 0 && v === 0) throw new TensorError("[sampleTokens] logits have no vocabulary");
-  kernels().sampleTokens(ids, logprobs, logits.data as FloatArray, rows.temperature, rows.topK, rows.topP, rows.minP, rows.uniform, r, v);
-  return { ids, logprobs };
+  const k = kernels();
+  const ids = allocateUninit("i32", r, "sampleTokens");
+  const logprobs = allocateUninit("f32", r, "sampleTokens");
+  k.sampleTokens(
+    ids,
+    logprobs,
+    onDevice("sampleTokens", logits, k.device),
+    hostBuf(rows.temperature),
+    hostBuf(rows.topK),
+    hostBuf(rows.topP),
+    hostBuf(rows.minP),
+    hostBuf(rows.uniform),
+    r,
+    v,
+  );
+  // the scheduler needs the tokens on the host: one download of R ids and R log-probs on a device
+  return { ids: toHost(ids) as Int32Array, logprobs: toHost(logprobs) as Float32Array };
+}
+
+function toHost(s: Storage): Int32Array | Float32Array {
+  if (ArrayBuffer.isView(s)) return s as Int32Array | Float32Array;
+  return (kernels().memory as DeviceMemory).download(s as DeviceBuffer);
 }
 
 /** A Linear weight [n, k] repacked for linearPacked; valid while the weight's values do not change. */
 export class PackedWeight {
   constructor(
     readonly weight: Tensor,
-    readonly data: FloatArray,
+    readonly data: Storage,
   ) {}
 }
 
@@ -158,8 +184,8 @@ export function packWeight(weight: Tensor): PackedWeight {
   if (weight.ndim !== 2) throw new TensorError(`[packWeight] weight must be [n, k], got ${shapeStr(weight.shape)}`);
   const [n, k] = weight.shape;
   const k_ = kernels();
-  const out = allocate("f32", k_.packedWeightSize(n, k)) as FloatArray;
-  k_.packWeight(out, weight.data as FloatArray, n, k);
+  const out = allocateUninit("f32", k_.packedWeightSize(n, k), "packWeight");
+  k_.packWeight(out, onDevice("packWeight", weight, k_.device), n, k);
   return new PackedWeight(weight, out);
 }
 
@@ -170,8 +196,9 @@ export function linearPacked(x: Tensor, w: PackedWeight, bias?: Tensor | null): 
   if (x.shape[x.ndim - 1] !== k)
     throw new TensorError(`[linearPacked] input ${shapeStr(x.shape)} does not match weight ${shapeStr(w.weight.shape)}`);
   const m = x.size / Math.max(k, 1);
-  const y = new Tensor(allocate("f32", m * n), [...x.shape.slice(0, -1), n]);
-  kernels().linearPacked(y.data as FloatArray, x.data as FloatArray, w.data, m, n, k);
+  const kk = kernels();
+  const y = new Tensor(allocateUninit("f32", m * n, "linearPacked"), [...x.shape.slice(0, -1), n]);
+  kk.linearPacked(y.storage, onDevice("linearPacked", x, kk.device), w.data, m, n, k);
   return bias ? add(y, bias) : y;
 }
 

@@ -2,9 +2,9 @@
 // vector-Jacobian products are in src/tensor/gradients.ts.
 
 import { kernels } from "../../backend/index.js";
-import type { BinaryOp, FloatArray, UnaryOp } from "../../backend/types.js";
+import type { BinaryOp, UnaryOp } from "../../backend/types.js";
 import { broadcastShapes, broadcastStrides, sameShape } from "../shape_utils.js";
-import { allocate, allocateUninit, type DType, type FloatDType, record, Tensor, TensorError, tensor } from "../tensor.js";
+import { allocateUninit, type DType, type FloatDType, full, onDevice, record, type Storage, Tensor, TensorError } from "../tensor.js";
 
 export type Scalarish = Tensor | number;
 
@@ -18,30 +18,36 @@ export function floatDtype(op: string, ...ts: Tensor[]): FloatDType {
   return dt ?? "f32";
 }
 
-/** A number becomes a scalar tensor of the other operand's float dtype. */
+/** A number becomes a scalar tensor of the other operand's float dtype (filled on the backend: no host copy). */
 export function asTensor(x: Scalarish, like: Tensor): Tensor {
   if (x instanceof Tensor) return x;
-  return tensor(x, { dtype: like.dtype === "i32" ? "f32" : like.dtype });
+  return full([], x, like.dtype === "i32" ? "f32" : like.dtype);
 }
 
 export function unaryOp(op: UnaryOp, x: Tensor, p0 = 0, p1 = 0): Tensor {
   const dt = floatDtype(op, x);
-  const out = new Tensor(allocateUninit(dt, x.size), x.shape);
-  kernels().unary(op, out.data as FloatArray, x.data as FloatArray, p0, p1);
+  const k = kernels();
+  const xs = onDevice(op, x, k.device);
+  const out = new Tensor(allocateUninit(dt, x.size, op), x.shape);
+  k.unary(op, out.storage, xs, p0, p1);
   return record(op, out, [x], { p0, p1 });
 }
 
 export function binaryOp(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const dt = floatDtype(op, a, b);
+  const k = kernels();
+  const as = onDevice(op, a, k.device);
+  const bs = onDevice(op, b, k.device);
   const outShape = sameShape(a.shape, b.shape) ? [...a.shape] : broadcastShapes(op, a.shape, b.shape);
   const out = new Tensor(
     allocateUninit(
       dt,
       outShape.reduce((x, y) => x * y, 1),
+      op,
     ),
     outShape,
   );
-  kernels().binary(op, out.data as FloatArray, a.data as FloatArray, b.data as FloatArray, {
+  k.binary(op, out.storage, as, bs, {
     outShape,
     aStrides: broadcastStrides(a.shape, outShape),
     bStrides: broadcastStrides(b.shape, outShape),
@@ -141,7 +147,7 @@ export function le(a: Scalarish, b: Scalarish): Tensor {
 /** where(cond, a, b): a where cond != 0, else b; all three broadcast together. */
 export function where(cond: Tensor, a: Scalarish, b: Scalarish): Tensor {
   const ref = a instanceof Tensor ? a : b instanceof Tensor ? b : null;
-  const ta = ref === null ? tensor(a as number) : asTensor(a, ref);
+  const ta = ref === null ? full([], a as number) : asTensor(a, ref);
   const tb = asTensor(b, ta);
   const dt = floatDtype("where", ta, tb);
   const c = cond.dtype === dt ? cond : cast(cond, dt);
@@ -149,30 +155,32 @@ export function where(cond: Tensor, a: Scalarish, b: Scalarish): Tensor {
   const ce = expandData(c, shape);
   const ae = expandData(ta, shape);
   const be = expandData(tb, shape);
-  const out = new Tensor(allocate(dt, ce.length), shape);
-  kernels().where(out.data as FloatArray, ce, ae, be);
+  const out = new Tensor(allocateUninit(dt, ce.length, "where"), shape);
+  kernels().where(out.storage, ce, ae, be);
   return record("where", out, [ta, tb], { cond: new Tensor(ce, shape) });
 }
 
-/** The data of t broadcast to shape, as a contiguous array (no autograd). */
-export function expandData(t: Tensor, shape: readonly number[]): FloatArray {
-  if (sameShape(t.shape, shape)) return t.data as FloatArray;
-  const out = allocate(
+/** The storage of t broadcast to shape, contiguous (no autograd). */
+export function expandData(t: Tensor, shape: readonly number[]): Storage {
+  const k = kernels();
+  const ts = onDevice("expand", t, k.device);
+  if (sameShape(t.shape, shape)) return ts;
+  const out = allocateUninit(
     t.dtype,
     shape.reduce((x, y) => x * y, 1),
-  ) as FloatArray;
-  kernels().copyStrided(out, t.data, shape, broadcastStrides(t.shape, shape), 0);
+    "expand",
+  );
+  k.copyStrided(out, ts, shape, broadcastStrides(t.shape, shape), 0);
   return out;
 }
 
-/** Convert between dtypes; float↔float casts carry gradients. */
+/** Convert between dtypes (float to i32 truncates toward zero); float↔float casts carry gradients. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
-  const out = new Tensor(allocate(dtype, x.size), x.shape);
-  if (dtype === "i32") {
-    for (let i = 0; i < x.size; i++) out.data[i] = Math.trunc(x.data[i]);
-    return out;
-  }
-  out.data.set(x.data);
+  const k = kernels();
+  const xs = onDevice("cast", x, k.device);
+  const out = new Tensor(allocateUninit(dtype, x.size, "cast"), x.shape);
+  k.cast(out.storage, xs);
+  if (dtype === "i32") return out;
   return x.dtype === "i32" ? out : record("cast", out, [x], { from: x.dtype });
 }

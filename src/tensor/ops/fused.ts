@@ -2,13 +2,13 @@
 // log-softmax, RMSNorm, RoPE, attention (causal, padding mask, GQA) and SwiGLU. Each is one primitive
 // with a backward kernel; src/tensor/composite.ts holds the same maths in plain ops as the test oracle.
 
-import { kernels } from "../../backend/index.js";
-import type { FloatArray } from "../../backend/types.js";
+import { kernels, mathMode } from "../../backend/index.js";
+import type { Buf } from "../../backend/types.js";
 import { normAxis, sameShape } from "../shape_utils.js";
-import { allocate, isGradEnabled, record, shapeStr, Tensor, TensorError } from "../tensor.js";
-import { exp, floatDtype, mul, sub } from "./elementwise.js";
+import { allocateUninit, isGradEnabled, onDevice, record, shapeStr, Tensor, TensorError } from "../tensor.js";
+import { cast, eq, exp, floatDtype, mul, sub, where } from "./elementwise.js";
 import { maskedMean, sum } from "./reduce.js";
-import { slice, transpose } from "./shape.js";
+import { expand, reshape, slice, transpose } from "./shape.js";
 
 function lastAxisOp(name: "softmax" | "logSoftmax", x: Tensor, axis: number): Tensor {
   const a = normAxis(name, axis, x.ndim);
@@ -18,25 +18,31 @@ function lastAxisOp(name: "softmax" | "logSoftmax", x: Tensor, axis: number): Te
   }
   const dt = floatDtype(name, x);
   const n = x.shape[a];
-  const out = new Tensor(allocate(dt, x.size), x.shape);
-  kernels()[name](out.data as FloatArray, x.data as FloatArray, x.size / Math.max(n, 1), n);
+  const k = kernels();
+  const xs = onDevice(name, x, k.device);
+  const out = new Tensor(allocateUninit(dt, x.size, name), x.shape);
+  k[name](out.storage, xs, x.size / Math.max(n, 1), n);
   return record(name, out, [x], {});
 }
 
 export const softmax = (x: Tensor, axis = -1): Tensor => lastAxisOp("softmax", x, axis);
 export const logSoftmax = (x: Tensor, axis = -1): Tensor => lastAxisOp("logSoftmax", x, axis);
 
-function checkTargets(op: string, logits: Tensor, targets: Tensor): Int32Array {
+function checkTargets(op: string, logits: Tensor, targets: Tensor): Buf {
   if (targets.dtype !== "i32") throw new TensorError(`[${op}] targets must be i32, got ${targets.dtype}`);
   if (!sameShape(targets.shape, logits.shape.slice(0, -1))) {
     throw new TensorError(`[${op}] targets ${shapeStr(targets.shape)} must equal logits ${shapeStr(logits.shape)} without the last axis`);
   }
   const v = logits.shape[logits.ndim - 1];
-  const d = targets.data as Int32Array;
-  for (let i = 0; i < d.length; i++) {
-    if (d[i] < 0 || d[i] >= v) throw new TensorError(`[${op}] target ${d[i]} at position ${i} is out of range [0, ${v})`);
+  const s = onDevice(op, targets, kernels().device);
+  // range-checked where the values are on the host; device-made targets are guarded by the kernel (NaN)
+  const d = targets.device === "host" ? (targets.data as Int32Array) : targets.hostShadow;
+  if (d !== null) {
+    for (let i = 0; i < d.length; i++) {
+      if (d[i] < 0 || d[i] >= v) throw new TensorError(`[${op}] target ${d[i]} at position ${i} is out of range [0, ${v})`);
+    }
   }
-  return d;
+  return s;
 }
 
 /**
@@ -48,10 +54,12 @@ export function tokenLogprobs(logits: Tensor, targets: Tensor): Tensor {
   const tg = checkTargets("tokenLogprobs", logits, targets);
   const v = logits.shape[logits.ndim - 1];
   const rows = targets.size;
-  const out = new Tensor(allocate(dt, rows), targets.shape);
-  const lse = allocate(dt, rows) as FloatArray;
-  kernels().tokenLogprobs(out.data as FloatArray, lse, logits.data as FloatArray, tg, rows, v);
-  return record("tokenLogprobs", out, [logits], { targets: tg, lse });
+  const k = kernels();
+  const ls = onDevice("tokenLogprobs", logits, k.device);
+  const out = new Tensor(allocateUninit(dt, rows, "tokenLogprobs"), targets.shape);
+  const lse = allocateUninit(dt, rows, "tokenLogprobs");
+  k.tokenLogprobs(out.storage, lse, ls, tg, rows, v);
+  return record("tokenLogprobs", out, [logits], { targets: tg, lse, rows });
 }
 
 export interface CrossEntropyOptions {
@@ -65,19 +73,18 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   const ignore = opts.ignoreIndex ?? -100;
   // checked here: the ignored ids are remapped before tokenLogprobs could see a float target
   if (targets.dtype !== "i32") throw new TensorError(`[crossEntropy] targets must be i32, got ${targets.dtype}`);
-  const t = targets.data as Int32Array;
-  const safe = new Tensor(new Int32Array(t.length), targets.shape);
-  const mask = new Tensor(allocate(logits.dtype, t.length), targets.shape);
-  for (let i = 0; i < t.length; i++) {
-    const keep = t[i] !== ignore;
-    safe.data[i] = keep ? t[i] : 0;
-    mask.data[i] = keep ? 1 : 0;
-  }
+  // mask and safe targets computed on the backend (ids < 2^24 are exact in f32)
+  const tf = cast(targets, "f32");
+  const drop = eq(tf, ignore);
+  const safe = cast(where(drop, 0, tf), "i32");
+  if (targets.hostShadow !== null) safe.hostShadow = Int32Array.from(targets.hostShadow, (x) => (x === ignore ? 0 : x));
+  const mask = sub(1, drop);
+  const m = mask.dtype === logits.dtype ? mask : cast(mask, logits.dtype);
   const nll = sub(0, tokenLogprobs(logits, safe));
   const reduction = opts.reduction ?? "mean";
-  if (reduction === "none") return mul(nll, mask);
-  if (reduction === "sum") return sum(mul(nll, mask));
-  return maskedMean(nll, mask);
+  if (reduction === "none") return mul(nll, m);
+  if (reduction === "sum") return sum(mul(nll, m));
+  return maskedMean(nll, m);
 }
 
 /** RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight. */
@@ -88,9 +95,12 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
     throw new TensorError(`[rmsNorm] weight has ${weight.size} elements, last dim is ${d}`);
   }
   const rows = x.size / d;
-  const out = new Tensor(allocate(dt, x.size), x.shape);
-  const rstd = allocate(dt, rows) as FloatArray;
-  kernels().rmsNorm(out.data as FloatArray, rstd, x.data as FloatArray, weight.data as FloatArray, rows, d, eps);
+  const k = kernels();
+  const xs = onDevice("rmsNorm", x, k.device);
+  const ws = onDevice("rmsNorm", weight, k.device);
+  const out = new Tensor(allocateUninit(dt, x.size, "rmsNorm"), x.shape);
+  const rstd = allocateUninit(dt, rows, "rmsNorm");
+  k.rmsNorm(out.storage, rstd, xs, ws, rows, d, eps);
   return record("rmsNorm", out, [x, weight], { rstd, rows, d });
 }
 
@@ -107,17 +117,15 @@ export function rope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
   if (!sameShape(cos.shape, sin.shape) || (cos.size !== per && cos.size !== b * per)) {
     throw new TensorError(`[rope] cos/sin ${shapeStr(cos.shape)} must be [B, T, Dh/2] or [T, Dh/2] for x ${shapeStr(x.shape)}`);
   }
-  const c = cos.size === per && b > 1 ? repeatRows(cos.data as FloatArray, b) : (cos.data as FloatArray);
-  const s = sin.size === per && b > 1 ? repeatRows(sin.data as FloatArray, b) : (sin.data as FloatArray);
-  const out = new Tensor(allocate(dt, x.size), x.shape);
-  kernels().rope(out.data as FloatArray, x.data as FloatArray, c, s, b, h, t, dh, false);
-  return record("rope", out, [x], { cos: c, sin: s });
-}
-
-function repeatRows(a: FloatArray, times: number): FloatArray {
-  const out = new (a.constructor as new (n: number) => FloatArray)(a.length * times);
-  for (let i = 0; i < times; i++) out.set(a, i * a.length);
-  return out;
+  // one table for every batch row: repeated on the backend ([T, Dh/2] -> [B, T, Dh/2])
+  const full = (c: Tensor) => (c.size === per && b > 1 ? expand(reshape(c, [1, t, dh / 2]), [b, t, dh / 2]) : c);
+  const k = kernels();
+  const cs = onDevice("rope", full(cos), k.device);
+  const ss = onDevice("rope", full(sin), k.device);
+  const xs = onDevice("rope", x, k.device);
+  const out = new Tensor(allocateUninit(dt, x.size, "rope"), x.shape);
+  k.rope(out.storage, xs, cs, ss, b, h, t, dh, false);
+  return record("rope", out, [x], { cos: cs, sin: ss });
 }
 
 export interface AttentionOptions {
@@ -155,42 +163,33 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   }
   const causal = opts.causal ?? true;
   const scale = opts.scale ?? 1 / Math.sqrt(dh);
-  let mask: FloatArray | null = null;
+  const kk = kernels();
+  let mask: Buf | null = null;
   if (opts.keyMask) {
     if (!sameShape(opts.keyMask.shape, [b, s])) {
       throw new TensorError(`[attention] keyMask ${shapeStr(opts.keyMask.shape)} must be [${b}, ${s}]`);
     }
-    mask = allocate(dt, b * s) as FloatArray;
-    mask.set(opts.keyMask.data);
+    mask = onDevice("attention", opts.keyMask.dtype === dt ? opts.keyMask : cast(opts.keyMask, dt), kk.device);
   }
-  const out = new Tensor(allocate(dt, q.size), q.shape);
-  const lse = allocate(dt, b * h * t) as FloatArray;
-  kernels().attention(
-    out.data as FloatArray,
-    lse,
-    q.data as FloatArray,
-    k.data as FloatArray,
-    v.data as FloatArray,
-    mask,
-    b,
-    h,
-    hkv,
-    t,
-    s,
-    dh,
-    scale,
-    causal,
-    cap,
-  );
-  return record("attention", out, [q, k, v], { lse, mask, causal, scale });
+  const math = dt === "f64" ? "fp32" : mathMode(kk);
+  const qs = onDevice("attention", q, kk.device);
+  const ks = onDevice("attention", k, kk.device);
+  const vs = onDevice("attention", v, kk.device);
+  const out = new Tensor(allocateUninit(dt, q.size, "attention"), q.shape);
+  const lse = allocateUninit(dt, b * h * t, "attention");
+  kk.attention(out.storage, lse, qs, ks, vs, mask, b, h, hkv, t, s, dh, scale, causal, cap, math);
+  return record("attention", out, [q, k, v], { lse, mask, causal, scale, math });
 }
 
 /** silu(gate) * up, the SwiGLU activation of Llama's MLP. */
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   const dt = floatDtype("swiglu", gate, up);
   if (!sameShape(gate.shape, up.shape)) throw new TensorError(`[swiglu] gate ${shapeStr(gate.shape)} and up ${shapeStr(up.shape)} differ`);
-  const out = new Tensor(allocate(dt, gate.size), gate.shape);
-  kernels().swiglu(out.data as FloatArray, gate.data as FloatArray, up.data as FloatArray);
+  const k = kernels();
+  const gs = onDevice("swiglu", gate, k.device);
+  const us = onDevice("swiglu", up, k.device);
+  const out = new Tensor(allocateUninit(dt, gate.size, "swiglu"), gate.shape);
+  k.swiglu(out.storage, gs, us);
   return record("swiglu", out, [gate, up], {});
 }
 

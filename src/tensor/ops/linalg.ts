@@ -1,10 +1,9 @@
 // Matrix products: batched matmul with transposes and batch broadcasting, and linear (x W^T + b, the
 // HF/PyTorch weight layout). A 2-D weight times a batched input runs as one large GEMM.
 
-import { kernels } from "../../backend/index.js";
-import type { FloatArray } from "../../backend/types.js";
+import { kernels, mathMode } from "../../backend/index.js";
 import { broadcastShapes, sameShape } from "../shape_utils.js";
-import { allocateUninit, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
+import { allocateUninit, onDevice, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
 import { linearPacked, packedFor } from "./decode.js";
 import { add, floatDtype } from "./elementwise.js";
 import { expand } from "./shape.js";
@@ -53,22 +52,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     if (sizeOf(bBatch) === 1) strideB = 0;
     else if (!sameShape(bBatch, batchShape)) B = expand(b, [...batchShape, ...b.shape.slice(-2)]);
   }
-  const out = new Tensor(allocateUninit(dt, batch * m * n), [...batchShape, m, n]);
-  kernels().matmul(
-    out.data as FloatArray,
-    A.data as FloatArray,
-    B.data as FloatArray,
-    bb,
-    mm,
-    n,
-    k,
-    transA,
-    transB,
-    strideA,
-    strideB,
-    m * n,
-    false,
-  );
+  const kk = kernels();
+  const as = onDevice("matmul", A, kk.device);
+  const bs = onDevice("matmul", B, kk.device);
+  const math = dt === "f64" ? "fp32" : mathMode(kk);
+  const out = new Tensor(allocateUninit(dt, batch * m * n, "matmul"), [...batchShape, m, n]);
+  kk.matmul(out.storage, as, bs, bb, mm, n, k, transA, transB, strideA, strideB, m * n, false, math);
   return record("matmul", out, [a, b], { transA, transB });
 }
 

@@ -2,9 +2,8 @@
 // transpose of broadcasting, used by gradients). Kernels see [outer, n, inner] views.
 
 import { kernels } from "../../backend/index.js";
-import type { FloatArray } from "../../backend/types.js";
 import { normAxis, sameShape, splitAt } from "../shape_utils.js";
-import { allocate, record, shapeStr, Tensor, TensorError } from "../tensor.js";
+import { allocateUninit, onDevice, record, shapeStr, Tensor, TensorError } from "../tensor.js";
 import { cast, div, floatDtype, mul } from "./elementwise.js";
 import { reshape } from "./shape.js";
 
@@ -20,8 +19,10 @@ function reducedShape(shape: readonly number[], axis: number, keepdim: boolean):
 function sumAxis(x: Tensor, axis: number, keepdim: boolean): Tensor {
   const dt = floatDtype("sum", x);
   const [outer, n, inner] = splitAt(x.shape, axis);
-  const out = new Tensor(allocate(dt, outer * inner), reducedShape(x.shape, axis, keepdim));
-  kernels().sum(out.data as FloatArray, x.data as FloatArray, outer, n, inner);
+  const k = kernels();
+  const xs = onDevice("sum", x, k.device);
+  const out = new Tensor(allocateUninit(dt, outer * inner, "sum"), reducedShape(x.shape, axis, keepdim));
+  k.sum(out.storage, xs, outer, n, inner);
   return record("sum", out, [x], { inputShape: x.shape, axis });
 }
 
@@ -56,9 +57,11 @@ export function maxWithIndices(x: Tensor, axis = -1, keepdim = false): { values:
   const [outer, n, inner] = splitAt(x.shape, a);
   if (n === 0) throw new TensorError(`[max] axis ${axis} of ${shapeStr(x.shape)} is empty`);
   const shape = reducedShape(x.shape, a, keepdim);
-  const values = new Tensor(allocate(dt, outer * inner), shape);
-  const indices = new Tensor(new Int32Array(outer * inner), shape);
-  kernels().max(values.data as FloatArray, indices.data as Int32Array, x.data as FloatArray, outer, n, inner);
+  const k = kernels();
+  const xs = onDevice("max", x, k.device);
+  const values = new Tensor(allocateUninit(dt, outer * inner, "max"), shape);
+  const indices = new Tensor(allocateUninit("i32", outer * inner, "max"), shape);
+  k.max(values.storage, indices.storage, xs, outer, n, inner);
   record("max", values, [x], { axis: a, indices: reshape(indices, reducedShape(x.shape, a, true)) });
   return { values, indices };
 }
@@ -76,8 +79,10 @@ export function logsumexp(x: Tensor, axis = -1, keepdim = false): Tensor {
   const dt = floatDtype("logsumexp", x);
   const a = normAxis("logsumexp", axis, x.ndim);
   const [outer, n, inner] = splitAt(x.shape, a);
-  const out = new Tensor(allocate(dt, outer * inner), reducedShape(x.shape, a, keepdim));
-  kernels().logsumexp(out.data as FloatArray, x.data as FloatArray, outer, n, inner);
+  const k = kernels();
+  const xs = onDevice("logsumexp", x, k.device);
+  const out = new Tensor(allocateUninit(dt, outer * inner, "logsumexp"), reducedShape(x.shape, a, keepdim));
+  k.logsumexp(out.storage, xs, outer, n, inner);
   return record("logsumexp", out, [x], { axis: a });
 }
 

@@ -2,8 +2,9 @@
 // Every non-view op materialises a new contiguous tensor with the backend's copyStrided kernel.
 
 import { kernels } from "../../backend/index.js";
-import { broadcastShapes, broadcastStrides, normAxis, sameShape, splitAt, stridesOf } from "../shape_utils.js";
-import { allocateUninit, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
+import { coalesceDims } from "../../backend/layout.js";
+import { broadcastShapes, broadcastStrides, normAxis, sameShape, stridesOf } from "../shape_utils.js";
+import { allocateUninit, onDevice, record, shapeStr, sizeOf, Tensor, TensorError } from "../tensor.js";
 
 /** Same data, new shape; one dimension may be -1. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -18,8 +19,15 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   }
   if (sizeOf(s) !== x.size) throw new TensorError(`[reshape] cannot reshape ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
   if (sameShape(s, x.shape)) return x;
-  const out = new Tensor(x.data, s);
+  const out = view(x, s);
   return record("reshape", out, [x], { shape: x.shape });
+}
+
+/** A tensor sharing x's storage (and host index copy) under another shape of the same size. */
+function view(x: Tensor, shape: readonly number[]): Tensor {
+  const out = new Tensor(x.storage, shape);
+  out.hostShadow = x.hostShadow;
+  return out;
 }
 
 export function flatten(x: Tensor): Tensor {
@@ -48,10 +56,12 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   if (axes.every((a, i) => a === i)) return x;
   const st = stridesOf(x.shape);
   const shape = axes.map((a) => x.shape[a]);
-  const out = new Tensor(allocateUninit(x.dtype, x.size), shape);
-  kernels().copyStrided(
-    out.data,
-    x.data,
+  const k = kernels();
+  const xs = onDevice("permute", x, k.device);
+  const out = new Tensor(allocateUninit(x.dtype, x.size, "permute"), shape);
+  k.copyStrided(
+    out.storage,
+    xs,
     shape,
     axes.map((a) => st[a]),
     0,
@@ -80,8 +90,10 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const shape = [...x.shape];
   shape[a] = e - s;
   const st = stridesOf(x.shape);
-  const out = new Tensor(allocateUninit(x.dtype, sizeOf(shape)), shape);
-  kernels().copyStrided(out.data, x.data, shape, st, s * st[a]);
+  const k = kernels();
+  const xs = onDevice("slice", x, k.device);
+  const out = new Tensor(allocateUninit(x.dtype, sizeOf(shape), "slice"), shape);
+  k.copyStrided(out.storage, xs, shape, st, s * st[a]);
   return record("slice", out, [x], { axis: a, start: s, inputShape: x.shape });
 }
 
@@ -101,16 +113,19 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (xs.length === 1) return first;
   const shape = [...first.shape];
   shape[a] = total;
-  const out = new Tensor(allocateUninit(first.dtype, sizeOf(shape)), shape);
-  const [outer, , inner] = splitAt(shape, a);
+  const k = kernels();
+  const inputs = xs.map((t) => onDevice("concat", t, k.device));
+  const out = new Tensor(allocateUninit(first.dtype, sizeOf(shape), "concat"), shape);
+  const outStrides = stridesOf(shape);
   let offset = 0;
-  for (const t of xs) {
-    const chunk = t.shape[a] * inner;
-    for (let o = 0; o < outer; o++) {
-      out.data.set(t.data.subarray(o * chunk, (o + 1) * chunk), o * total * inner + offset * inner);
+  xs.forEach((t, i) => {
+    // each input is a block of out: its own shape at out's strides, starting `offset` rows along the axis
+    if (t.size > 0) {
+      const c = coalesceDims(t.shape, [outStrides]);
+      k.copyToStrided(out.storage, inputs[i], c.shape, c.strides[0], offset * outStrides[a]);
     }
     offset += t.shape[a];
-  }
+  });
   return record("concat", out, [...xs], { axis: a, sizes: xs.map((t) => t.shape[a]) });
 }
 
@@ -128,17 +143,24 @@ export function expand(x: Tensor, shape: readonly number[]): Tensor {
   const target = broadcastShapes("expand", x.shape, shape);
   if (!sameShape(target, shape)) throw new TensorError(`[expand] cannot expand ${shapeStr(x.shape)} to ${shapeStr(shape)}`);
   if (sameShape(x.shape, shape)) return x;
-  const out = new Tensor(allocateUninit(x.dtype, sizeOf(shape)), shape);
-  kernels().copyStrided(out.data, x.data, shape, broadcastStrides(x.shape, shape), 0);
+  const k = kernels();
+  const xs = onDevice("expand", x, k.device);
+  const out = new Tensor(allocateUninit(x.dtype, sizeOf(shape), "expand"), shape);
+  k.copyStrided(out.storage, xs, shape, broadcastStrides(x.shape, shape), 0);
   return record("expand", out, [x], { inputShape: x.shape });
 }
 
 /** A tensor sharing data with x but cut from the graph. */
 export function detach(x: Tensor): Tensor {
-  return new Tensor(x.data, x.shape);
+  return view(x, x.shape);
 }
 
 /** A copy with its own storage (no autograd link). */
 export function clone(x: Tensor): Tensor {
-  return new Tensor(x.data.slice(), x.shape);
+  const k = kernels();
+  const xs = onDevice("clone", x, k.device);
+  const out = new Tensor(allocateUninit(x.dtype, x.size, "clone"), x.shape);
+  k.copyStrided(out.storage, xs, [x.size], [1], 0);
+  out.hostShadow = x.hostShadow;
+  return out;
 }

@@ -5,6 +5,18 @@
 // Work below this many elements stays on the calling thread: an OpenMP fork costs a few microseconds on a
 // quiet machine, and milliseconds when the other core is busy (the worker has to be scheduled).
 constexpr int64_t kParallelMin = 131072;
+// Above it, one thread per this much work at most: with many cores a mid-sized op split over all of them spends
+// more in the fork/join and in cores fetching lines another core wrote than it saves (and 2 threads still get
+// kParallelMin / 2 each, exactly as before this cap).
+constexpr int64_t kWorkPerThread = kParallelMin / 2;
+
+/** Threads for `work` units: 1 below kParallelMin, else at most one per kWorkPerThread, at most all of them. */
+inline int threadsFor(int64_t work) {
+  const int most = omp_get_max_threads();
+  if (work < kParallelMin || most < 2) return 1;
+  const int64_t want = work / kWorkPerThread;
+  return static_cast<int>(want < most ? want : most);
+}
 // Rows are summed in blocks of this many elements whose partial sums are merged in double, so a 49152-wide
 // vocabulary row keeps float32-level relative accuracy even in the one-lane scalar build.
 constexpr int64_t kRowBlock = 2048;
@@ -14,11 +26,12 @@ constexpr int64_t kRowBlock = 2048;
 template <class F>
 void parallelFor(int64_t n, int64_t workPerItem, F f, int64_t align = 64) {
   if (n <= 0) return;
-  if (n * workPerItem < kParallelMin || omp_get_max_threads() < 2 || n < 2) {
+  const int threads = n < 2 ? 1 : threadsFor(n * workPerItem);
+  if (threads < 2) {
     f(int64_t{0}, n);
     return;
   }
-#pragma omp parallel
+#pragma omp parallel num_threads(threads)
   {
     const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
     int64_t b = n * id / nt, e = n * (id + 1) / nt;

@@ -105,7 +105,7 @@ void rmsNormKernel(float* y, float* rstd, const float* x, const float* w, int64_
 // dx = rs (dy w) - x rs^3 / d * sum(dy w x); dw = sum over rows of dy x rs, from one partial row per thread.
 void rmsNormBackwardKernel(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
                            int64_t rows, int64_t d) {
-  const int nt = (rows * d * 3 >= kParallelMin && rows > 1) ? omp_get_max_threads() : 1;
+  const int nt = rows > 1 ? threadsFor(rows * d * 3) : 1;
   std::vector<float> part(static_cast<size_t>(nt > 1 ? nt - 1 : 0) * d);
   std::fill(dw, dw + d, 0.f);
   auto body = [&](int64_t r0, int64_t r1, float* acc) {

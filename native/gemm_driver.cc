@@ -200,6 +200,17 @@ void gemvColumn(const Arch& arch, int64_t m, int64_t k, const View& A, const flo
 constexpr int64_t kSmallWork = 32 * 1024;     // m*n*k below this: direct loops beat packing
 constexpr int64_t kRowsMaxM = 4;              // up to this many rows, streaming op(B) beats packing it
 constexpr int64_t kThreadWork = 1 << 20;      // m*n*k (FMAs) below this: one thread (fork/join ~ several us)
+// Above it, at least this much work per thread (~10 us of FMAs per core): a mid-sized GEMM split over 16 cores
+// would give each a few microseconds of work behind a fork/join and 16 packings of the shared operand. Two threads
+// are still used from kThreadWork up, as before.
+constexpr int64_t kWorkPerThread = 1 << 20;
+
+/** Threads for a GEMM of `work` FMAs when `most` are available: 2 from kThreadWork up, then one per kWorkPerThread. */
+int gemmThreads(int64_t work, int most) {
+  if (most < 2 || work < kThreadWork) return 1;
+  const int64_t want = std::max<int64_t>(2, work / kWorkPerThread);
+  return static_cast<int>(std::min<int64_t>(want, most));
+}
 constexpr int64_t kGemvThreadWork = 1 << 20;  // GEMV FMAs worth splitting (a busy sibling core stalls a fork ms)
 
 // The packed path's choices for one microkernel tile.
@@ -221,7 +232,7 @@ void gemmOne(const Plan& wide, const Plan* narrow, int64_t m, int64_t n, int64_t
   }
   const int64_t work = m * n * k;
   if (n == 1) {  // matrix-vector: split the m outputs
-    const int t = work >= kGemvThreadWork ? threads : 1;
+    const int t = work >= kGemvThreadWork ? gemmThreads(work, threads) : 1;
     if (t <= 1) return gemvColumn(arch, m, k, A, B.p, c, accumulate);
     const int64_t chunk = roundUp(ceilDiv(m, t), 16);
 #pragma omp parallel for num_threads(t) schedule(static, 1)
@@ -232,7 +243,7 @@ void gemmOne(const Plan& wide, const Plan* narrow, int64_t m, int64_t n, int64_t
     return;
   }
   if (m <= kRowsMaxM || work < kSmallWork) {  // vector-matrix or few rows: split the n outputs
-    const int t = m <= kRowsMaxM && work >= kGemvThreadWork ? threads : 1;
+    const int t = m <= kRowsMaxM && work >= kGemvThreadWork ? gemmThreads(work, threads) : 1;
     if (t <= 1) return gemmRows(arch, m, n, k, A, B, c, ldc, accumulate);
     const int64_t chunk = roundUp(ceilDiv(n, t), 16);
 #pragma omp parallel for num_threads(t) schedule(static, 1)
@@ -245,7 +256,8 @@ void gemmOne(const Plan& wide, const Plan* narrow, int64_t m, int64_t n, int64_t
   // Narrow tile when the wide one would pad n by 15 % more (n = 32: 64 vs 32 columns computed).
   const bool useNarrow = narrow != nullptr && roundUp(n, wide.bl.nr) * 100 > roundUp(n, narrow->bl.nr) * 115;
   const Plan& p = useNarrow ? *narrow : wide;
-  if (threads <= 1 || work < kThreadWork) return p.serial(*p.arch, p.bl, m, n, k, A, B, c, ldc, accumulate);
+  threads = gemmThreads(work, threads);
+  if (threads <= 1) return p.serial(*p.arch, p.bl, m, n, k, A, B, c, ldc, accumulate);
   // 2-D grid of C blocks, one per thread, split along the longer side first (in units of whole tiles).
   int tm = 1, tn = 1;
   for (int t = threads; t > 1;) {
@@ -312,7 +324,7 @@ void sgemm(const Arch& arch, const GemmArgs& g) {
   const bool perItem = threads > 1 && g.batch > 1 && cDisjoint && g.batch * work >= kThreadWork &&
                        (g.batch >= 4 * threads || g.batch % threads == 0 || work < kThreadWork);
   if (perItem) {
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(std::min<int64_t>(threads, g.batch)) schedule(dynamic, 1)
     for (int64_t b = 0; b < g.batch; ++b)
       gemmOne(wide, narrow, m, n, k, viewA(b), viewB(b), g.c + b * g.strideC, g.accumulate, 1);
     return;

@@ -107,6 +107,7 @@ describe("nexus sft / rm / prm", () => {
     assert.equal(resolved.maxSteps, 3);
     assert.equal(resolved.perDeviceTrainBatchSize, 2);
     assert.equal(resolved.model, modelDir);
+    assert.equal(resolved.precision, "fp32", "the global --precision lands in the trainer's config");
     const steps = readFileSync(join(out, "metrics.jsonl"), "utf8")
       .trim()
       .split("\n")
@@ -116,6 +117,26 @@ describe("nexus sft / rm / prm", () => {
     assert.equal(ck.maxSteps, 3);
     assert.equal(ck.learningRate, 0.01);
     for (const f of ["config.json", "model.safetensors", "tokenizer.json"]) assert.ok(existsSync(join(out, f)), f);
+  });
+
+  test("--precision bf16: rejected on cpu with the reason, trains on a device backend (sim) and is recorded", () => {
+    const args = ["sft", "--model", modelDir, "--data", join(dir, "sft.jsonl"), "--max-steps", "2", "--precision", "bf16"];
+    const onCpu = nexus(...args, "--output", join(dir, "bf16-cpu"), "--backend", "cpu");
+    assert.notEqual(onCpu.code, 0);
+    assert.match(onCpu.stderr, /bf16 is not available on the 'cpu' backend: it multiplies in float32 only/);
+    const out = join(dir, "bf16-sim");
+    const r = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args, "--output", out], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, NEXUS_BACKEND: "sim" },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(readFileSync(join(out, "training_config.json"), "utf8")).precision, "bf16");
+    const losses = readFileSync(join(out, "metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l).loss);
+    assert.ok(losses.length > 0 && losses.every(Number.isFinite), `losses ${losses}`);
   });
 
   test("an unknown key in the config file is an error with a suggestion", () => {

@@ -15,7 +15,7 @@ import { PagedKVCache } from "../src/generate/paged_cache.js";
 import { type SchedSeq, Scheduler } from "../src/generate/scheduler.js";
 import { type CausalLM, loadCausalLM } from "../src/models/causal_lm.js";
 import { Rng } from "../src/nn/rng.js";
-import { div, noGrad, slice, Tensor, tokenLogprobs } from "../src/tensor/index.js";
+import { div, fromArray, noGrad, slice, Tensor, tokenLogprobs } from "../src/tensor/index.js";
 
 const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/hf/", import.meta.url));
 const models = new Map<string, Promise<CausalLM>>();
@@ -50,9 +50,9 @@ function runEngine(engine: RolloutEngine, reqs: Omit<EngineRequest, "onFinish">[
 function teacherForced(m: CausalLM, promptIds: number[], completion: number[], temperature: number): number[] {
   const seq = [...promptIds, ...completion];
   return noGrad(() => {
-    const logits = m.forward({ inputIds: new Tensor(Int32Array.from(seq), [1, seq.length]) }).logits;
+    const logits = m.forward({ inputIds: fromArray(Int32Array.from(seq), [1, seq.length]) }).logits;
     const scaled = div(slice(logits, 1, promptIds.length - 1, seq.length - 1), temperature);
-    return Array.from(tokenLogprobs(scaled, new Tensor(Int32Array.from(completion), [1, completion.length])).data);
+    return Array.from(tokenLogprobs(scaled, fromArray(Int32Array.from(completion), [1, completion.length])).hostData());
   });
 }
 

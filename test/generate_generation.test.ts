@@ -13,7 +13,7 @@ import { filterMask, sampleToken, tokenLogprob } from "../src/generate/sampling.
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
 import { type CausalLM, loadCausalLM } from "../src/models/causal_lm.js";
 import { Rng } from "../src/nn/rng.js";
-import { div, noGrad, slice, Tensor, tokenLogprobs } from "../src/tensor/index.js";
+import { div, fromArray, noGrad, slice, Tensor, tokenLogprobs } from "../src/tensor/index.js";
 
 const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/hf/", import.meta.url));
 const MODELS = ["llama-tiny", "qwen2-tiny"] as const;
@@ -45,10 +45,10 @@ function teacherForced(m: CausalLM, promptIds: number[], completion: number[], t
   const seq = [...promptIds, ...completion];
   const n = seq.length;
   return noGrad(() => {
-    const logits = m.forward({ inputIds: new Tensor(Int32Array.from(seq), [1, n]) }).logits; // (1, n, V)
+    const logits = m.forward({ inputIds: fromArray(Int32Array.from(seq), [1, n]) }).logits; // (1, n, V)
     const scaled = div(slice(logits, 1, promptIds.length - 1, n - 1), temperature); // logits predicting the completion
-    const lp = tokenLogprobs(scaled, new Tensor(Int32Array.from(completion), [1, completion.length]));
-    return Array.from(lp.data);
+    const lp = tokenLogprobs(scaled, fromArray(Int32Array.from(completion), [1, completion.length]));
+    return Array.from(lp.hostData());
   });
 }
 
@@ -106,8 +106,8 @@ describe("generate: batching and left padding", () => {
 
   test("leftPad puts the padding first and masks it", () => {
     const { ids, mask } = leftPad([[5, 6, 7], [9]], 0);
-    assert.deepEqual(Array.from(ids.data), [5, 6, 7, 0, 0, 9]);
-    assert.deepEqual(Array.from(mask.data), [1, 1, 1, 0, 0, 1]);
+    assert.deepEqual(Array.from(ids.hostData()), [5, 6, 7, 0, 0, 9]);
+    assert.deepEqual(Array.from(mask.hostData()), [1, 1, 1, 0, 0, 1]);
   });
 });
 

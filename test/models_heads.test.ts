@@ -19,7 +19,7 @@ import {
   type TokenClassifier,
 } from "../src/models/heads.js";
 import { Rng } from "../src/nn/rng.js";
-import { backward, noGrad, sum, Tensor } from "../src/tensor/index.js";
+import { backward, fromArray, noGrad, sum, type Tensor } from "../src/tensor/index.js";
 
 const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/hf/", import.meta.url));
 
@@ -39,7 +39,7 @@ function pad(rows: number[][], side: "left" | "right"): { inputIds: Tensor; atte
     ids.set(r, off);
     mask.fill(1, off, off + r.length);
   });
-  return { inputIds: new Tensor(ids, [rows.length, t]), attentionMask: new Tensor(mask, [rows.length, t]) };
+  return { inputIds: fromArray(ids, [rows.length, t]), attentionMask: fromArray(mask, [rows.length, t]) };
 }
 
 const ROWS = [
@@ -54,14 +54,14 @@ describe("SequenceClassifier (reward / value model)", () => {
     const batch = pad(ROWS, "left");
     const rewards = noGrad(() => m.rewards(batch));
     assert.deepEqual(rewards.shape, [ROWS.length]);
-    const w = m.score.weight.data;
+    const w = m.score.weight.hostData();
     ROWS.forEach((r, i) => {
       // the row alone, no padding: its final hidden state at the last position
-      const h = noGrad(() => m.model.forward({ inputIds: new Tensor(Int32Array.from(r), [1, r.length]) }));
+      const h = noGrad(() => m.model.forward({ inputIds: fromArray(Int32Array.from(r), [1, r.length]) }));
       const d = h.shape[2];
       let dot = 0;
-      for (let k = 0; k < d; k++) dot += w[k] * h.data[(r.length - 1) * d + k];
-      assert.ok(Math.abs(dot - rewards.data[i]) < 1e-5, `row ${i}: ${rewards.data[i]} vs ${dot}`);
+      for (let k = 0; k < d; k++) dot += w[k] * h.hostData()[(r.length - 1) * d + k];
+      assert.ok(Math.abs(dot - rewards.hostData()[i]) < 1e-5, `row ${i}: ${rewards.hostData()[i]} vs ${dot}`);
     });
   });
 
@@ -69,14 +69,14 @@ describe("SequenceClassifier (reward / value model)", () => {
     const m = await rewardModel("llama-tiny");
     const left = noGrad(() => m.rewards(pad(ROWS, "left")));
     const right = noGrad(() => m.rewards(pad(ROWS, "right")));
-    for (let i = 0; i < ROWS.length; i++) assert.ok(Math.abs(left.data[i] - right.data[i]) < 1e-5, `row ${i}`);
+    for (let i = 0; i < ROWS.length; i++) assert.ok(Math.abs(left.hostData()[i] - right.hostData()[i]) < 1e-5, `row ${i}`);
     // the pooled logits are the per-token values at the last real token
     const batch = pad(ROWS, "right");
     const values = noGrad(() => m.values(batch));
     const t = batch.inputIds.shape[1];
     assert.deepEqual(values.shape, [ROWS.length, t]);
     ROWS.forEach((r, i) => {
-      assert.equal(values.data[i * t + r.length - 1], right.data[i]);
+      assert.equal(values.hostData()[i * t + r.length - 1], right.hostData()[i]);
     });
     assert.deepEqual(Array.from(lastRealIndex(batch.attentionMask, 3, t)), [5, 1, 8]);
     assert.deepEqual(Array.from(lastRealIndex(pad(ROWS, "left").attentionMask, 3, t)), [8, 8, 8]);
@@ -92,8 +92,8 @@ describe("SequenceClassifier (reward / value model)", () => {
     const g = m.score.weight.grad as Tensor;
     for (let k = 0; k < d; k++) {
       let s = 0;
-      for (let i = 0; i < b; i++) s += h.data[(i * t + t - 1) * d + k];
-      assert.ok(Math.abs(g.data[k] - s) < 1e-4);
+      for (let i = 0; i < b; i++) s += h.hostData()[(i * t + t - 1) * d + k];
+      assert.ok(Math.abs(g.hostData()[k] - s) < 1e-4);
     }
     assert.ok(m.model.embedTokens.weight.grad !== null);
   });
@@ -117,7 +117,7 @@ describe("SequenceClassifier (reward / value model)", () => {
     assert.equal(back.kind, "sequence");
     const a = noGrad(() => withPad.rewards(pad(ROWS, "left")));
     const b = noGrad(() => back.rewards(pad(ROWS, "left")));
-    assert.deepEqual(Array.from(a.data), Array.from(b.data));
+    assert.deepEqual(Array.from(a.hostData()), Array.from(b.hostData()));
     fs.rmSync(dir, { recursive: true });
   });
 
@@ -127,9 +127,9 @@ describe("SequenceClassifier (reward / value model)", () => {
     saveCausalLM(lm, dir);
     const a = loadClassifier(dir, { kind: "sequence", seed: 5 }) as SequenceClassifier;
     const b = loadClassifier(dir, { kind: "sequence", seed: 5 }) as SequenceClassifier;
-    assert.deepEqual(Array.from(a.score.weight.data), Array.from(b.score.weight.data));
-    assert.ok(a.score.weight.data.some((x) => x !== 0));
-    assert.deepEqual(Array.from(a.model.norm.weight.data), Array.from(lm.model.norm.weight.data));
+    assert.deepEqual(Array.from(a.score.weight.hostData()), Array.from(b.score.weight.hostData()));
+    assert.ok(a.score.weight.hostData().some((x) => x !== 0));
+    assert.deepEqual(Array.from(a.model.norm.weight.hostData()), Array.from(lm.model.norm.weight.hostData()));
     assert.throws(() => loadClassifier(dir), /not a classifier/);
     fs.rmSync(dir, { recursive: true });
   });
@@ -139,7 +139,9 @@ describe("TokenClassifier (PRM)", () => {
   test("logits at chosen positions = W h + b at those positions, and a save → load round trip", async () => {
     const lm = await loadCausalLM(path.join(FIXTURES, "llama-tiny"));
     const prm = classifierFromCausalLM(lm, "token", { seed: 9 }) as TokenClassifier;
-    new Rng(1).fillNormal(prm.score.bias?.data as Float32Array, 0, 0.5); // a non-zero bias, so it is tested
+    const b0 = new Float32Array(prm.score.bias?.size ?? 0);
+    new Rng(1).fillNormal(b0, 0, 0.5); // a non-zero bias, so it is tested
+    prm.score.bias?.copyFrom(b0);
     const batch = pad(ROWS, "left");
     const t = batch.inputIds.shape[1];
     const positions = [[t - 4, t - 1], [t - 1], [t - 9, t - 5, t - 1]];
@@ -147,15 +149,15 @@ describe("TokenClassifier (PRM)", () => {
     assert.deepEqual(logits.shape, [6, 2]);
     const h = noGrad(() => prm.model.forward(batch));
     const d = h.shape[2];
-    const w = prm.score.weight.data;
-    const bias = prm.score.bias?.data as Float32Array;
+    const w = prm.score.weight.hostData();
+    const bias = prm.score.bias?.hostData() as Float32Array;
     let n = 0;
     positions.forEach((ps, r) => {
       for (const p of ps) {
         for (let l = 0; l < 2; l++) {
           let s = bias[l];
-          for (let k = 0; k < d; k++) s += w[l * d + k] * h.data[(r * t + p) * d + k];
-          assert.ok(Math.abs(s - logits.data[n * 2 + l]) < 1e-5);
+          for (let k = 0; k < d; k++) s += w[l * d + k] * h.hostData()[(r * t + p) * d + k];
+          assert.ok(Math.abs(s - logits.hostData()[n * 2 + l]) < 1e-5);
         }
         n++;
       }
@@ -167,7 +169,7 @@ describe("TokenClassifier (PRM)", () => {
     assert.equal(Object.keys(cfg.id2label).length, 2);
     const back = loadClassifier(dir) as TokenClassifier;
     assert.equal(back.kind, "token");
-    assert.deepEqual(Array.from(noGrad(() => back.logitsAt(batch, positions)).data), Array.from(logits.data));
+    assert.deepEqual(Array.from(noGrad(() => back.logitsAt(batch, positions)).hostData()), Array.from(logits.hostData()));
     assert.throws(() => prm.logitsAt(batch, [[t]]), /1 position lists for 3 rows/);
     fs.rmSync(dir, { recursive: true });
   });

@@ -26,15 +26,15 @@ import { Linear } from "../src/nn/layers.js";
 import { Module } from "../src/nn/module.js";
 import { AdamW } from "../src/nn/optim.js";
 import { Rng } from "../src/nn/rng.js";
-import { backward, crossEntropy, noGrad, Tensor } from "../src/tensor/index.js";
+import { backward, crossEntropy, fromArray, noGrad, type Tensor } from "../src/tensor/index.js";
 
 const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/hf/", import.meta.url));
 const MERGE_TOL = 1e-5;
 
 const load = (name = "llama-tiny") => loadCausalLM(path.join(FIXTURES, name));
 
-const IDS = new Tensor(Int32Array.from([5, 17, 200, 31, 9, 77, 12, 4, 300, 301, 302, 1, 2, 3, 4, 5]), [2, 8]);
-const logitsOf = (m: CausalLM) => Array.from(noGrad(() => m.forward({ inputIds: IDS }).logits).data);
+const IDS = fromArray(Int32Array.from([5, 17, 200, 31, 9, 77, 12, 4, 300, 301, 302, 1, 2, 3, 4, 5]), [2, 8]);
+const logitsOf = (m: CausalLM) => Array.from(noGrad(() => m.forward({ inputIds: IDS }).logits).hostData());
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
@@ -45,14 +45,18 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 /** Give every lora_B random values so the adapters act. */
 function randomizeB(lora: LoraModel, seed = 1): void {
   const rng = new Rng(seed);
-  for (const a of lora.adapters) rng.fillNormal(a.loraB.weight.data as Float32Array, 0, 0.05);
+  for (const a of lora.adapters) {
+    const w = new Float32Array(a.loraB.weight.size);
+    rng.fillNormal(w, 0, 0.05);
+    a.loraB.weight.copyFrom(w);
+  }
 }
 
 /** A few AdamW steps of next-token cross-entropy on the trainable parameters. */
 function train(lora: LoraModel<CausalLM>, steps: number): number[] {
   const opt = new AdamW(lora.trainableParameters(), { lr: 1e-2, weightDecay: 0.01 });
-  const inputs = new Tensor(IDS.data.slice(0, 14) as Int32Array, [2, 7]);
-  const labels = new Tensor(Int32Array.from([17, 200, 31, 9, 77, 12, 4, 300, 301, 302, 1, 2, 3, 4]), [2, 7]);
+  const inputs = fromArray(IDS.hostData().slice(0, 14) as Int32Array, [2, 7]);
+  const labels = fromArray(Int32Array.from([17, 200, 31, 9, 77, 12, 4, 300, 301, 302, 1, 2, 3, 4]), [2, 7]);
   const losses: number[] = [];
   for (let s = 0; s < steps; s++) {
     const loss = crossEntropy(lora.base.forward({ inputIds: inputs }).logits, labels);
@@ -87,31 +91,31 @@ describe("LoRA on a CausalLM", () => {
       }
     }
     const toy = new Toy();
-    toy.proj.bias?.data.set([0.1, -0.2, 0.3, 0, 0.5]);
+    toy.proj.bias?.copyFrom([0.1, -0.2, 0.3, 0, 0.5]);
     const lora = applyLora(toy, { r: 3, loraAlpha: 12, targetModules: ["proj"] }, { seed: 4 });
     randomizeB(lora);
     const a = lora.adapters.at(0);
     // PEFT's A init: uniform in +-1/sqrt(in)
-    assert.ok(a.loraA.weight.data.every((v) => Math.abs(v) <= 1 / Math.sqrt(6)));
-    const x = new Tensor(
+    assert.ok(a.loraA.weight.hostData().every((v) => Math.abs(v) <= 1 / Math.sqrt(6)));
+    const x = fromArray(
       Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)),
       [2, 6],
     );
     const y = noGrad(() => toy.proj.forward(x));
-    const W = toy.proj.weight.data;
-    const A = a.loraA.weight.data;
-    const B = a.loraB.weight.data;
+    const W = toy.proj.weight.hostData();
+    const A = a.loraA.weight.hostData();
+    const B = a.loraB.weight.hostData();
     for (let n = 0; n < 2; n++) {
       for (let o = 0; o < 5; o++) {
-        let base = (toy.proj.bias as Tensor).data[o];
-        for (let i = 0; i < 6; i++) base += W[o * 6 + i] * x.data[n * 6 + i];
+        let base = (toy.proj.bias as Tensor).hostData()[o];
+        for (let i = 0; i < 6; i++) base += W[o * 6 + i] * x.hostData()[n * 6 + i];
         let delta = 0;
         for (let k = 0; k < 3; k++) {
           let ax = 0;
-          for (let i = 0; i < 6; i++) ax += A[k * 6 + i] * x.data[n * 6 + i];
+          for (let i = 0; i < 6; i++) ax += A[k * 6 + i] * x.hostData()[n * 6 + i];
           delta += B[o * 3 + k] * ax;
         }
-        assert.ok(Math.abs(y.data[n * 5 + o] - (base + (12 / 3) * delta)) < 1e-6);
+        assert.ok(Math.abs(y.hostData()[n * 5 + o] - (base + (12 / 3) * delta)) < 1e-6);
       }
     }
   });
@@ -119,22 +123,22 @@ describe("LoRA on a CausalLM", () => {
   test("training moves only the adapters: base weights stay bitwise unchanged; disabling gives the base logits", async () => {
     const m = await load("qwen2-tiny");
     const base = logitsOf(m);
-    const snapshot = new Map([...m.namedParameters()].map(([k, t]) => [k, Buffer.from(t.data.slice().buffer)]));
+    const snapshot = new Map([...m.namedParameters()].map(([k, t]) => [k, Buffer.from(t.hostData().slice().buffer)]));
     const lora = applyLora(m, {
       r: 4,
       loraAlpha: 16,
       loraDropout: 0.1,
       targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"],
     });
-    const adapterBefore = lora.trainableParameters().map((p) => p.data.slice());
+    const adapterBefore = lora.trainableParameters().map((p) => p.hostData().slice());
     const losses = train(lora, 5);
     assert.ok(losses[4] < losses[0], `loss went ${losses[0]} -> ${losses[4]}`);
     for (const [k, t] of m.namedParameters()) {
-      assert.ok(Buffer.from(t.data.slice().buffer).equals(snapshot.get(k) as Buffer), `base parameter ${k} changed`);
+      assert.ok(Buffer.from(t.hostData().slice().buffer).equals(snapshot.get(k) as Buffer), `base parameter ${k} changed`);
       assert.equal(t.grad, null, `base parameter ${k} got a gradient`);
     }
     lora.trainableParameters().forEach((p, i) => {
-      assert.ok(maxDiff(p.data, adapterBefore[i]) > 0, `adapter tensor ${i} did not move`);
+      assert.ok(maxDiff(p.hostData(), adapterBefore[i]) > 0, `adapter tensor ${i} did not move`);
     });
     m.eval();
     const tuned = logitsOf(m);

@@ -59,7 +59,7 @@ describe("Module", () => {
     b.loadStateDict(a.stateDict());
     assert.equal(b.embed.weight, before, "tensor identity is kept");
     assert.equal(b.head, b.embed.weight);
-    for (const [n, t] of a.stateDict()) assert.deepEqual(Array.from(b.stateDict().get(n)?.data ?? []), Array.from(t.data));
+    for (const [n, t] of a.stateDict()) assert.deepEqual(Array.from(b.stateDict().get(n)?.hostData() ?? []), Array.from(t.hostData()));
   });
 
   test("loadStateDict errors name the key", () => {
@@ -79,14 +79,14 @@ describe("Module", () => {
     assert.deepEqual(res, { missingKeys: [], unexpectedKeys: ["layers.2.proj.weight"] });
     // a shape mismatch is an error even when not strict, and nothing is copied
     const bad = new Map(state);
-    const old = Array.from(net.embed.weight.data);
+    const old = Array.from(net.embed.weight.hostData());
     bad.set("embed_tokens.weight", zeros([10, 4]));
     bad.set("layers.0.proj.weight", zeros([4, 3]));
     assert.throws(
       () => net.loadStateDict(bad, { strict: false }),
       /shape mismatch for "layers\.0\.proj\.weight": checkpoint \[4, 3\], model \[3, 4\]/,
     );
-    assert.deepEqual(Array.from(net.embed.weight.data), old, "a failed load leaves the model untouched");
+    assert.deepEqual(Array.from(net.embed.weight.hostData()), old, "a failed load leaves the model untouched");
   });
 
   test("registering a name twice or with a dot is an error", () => {
@@ -119,19 +119,19 @@ describe("Module", () => {
 describe("layers", () => {
   test("Linear is x W^T + b with W [out, in]; Embedding looks rows up; RMSNorm weight starts at 1", () => {
     const lin = new Linear(2, 3, { bias: true });
-    lin.weight.data.set([1, 2, 3, 4, 5, 6]);
-    lin.bias?.data.set([0.5, 0, -1]);
+    lin.weight.copyFrom([1, 2, 3, 4, 5, 6]);
+    lin.bias?.copyFrom([0.5, 0, -1]);
     const y = lin.forward(tensor([[1, -1]]));
     assert.deepEqual(y.toArray(), [[-0.5, -1, -2]]);
     const emb = new Embedding(3, 2);
-    emb.weight.data.set([0, 1, 2, 3, 4, 5]);
+    emb.weight.copyFrom([0, 1, 2, 3, 4, 5]);
     assert.deepEqual(emb.forward(tensor([2, 0], { dtype: "i32" })).toArray(), [
       [4, 5],
       [0, 1],
     ]);
     const norm = new RMSNorm(2, 0);
-    assert.deepEqual(Array.from(norm.weight.data), [1, 1]);
-    const n = norm.forward(tensor([[3, 4]])).data;
+    assert.deepEqual(Array.from(norm.weight.hostData()), [1, 1]);
+    const n = norm.forward(tensor([[3, 4]])).hostData();
     const r = Math.sqrt((9 + 16) / 2);
     assert.ok(Math.abs(n[0] - 3 / r) < 1e-6 && Math.abs(n[1] - 4 / r) < 1e-6);
   });
@@ -150,14 +150,14 @@ describe("layers", () => {
     const a = createCausalLM(cfg, { seed: 7 });
     const b = createCausalLM(cfg, { seed: 7 });
     const c = createCausalLM(cfg, { seed: 8 });
-    const w = a.model.embedTokens.weight.data;
-    assert.deepEqual(Array.from(w), Array.from(b.model.embedTokens.weight.data));
-    assert.notDeepEqual(Array.from(w), Array.from(c.model.embedTokens.weight.data));
+    const w = a.model.embedTokens.weight.hostData();
+    assert.deepEqual(Array.from(w), Array.from(b.model.embedTokens.weight.hostData()));
+    assert.notDeepEqual(Array.from(w), Array.from(c.model.embedTokens.weight.hostData()));
     let s2 = 0;
     for (const x of w) s2 += x * x;
     const std = Math.sqrt(s2 / w.length);
     assert.ok(Math.abs(std - 0.05) < 0.005, `init std ${std}`);
-    assert.ok(Array.from(a.model.norm.weight.data).every((x) => x === 1));
+    assert.ok(Array.from(a.model.norm.weight.hostData()).every((x) => x === 1));
   });
 });
 

@@ -40,7 +40,7 @@ const sig = (x: number) => 1 / (1 + Math.exp(-x));
 /** P(correct) at one position of a one-row TokenClassifier forward. */
 function manualPrm(ids: number[], positions: number[]): number[] {
   const logits = prm.forward({ inputIds: tensor([ids], { dtype: "i32" }) }); // (1, T, 2)
-  const d = logits.data;
+  const d = logits.hostData();
   return positions.map((p) => sig(d[2 * p + 1] - d[2 * p]));
 }
 
@@ -114,7 +114,7 @@ describe("OrmScorer", () => {
     for (let i = 0; i < 2; i++) {
       const ids = [...TOK.encode(texts[i]), EOS];
       assert.deepEqual(s.encode(rows[i].prompt, rows[i].steps), ids);
-      const want = orm.rewards({ inputIds: tensor([ids], { dtype: "i32" }) }).data[0];
+      const want = orm.rewards({ inputIds: tensor([ids], { dtype: "i32" }) }).hostData()[0];
       assert.ok(Math.abs(got[i] - want) < 1e-5, `${got[i]} vs ${want}`);
     }
     const p = await new OrmScorer(orm, TOK, { sigmoid: true }).scoreSolution(rows[0].prompt, rows[0].steps);

@@ -15,7 +15,7 @@ import { type CausalLM, loadCausalLM } from "../src/models/causal_lm.js";
 import { applyLora, saveLoraAdapter } from "../src/models/lora.js";
 import { Rng } from "../src/nn/rng.js";
 import { type ServerHandle, startServer } from "../src/serve/server.js";
-import { noGrad, Tensor } from "../src/tensor/index.js";
+import { fromArray, noGrad, Tensor } from "../src/tensor/index.js";
 
 const FIXTURES = fileURLToPath(new URL("../../shared/fixtures/hf/", import.meta.url));
 /** Same code path and batch as local generate; float32 sums in float64, so the match is near exact. */
@@ -85,7 +85,7 @@ async function post(url: string, route: string, body: unknown): Promise<{ status
 /** log p(seq[t] | seq[..t]) for t >= 1 from one teacher-forced forward. */
 function teacherForced(m: CausalLM, seq: number[]): number[] {
   return noGrad(() => {
-    const logits = m.forward({ inputIds: new Tensor(Int32Array.from(seq), [1, seq.length]) }).logits.data;
+    const logits = m.forward({ inputIds: fromArray(Int32Array.from(seq), [1, seq.length]) }).logits.hostData();
     const v = m.config.vocabSize;
     const out: number[] = [];
     for (let t = 1; t < seq.length; t++) {
@@ -384,7 +384,7 @@ describe("nexus serve (in-process)", () => {
     const other = await loadCausalLM(dir);
     const lora = applyLora(other, { r: 4, loraAlpha: 16, targetModules: ["q_proj", "v_proj", "o_proj"] }, { seed: 3 });
     const rng = new Rng(4);
-    for (const a of lora.adapters) for (let i = 0; i < a.loraB.weight.data.length; i++) a.loraB.weight.data[i] = rng.next() - 0.5;
+    for (const a of lora.adapters) a.loraB.weight.copyFrom(Array.from({ length: a.loraB.weight.size }, () => rng.next() - 0.5));
     const adapterDir = path.join(dir, "adapter");
     saveLoraAdapter(lora, adapterDir);
     const [tuned] = generate(other, [p], { ...o, tokenizer: tok });

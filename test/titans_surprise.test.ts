@@ -58,7 +58,7 @@ class BigramStates {
     rng.fillNormal(this.table);
   }
   forwardHidden(inputs: DecoderInputs): Tensor {
-    const ids = inputs.inputIds.data;
+    const ids = inputs.inputIds.hostData();
     const t = ids.length;
     const out = new Float32Array(t * this.dim);
     for (let i = 0; i < t; i++) {

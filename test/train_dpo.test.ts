@@ -56,12 +56,12 @@ describe("DPO trainer", () => {
     for (const [name, t] of model.namedParameters()) {
       const b = before.get(name) as Float32Array;
       assert.ok(
-        t.data.some((v, i) => v !== b[i]),
+        t.hostData().some((v, i) => v !== b[i]),
         `parameter ${name} did not change`,
       );
     }
     for (const [name, t] of ref.namedParameters()) {
-      assert.deepEqual(t.data, refBefore.get(name), `reference parameter ${name} changed`);
+      assert.deepEqual(t.hostData(), refBefore.get(name), `reference parameter ${name} changed`);
       assert.equal(t.requiresGrad, false);
     }
   });
@@ -78,7 +78,7 @@ describe("DPO trainer", () => {
       const mb = [pairs[4], pairs[0], pairs[2], pairs[5]]; // a different grouping than the precompute's chunks
       const { loss } = task.lossSum(mb) as { loss: import("../src/tensor/index.js").Tensor };
       loss.backward();
-      return { loss: loss.item(), grads: model.parameters().map((p) => Float32Array.from(p.grad?.data ?? [])) };
+      return { loss: loss.item(), grads: model.parameters().map((p) => Float32Array.from(p.grad?.hostData() ?? [])) };
     };
     const live = lossAndGrads(false);
     const pre = lossAndGrads(true);
@@ -124,7 +124,7 @@ describe("DPO trainer", () => {
     });
     assert.ok(Math.abs(res.history[0].loss - Math.LN2) < 1e-6, `first loss ${res.history[0].loss}`);
     assert.ok((res.history.at(-1) as { loss: number }).loss < Math.LN2);
-    for (const [name, t] of base.namedParameters()) assert.deepEqual(t.data, baseBefore.get(name), `base ${name} changed`);
+    for (const [name, t] of base.namedParameters()) assert.deepEqual(t.hostData(), baseBefore.get(name), `base ${name} changed`);
     const now = snapshot(lora);
     assert.ok(adaptersBefore.length > 0);
     assert.ok(

@@ -38,14 +38,14 @@ function tinyModel(seed = 0): CausalLM {
   return createCausalLM(cfg, { seed });
 }
 
-const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.data)]));
+const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData())]));
 /** Count of "1" characters: varies between completions, so groups carry a signal. */
 const ones: RewardFn = namedReward("ones", (a) => a.completions.map((c) => [...c].filter((x) => x === "1").length));
 const constant: RewardFn = namedReward("constant", (a) => a.completions.map(() => 1));
 const base = { maxSteps: 1, numGenerations: 4, perDeviceTrainBatchSize: 8, maxCompletionLength: 5, learningRate: 1e-2, seed: 3 };
 
 function gradsOf(m: CausalLM): Map<string, Float32Array> {
-  return new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.grad?.data ?? new Float32Array(t.size))]));
+  return new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.grad?.hostData() ?? new Float32Array(t.size))]));
 }
 
 describe("GRPO trainer", () => {
@@ -69,12 +69,12 @@ describe("GRPO trainer", () => {
           );
           checked++;
         }
-        advAbs += (out.advantages!.data as Float32Array).reduce((a, x) => a + Math.abs(x), 0);
+        advAbs += (out.advantages!.hostData() as Float32Array).reduce((a, x) => a + Math.abs(x), 0);
       },
     });
     assert.equal(advAbs, 0);
     assert.ok(checked > 10);
-    for (const [name, t] of model.namedParameters()) assert.deepEqual(t.data, before.get(name), `${name} moved`);
+    for (const [name, t] of model.namedParameters()) assert.deepEqual(t.hostData(), before.get(name), `${name} moved`);
   });
 
   test("GSPO equals GRPO when every completion is one token (loss and gradients, over two passes)", async () => {
@@ -149,7 +149,7 @@ describe("GRPO trainer", () => {
     });
     assert.equal(rows, 16);
     assert.deepEqual(losses, [0, 0]);
-    for (const [name, t] of model.namedParameters()) assert.deepEqual(t.data, before.get(name), `${name} moved`);
+    for (const [name, t] of model.namedParameters()) assert.deepEqual(t.hostData(), before.get(name), `${name} moved`);
   });
 
   test("numIterations 2: old log-probs stay fixed; the ratio is 1 on the first pass and not on the second", async () => {
@@ -173,7 +173,8 @@ describe("GRPO trainer", () => {
         for (const [i, r] of b.old!.entries()) assert.deepEqual(Array.from(r), oldCopy[i]);
         const tc = mb.packed.completionWidth;
         const r: number[] = [];
-        for (let k = 0; k < mb.mask.size; k++) if (mb.mask.data[k] === 1) r.push(Math.exp(mb.logps.data[k] - mb.old!.data[k]));
+        const [md, ld, od] = [mb.mask.hostData(), mb.logps.hostData(), mb.old!.hostData()];
+        for (let k = 0; k < mb.mask.size; k++) if (md[k] === 1) r.push(Math.exp(ld[k] - od[k]));
         assert.ok(tc >= 1);
         ratios.push(r);
       },
@@ -284,7 +285,7 @@ describe("GRPO trainer", () => {
               s.ends.forEach((e, k) => {
                 if (e >= t) want += (rewards[j][k] - mu) / (sd + 1e-4);
               });
-              const got = adv.data[row * mb.packed.completionWidth + t];
+              const got = adv.hostData()[row * mb.packed.completionWidth + t];
               assert.ok(Math.abs(got - want) < 1e-4, `row ${row} token ${t}: ${got} vs ${want}`);
               compared++;
             }
@@ -366,9 +367,9 @@ describe("GRPO trainer", () => {
 
   test("packRollout: prompts left-padded, completions right-padded, masks on real tokens", () => {
     const p = packRollout([[5, 6], [7]], [[1], [2, 3]], 0);
-    assert.deepEqual(Array.from(p.inputIds.data), [5, 6, 1, 0, 0, 7, 2, 3]);
-    assert.deepEqual(Array.from(p.attentionMask.data), [1, 1, 1, 0, 0, 1, 1, 1]);
-    assert.deepEqual(Array.from(p.completionMask.data), [1, 0, 1, 1]);
+    assert.deepEqual(Array.from(p.inputIds.hostData()), [5, 6, 1, 0, 0, 7, 2, 3]);
+    assert.deepEqual(Array.from(p.attentionMask.hostData()), [1, 1, 1, 0, 0, 1, 1, 1]);
+    assert.deepEqual(Array.from(p.completionMask.hostData()), [1, 0, 1, 1]);
     assert.deepEqual([p.promptWidth, p.completionWidth], [2, 2]);
   });
 });

@@ -70,7 +70,7 @@ test("GRPO samples its rollouts from a generator URL", async (t) => {
   // the policy trained (it is not the server's copy)
   const changed = [...policy.namedParameters()].some(([n, p]) => {
     const q = [...served.namedParameters()].find(([m]) => m === n)![1];
-    return p.data.some((x, i) => x !== q.data[i]);
+    return p.hostData().some((x, i) => x !== q.hostData()[i]);
   });
   assert.ok(changed);
 });

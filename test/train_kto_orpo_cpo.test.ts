@@ -22,7 +22,7 @@ function checkTrained(name: string, model: CausalLM, before: Map<string, Float32
   for (const [p, t] of model.namedParameters()) {
     const b = before.get(p) as Float32Array;
     assert.ok(
-      t.data.some((v, i) => v !== b[i]),
+      t.hostData().some((v, i) => v !== b[i]),
       `${name}: parameter ${p} did not change`,
     );
   }

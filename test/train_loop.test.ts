@@ -59,7 +59,7 @@ function sftTask(model: ReturnType<typeof createCausalLM>) {
 }
 
 function weights(model: ReturnType<typeof createCausalLM>): Map<string, Float32Array> {
-  return new Map([...model.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.data as Float32Array)]));
+  return new Map([...model.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData() as Float32Array)]));
 }
 
 async function train(over: Partial<LoopConfig>, extra: { outputDir?: string | null; resume?: boolean; stopAfterStep?: number } = {}) {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ppoLoss } from "../src/losses/ppo.js";
 import { namedReward } from "../src/rewards/types.js";
-import { Tensor, tensor } from "../src/tensor/index.js";
+import { fromArray, type Tensor, tensor } from "../src/tensor/index.js";
 import { applyMissingEosPenalty } from "../src/train/online_policy.js";
 import { PpoTrainer, ppoRewards } from "../src/train/ppo.js";
 import { assertClose } from "./helpers/check.js";
@@ -34,18 +34,18 @@ describe("PPO rewards", () => {
     });
     const want = lp.map((x, i) => (mask[i] ? f(f(f(x) - f(ref[i])) * f(-0.05)) : 0));
     assert.deepEqual(
-      Array.from(out.nonScoreReward.data, (x) => x + 0),
+      Array.from(out.nonScoreReward.hostData(), (x) => x + 0),
       want,
     ); // + 0: -0 -> 0
     const rewards = [...want];
     rewards[3] = f(rewards[3] + 2);
     rewards[6] = f(rewards[6] - 1);
     assert.deepEqual(
-      Array.from(out.rewards.data, (x) => x + 0),
+      Array.from(out.rewards.hostData(), (x) => x + 0),
       rewards,
     );
     // e.g. token 1 of row 0: -0.05 * (-1 - -1.5) = -0.025
-    assertClose(out.nonScoreReward.data[1], -0.025, { atol: 1e-8 });
+    assertClose(out.nonScoreReward.hostData()[1], -0.025, { atol: 1e-8 });
   });
 
   test("missing-EOS penalty: subtracted only from completions without EOS", async () => {
@@ -103,19 +103,19 @@ describe("PPO losses", () => {
     const b = await t.rollout(PROMPTS.slice(0, 4));
     const mask = b.batch.lossMask;
     // V_t = 1 on every completion token: delta_t = V_{t+1} - V_t = 0 inside, 1 - V_last = 0 at the end
-    const z = t.withAdvantages({ ...b, values: new Tensor(Float32Array.from(mask.data), mask.shape) });
-    assert.ok(z.advantages.data.every((a) => a === 0));
+    const z = t.withAdvantages({ ...b, values: fromArray(Float32Array.from(mask.hostData()), mask.shape) });
+    assert.ok(z.advantages.hostData().every((a) => a === 0));
     assertClose(z.returns, mask);
     const { out } = t.microLoss(z, [0, 1, 2, 3]);
     assert.equal(out.pgLoss.item(), 0);
     out.loss.backward();
     let policyGrads = 0;
     for (const p of t.policy.parameters()) {
-      for (const g of p.grad?.data ?? []) assert.equal(g, 0);
+      for (const g of p.grad?.hostData() ?? []) assert.equal(g, 0);
       policyGrads++;
     }
     assert.ok(policyGrads > 0);
-    const valueGradNorm = t.valueModel.parameters().reduce((a, p) => a + (p.grad?.data ?? []).reduce((s, g) => s + g * g, 0), 0);
+    const valueGradNorm = t.valueModel.parameters().reduce((a, p) => a + (p.grad?.hostData() ?? []).reduce((s, g) => s + g * g, 0), 0);
     assert.ok(valueGradNorm > 0, "the value model still learns from V - R");
   });
 });
@@ -146,12 +146,12 @@ describe("PPO training", () => {
     assert.ok(ref !== null);
     const ref0 = snapshot(ref);
     const pol0 = snapshot(model);
-    const val0 = new Map([...t.valueModel.namedParameters()].map(([n, p]) => [n, Float32Array.from(p.data)]));
+    const val0 = new Map([...t.valueModel.namedParameters()].map(([n, p]) => [n, Float32Array.from(p.hostData())]));
     const run = await t.train();
     assert.equal(run.step, 2);
-    for (const [n, p] of ref.namedParameters()) assert.deepEqual(p.data, ref0.get(n), `reference ${n} changed`);
+    for (const [n, p] of ref.namedParameters()) assert.deepEqual(p.hostData(), ref0.get(n), `reference ${n} changed`);
     const changed = (before: Map<string, Float32Array>, params: Iterable<[string, Tensor]>) =>
-      [...params].filter(([n, p]) => p.data.some((v, i) => v !== before.get(n)?.[i])).length;
+      [...params].filter(([n, p]) => p.hostData().some((v, i) => v !== before.get(n)?.[i])).length;
     assert.equal(changed(pol0, model.namedParameters()), model.parameters().length, "every policy weight moves");
     assert.ok(changed(val0, t.valueModel.namedParameters()) > 0);
     const last = run.history.at(-1) ?? {};

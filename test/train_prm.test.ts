@@ -122,7 +122,7 @@ describe("PRM training", () => {
     const model = new TokenClassifier(MODEL_CONFIG, { rng: new Rng(2) });
     model.model.layers.items[0].selfAttn.freeze();
     const isFrozen = (n: string) => n.startsWith("model.layers.0.self_attn.");
-    const before = new Map([...model.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.data as Float32Array)]));
+    const before = new Map([...model.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData() as Float32Array)]));
     await trainPrm({
       model,
       tokenizer: TOK,
@@ -133,7 +133,7 @@ describe("PRM training", () => {
     let frozen = 0;
     for (const [name, t] of model.namedParameters()) {
       const b = before.get(name) as Float32Array;
-      const a = t.data as Float32Array;
+      const a = t.hostData() as Float32Array;
       if (isFrozen(name)) {
         frozen++;
         assert.ok(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), `${name} changed`);

@@ -95,7 +95,7 @@ describe("reward trainer", () => {
   test("moves every trainable tensor and leaves frozen ones bitwise unchanged", async () => {
     const rm = new SequenceClassifier(MODEL_CONFIG, { rng: new Rng(4) });
     rm.model.embedTokens.freeze();
-    const before = new Map([...rm.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.data as Float32Array)]));
+    const before = new Map([...rm.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData() as Float32Array)]));
     await trainRewardModel({
       model: rm,
       tokenizer: TOK,
@@ -105,7 +105,7 @@ describe("reward trainer", () => {
     });
     for (const [name, t] of rm.namedParameters()) {
       const b = before.get(name) as Float32Array;
-      const a = t.data as Float32Array;
+      const a = t.hostData() as Float32Array;
       if (name.startsWith("model.embed_tokens.")) assert.ok(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), `${name} changed`);
       else
         assert.ok(

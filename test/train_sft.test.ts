@@ -83,7 +83,7 @@ describe("SFT training", () => {
     const model = createCausalLM(MODEL_CONFIG, { seed: 3 });
     model.model.embedTokens.freeze();
     model.model.layers.items[0].freeze();
-    const before = new Map([...model.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.data as Float32Array)]));
+    const before = new Map([...model.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData() as Float32Array)]));
     const rows = [
       { prompt: "a+b=", completion: "ab" },
       { prompt: "c+d=", completion: "cd" },
@@ -111,7 +111,7 @@ describe("SFT training", () => {
     assert.ok(evalRow !== undefined && (evalRow.eval_loss as number) < losses[0]);
     for (const [name, t] of model.namedParameters()) {
       const b = before.get(name) as Float32Array;
-      const a = t.data as Float32Array;
+      const a = t.hostData() as Float32Array;
       const frozen = name.startsWith("model.embed_tokens.") || name.startsWith("model.layers.0.");
       if (frozen) assert.ok(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), `${name} is frozen but changed`);
       else
@@ -134,6 +134,6 @@ describe("SFT training", () => {
     assert.equal(saved.learningRate, 1e-2);
     assert.equal(saved.completionOnlyLoss, null);
     const reloaded = await loadCausalLM(out);
-    assert.deepEqual(reloaded.model.norm.weight.data, model.model.norm.weight.data);
+    assert.deepEqual(reloaded.model.norm.weight.hostData(), model.model.norm.weight.hostData());
   });
 });

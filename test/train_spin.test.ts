@@ -27,7 +27,13 @@ describe("SPIN", () => {
       const e = encodePromptCompletion(TOK, r.prompt, r.completion);
       return { promptIds: e.ids.slice(0, e.promptLength), completionIds: e.ids.slice(e.promptLength) };
     });
-    const dataLogp = (m: typeof model) => noGrad(() => scoreSequences(m, data, 0).logps.data.reduce((a, b) => a + b, 0) / data.length);
+    const dataLogp = (m: typeof model) =>
+      noGrad(
+        () =>
+          scoreSequences(m, data, 0)
+            .logps.hostData()
+            .reduce((a, b) => a + b, 0) / data.length,
+      );
     const pairsOf: PreferencePair[][] = [];
     const starts: { policy: Map<string, Float32Array>; ref: Map<string, Float32Array> }[] = [];
     const res = await trainSpin({

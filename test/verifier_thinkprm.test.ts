@@ -109,7 +109,7 @@ describe("generative verifier scores", () => {
     const ids = TOK.encode(text, { addSpecialTokens: false });
     const logits = noGrad(() => model.forward({ inputIds: tensor(ids, { dtype: "i32", shape: [1, ids.length] }) }).logits);
     const v = TOK.vocabSize;
-    const row = Array.from(logits.data.subarray((ids.length - 1) * v, ids.length * v));
+    const row = Array.from(logits.hostData().subarray((ids.length - 1) * v, ids.length * v));
     const mx = Math.max(...row);
     const z = row.reduce((s, x) => s + Math.exp(x - mx), 0);
     const p = (id: number) => Math.exp(row[id]! - mx) / z;

@@ -3,7 +3,7 @@
 // once so that a concept has one flag name and one default everywhere (commands spread the fields they use).
 
 import { z } from "zod";
-import { type BackendChoice, setBackend } from "../backend/index.js";
+import { type BackendChoice, type Precision, setBackend, setPrecision } from "../backend/index.js";
 import { STEP_AGGREGATIONS, type StepAggregation } from "../rewards/interfaces.js";
 
 /** A flag of every command: its field (name = the key, kebab-cased) and what it does before the command runs. */
@@ -16,9 +16,25 @@ export interface GlobalOption {
 /** Flags every command accepts. To add one: one entry (field + apply). */
 export const GLOBAL_OPTIONS = {
   backend: {
-    field: z.enum(["auto", "cpu", "ref"]).default("auto").describe("compute backend (auto: cpu when the native addon loads, else ref)"),
+    field: z
+      .enum(["auto", "cuda", "cpu", "ref"])
+      .default("auto")
+      .describe(
+        "compute backend (auto: cuda when a GPU and the cuda addon are there, else cpu when the native addon loads, else ref; it says which)",
+      ),
     apply: (v: BackendChoice, given: boolean) => {
-      if (given) setBackend(v);
+      if (given) setBackend(v, { announce: v === "auto" });
+    },
+  },
+  precision: {
+    field: z
+      .enum(["fp32", "bf16"])
+      .default("fp32")
+      .describe(
+        "how matmul and attention multiply: fp32 (TF32 tensor cores on cuda) or bf16 (autocast: fp32 weights, bf16 products; cuda only)",
+      ),
+    apply: (v: Precision, given: boolean) => {
+      if (given) setPrecision(v);
     },
   },
 } satisfies Record<string, GlobalOption>;

@@ -11,7 +11,7 @@ import { ConfigError, resolveConfig } from "../train/config.js";
 import { prepareOutputDir } from "../train/output_dir.js";
 import { type RunControl, TrainingInterrupted } from "../train/run_state.js";
 import { type CommandRun, registerSchemaCommand, resolveCommandOptions } from "./schema_command.js";
-import { SHARED } from "./shared_options.js";
+import { GLOBAL_OPTIONS, SHARED } from "./shared_options.js";
 
 export { fieldInfo, kebabCase } from "./fields.js";
 
@@ -91,10 +91,13 @@ export interface TrainCommandSpec<S extends z.ZodObject> {
 
 function fullSchema<S extends z.ZodObject>(spec: Pick<TrainCommandSpec<S>, "name" | "schema" | "evalData">) {
   const paths = { ...TRAIN_COMMAND_FIELDS, ...(spec.evalData ? EVAL_DATA_FIELD : {}) };
-  for (const key of Object.keys(spec.schema.shape)) {
+  const method: Record<string, z.ZodType> = {};
+  for (const [key, field] of Object.entries(spec.schema.shape as Record<string, z.ZodType>)) {
     if (key in paths || key === "evalData") throw new ConfigError(`[cli ${spec.name}] config field '${key}' clashes with a common flag`);
+    // a config field that is also a global flag (precision) is set by that flag: the trainer gets the global's value
+    if (!(key in GLOBAL_OPTIONS)) method[key] = field;
   }
-  return z.object({ ...paths, ...(spec.schema.shape as Record<string, z.ZodType>) }).strict();
+  return z.object({ ...paths, ...method }).strict();
 }
 
 function context<S extends z.ZodObject>(
@@ -103,7 +106,10 @@ function context<S extends z.ZodObject>(
   run?: CommandRun,
 ): TrainCommandContext<z.output<S>> {
   const methodInput: Record<string, unknown> = {};
-  for (const key of Object.keys(spec.schema.shape)) if (all[key] !== undefined) methodInput[key] = all[key];
+  for (const key of Object.keys(spec.schema.shape)) {
+    const value = key in GLOBAL_OPTIONS ? (run?.globals as Record<string, unknown> | undefined)?.[key] : all[key];
+    if (value !== undefined) methodInput[key] = value;
+  }
   const config = resolveConfig(spec.name, spec.schema, methodInput, spec.rules ?? []);
   const model = all.model as string;
   const tokenizer = (all.tokenizer as string | null) ?? model;

@@ -37,7 +37,7 @@ export function rewardModelReward(model: SequenceClassifier, tokenizer: Tokenize
       });
       const batch = collate(rows, pad);
       const r = noGrad(() => model.rewards({ inputIds: batch.inputIds, attentionMask: batch.attentionMask })); // (b)
-      out.push(...Array.from(r.data as ArrayLike<number>, Number));
+      out.push(...Array.from(r.hostData() as ArrayLike<number>, Number));
     }
     return out;
   });

@@ -27,6 +27,18 @@ function newHost(dtype: DType, n: number): HostArray {
   return a;
 }
 
+/**
+ * A host array whose contents are garbage, for kernel outputs that write every element: large ones skip the zero-fill
+ * `new Float32Array` does on the calling thread (a serial memset that the other cores wait on at every op).
+ */
+function newHostUninit(dtype: DType, n: number): HostArray {
+  if (n < POOL_MIN) return newHost(dtype, n);
+  const bytes = Buffer.allocUnsafeSlow(n * (dtype === "f64" ? 8 : 4)).buffer;
+  const a = dtype === "f32" ? new Float32Array(bytes, 0, n) : dtype === "f64" ? new Float64Array(bytes, 0, n) : new Int32Array(bytes, 0, n);
+  trackHost(a);
+  return a;
+}
+
 function deviceAlloc(k: OpKernels, dtype: DType, n: number, op: string): DeviceBuffer {
   if (dtype === "f64") throw new StorageError(`[${op}] float64 tensors are only supported on the 'ref' backend (backend is '${k.name}')`);
   const mem = k.memory as DeviceMemory;
@@ -52,7 +64,7 @@ export function allocateUninit(dtype: DType, n: number, op = "alloc"): Storage {
   const k = kernels();
   if (k.device !== "host") return deviceAlloc(k, dtype, n, op);
   if (pool !== null && dtype === "f32" && n >= POOL_MIN) return pooled(n, false);
-  return newHost(dtype, n);
+  return newHostUninit(dtype, n);
 }
 
 // ---- the buffer pool for backward temporaries ----

@@ -80,7 +80,7 @@ export function firstNonFinite(arrays: Iterable<[string, ArrayLike<number>]>): {
 }
 
 function dataOf(entries: Iterable<[string, Tensor | Float32Array]>): [string, ArrayLike<number>][] {
-  return [...entries].map(([n, t]) => [n, t instanceof Float32Array ? t : (t.data as Float32Array)]);
+  return [...entries].map(([n, t]) => [n, t instanceof Float32Array ? t : t.hostData()]);
 }
 
 function writeFileSynced(path: string, text: string): void {

@@ -211,7 +211,7 @@ function grpoAlgorithm(
       const total = new Tensor(Float32Array.from(batch.rewards.total), [batch.rewards.total.length]);
       if (!c.processSupervision) {
         const adv = grpoAdvantages(total, { numGenerations: g, scaleRewards: c.scaleRewards });
-        state.set(batch, { seq: adv.data as Float32Array, token: null });
+        state.set(batch, { seq: adv.hostData() as Float32Array, token: null });
         return;
       }
       if (stepRewardFn === undefined) throw new RewardError("[grpo] processSupervision needs a stepRewardFn");
@@ -235,7 +235,8 @@ function grpoAlgorithm(
       const ends = stepRewards.map((row, i) => (row.length === 0 ? [] : split[i].ends));
       const width = Math.max(1, ...r.completionIds.map((x) => x.length));
       const adv = processAdvantages(stepRewards, ends, { numGenerations: g, completionLength: width });
-      const rows = Array.from({ length: split.length }, (_, i) => (adv.data as Float32Array).slice(i * width, (i + 1) * width));
+      const ad = adv.hostData() as Float32Array;
+      const rows = Array.from({ length: split.length }, (_, i) => ad.slice(i * width, (i + 1) * width));
       const flat = stepRewards.flat();
       if (flat.length > 0) batch.metrics["step_reward/mean"] = flat.reduce((a, b) => a + b, 0) / flat.length;
       state.set(batch, { seq: null, token: rows });

@@ -14,6 +14,7 @@ import { scopeAsync, type Tensor } from "../tensor/tensor.js";
 import { syncGradients } from "./grad_sync.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { NonFiniteGuard } from "./nonfinite.js";
+import { atPrecision } from "./precision.js";
 import { RunCheckpointer, type RunControl, runControl, TrainingInterrupted, yieldToEventLoop } from "./run_state.js";
 
 export class TrainingError extends Error {
@@ -44,6 +45,10 @@ export const LOOP_FIELDS = {
   adamBeta2: z.number().min(0).max(1).default(0.999).describe("AdamW beta2."),
   adamEpsilon: z.number().positive().default(1e-8).describe("AdamW epsilon."),
   maxGradNorm: z.number().min(0).default(1).describe("Clip the global gradient norm to this value; 0 disables."),
+  precision: z
+    .enum(["fp32", "bf16"])
+    .default("fp32")
+    .describe("fp32 (TF32 on cuda) or bf16 autocast: fp32 master weights, bf16 matmul and attention products (cuda)."),
   seed: z.number().int().default(42).describe("Seed of data order and of every random choice in the trainer."),
   loggingSteps: z.number().int().positive().default(10).describe("Log metrics every N optimizer steps."),
   evalSteps: z
@@ -226,7 +231,12 @@ export async function afterStep(a: AfterStepArgs): Promise<boolean> {
   return false;
 }
 
+/** The offline loop, at the config's precision. */
 export async function runTraining<Row>(opts: RunOptions<Row>): Promise<RunResult> {
+  return atPrecision(opts.config.precision, () => runTrainingAt(opts));
+}
+
+async function runTrainingAt<Row>(opts: RunOptions<Row>): Promise<RunResult> {
   const { model, task, config: cfg } = opts;
   if (opts.rows.length === 0) throw new TrainingError("[train] the dataset has no rows");
   const { optimizer, named, optNames } = createOptimizer(model, cfg, "train");

@@ -19,6 +19,7 @@ import { afterStep, createLoopSchedule, createOptimizer, epochOrder, type LoopCo
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { NonFiniteGuard } from "./nonfinite.js";
 import { type PendingBatch, type PendingBatchJson, pendingFromJson, pendingToJson } from "./online_resume.js";
+import { atPrecision } from "./precision.js";
 import {
   completionLogprobs,
   completionLogprobsNoGrad,
@@ -132,7 +133,12 @@ export interface OnlineRunOptions<C extends OnlineConfig> extends RunControl {
 /** What the group-RL loop keeps in a checkpoint besides the common run state. */
 type OnlineTrainerState = { pending?: PendingBatchJson };
 
+/** The online group-RL loop, at the config's precision. */
 export async function runOnlineRl<C extends OnlineConfig>(o: OnlineRunOptions<C>): Promise<RunResult> {
+  return atPrecision(o.config.precision, () => runOnlineRlAt(o));
+}
+
+async function runOnlineRlAt<C extends OnlineConfig>(o: OnlineRunOptions<C>): Promise<RunResult> {
   const { config: cfg, algorithm: algo, tokenizer: tok } = o;
   const label = algo.label;
   if (o.prompts.length === 0) throw new TrainingError(`[${label}] the dataset has no prompts`);

@@ -19,6 +19,7 @@ import { syncGradients } from "./grad_sync.js";
 import { afterStep, createLoopSchedule, createOptimizer, epochOrder, LOOP_FIELDS, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { NonFiniteError, NonFiniteGuard } from "./nonfinite.js";
+import { atPrecision } from "./precision.js";
 import { type PromptCompletion, toExample } from "./preference_data.js";
 import { RunCheckpointer, type RunControl, runControl } from "./run_state.js";
 
@@ -221,7 +222,12 @@ export interface OnlineRunResult {
 }
 
 /** Drives the outer steps of an online trainer. */
+/** The online policy loop (PPO, online DPO), at the config's precision. */
 export async function runOnline(o: OnlineLoopOptions): Promise<OnlineRunResult> {
+  return atPrecision(o.config.precision, () => runOnlineAt(o));
+}
+
+async function runOnlineAt(o: OnlineLoopOptions): Promise<OnlineRunResult> {
   const cfg = o.config;
   const loopCfg = { ...cfg, maxTokensPerBatch: 0, evalSteps: 0 };
   const { optimizer, named, optNames } = createOptimizer(o.trainable, loopCfg, o.label);

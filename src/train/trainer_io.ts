@@ -31,8 +31,9 @@ export interface TrainerOptions<C> extends RunControl {
   extraConfig?: Record<string, unknown>;
 }
 
+/** A model folder loaded onto the current backend, or a model object moved there (in place) as HF's Trainer does. */
 export async function resolveModel(model: CausalLM | string): Promise<CausalLM> {
-  return typeof model === "string" ? await loadCausalLM(model) : model;
+  return typeof model === "string" ? await loadCausalLM(model) : model.to();
 }
 
 /** A tokenizer object as given, or loaded from its folder, or from the model's folder (`model` when it is a path). */

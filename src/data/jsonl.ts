@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as readline from "node:readline";
+import { Readable } from "node:stream";
 import type { z } from "zod";
 
 /** A malformed dataset row (or unreadable JSON). `source` is the file name, or a label for in-memory rows. */
@@ -121,15 +122,46 @@ export function parseJsonl<S extends z.ZodType = z.ZodType<Record<string, unknow
   return parseJsonlWith(text, source, mapperFor(source, schema));
 }
 
+/** The 1-based line holding byte `at` of a buffer. */
+function lineOfByte(buf: Uint8Array, at: number): number {
+  let line = 1;
+  for (let i = 0; i < at && i < buf.length; i++) if (buf[i] === 0x0a) line++;
+  return line;
+}
+
+/** Decode UTF-8 strictly: invalid bytes are an error naming the line (never silently U+FFFD). */
+export function decodeUtf8(buf: Uint8Array, source: string, firstLine = 1): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(buf);
+  } catch {
+    // find the first bad byte: decode growing prefixes cut at line ends
+    let start = 0;
+    let line = firstLine;
+    for (let i = 0; i <= buf.length; i++) {
+      if (i === buf.length || buf[i] === 0x0a) {
+        try {
+          new TextDecoder("utf-8", { fatal: true }).decode(buf.subarray(start, i));
+        } catch {
+          throw new DatasetError(`${source}:${line}: invalid UTF-8`, source, line, null);
+        }
+        start = i + 1;
+        line++;
+      }
+    }
+    const at = lineOfByte(buf, buf.length) + firstLine - 1;
+    throw new DatasetError(`${source}:${at}: invalid UTF-8`, source, at, null);
+  }
+}
+
 /** Read a whole JSONL file (up to V8's string limit, ~512 MiB), mapping each row; see `streamJsonl` beyond that. */
 export function readJsonlWith<T>(file: string, map: RowMapper<T>): T[] {
-  let text: string;
+  let buf: Buffer;
   try {
-    text = fs.readFileSync(file, "utf8");
+    buf = fs.readFileSync(file);
   } catch (e) {
     throw new DatasetError(`${file}: cannot read: ${(e as Error).message}`, file, null, null);
   }
-  return parseJsonlWith(text, file, map);
+  return parseJsonlWith(decodeUtf8(buf, file), file, map);
 }
 
 /** Read a whole JSONL file, validating rows against `schema` when given. */
@@ -144,7 +176,31 @@ export async function* streamJsonl<S extends z.ZodType = z.ZodType<Record<string
 ): AsyncGenerator<z.output<S>> {
   if (!fs.existsSync(file)) throw new DatasetError(`${file}: cannot read: no such file`, file, null, null);
   const map = mapperFor(file, schema);
-  const rl = readline.createInterface({ input: fs.createReadStream(file, { encoding: "utf8" }), crlfDelay: Number.POSITIVE_INFINITY });
+  // bytes are checked as they stream: a chunk that is not UTF-8 (mid-character ends carry over) stops the read
+  const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  let linesSeen = 1;
+  const checked = Readable.from(
+    (async function* () {
+      for await (const chunk of fs.createReadStream(file)) {
+        let text: string;
+        try {
+          text = decoder.decode(chunk as Buffer, { stream: true });
+        } catch {
+          decodeUtf8(chunk as Buffer, file, linesSeen); // names the line (unless the bad bytes began in the last chunk)
+          throw new DatasetError(`${file}:${linesSeen}: invalid UTF-8`, file, linesSeen, null);
+        }
+        for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) linesSeen++;
+        yield text;
+      }
+      try {
+        const rest = decoder.decode();
+        if (rest) yield rest;
+      } catch {
+        throw new DatasetError(`${file}:${linesSeen}: invalid UTF-8 (the file ends inside a character)`, file, linesSeen, null);
+      }
+    })(),
+  );
+  const rl = readline.createInterface({ input: checked, crlfDelay: Number.POSITIVE_INFINITY });
   let line = 0;
   try {
     for await (let t of rl) {

@@ -6,6 +6,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { describeValue } from "./describe.js";
 import { writeFileAtomic } from "./safetensors.js";
 
 export class HfConfigError extends Error {
@@ -116,21 +117,45 @@ function fail(where: string, msg: string): never {
   throw new HfConfigError(`[hf_config] ${where}: ${msg}`);
 }
 
+/**
+ * Upper bounds on the sizes config.json may declare, far above any released model (vocab 262k, hidden 16k,
+ * 126 layers), checked before anything is allocated from them. What the whole model needs in memory is
+ * checked separately, against the checkpoint and the machine (models/param_shapes.ts).
+ */
+export const CONFIG_LIMITS = Object.freeze({
+  vocab_size: 2 ** 24,
+  hidden_size: 2 ** 17,
+  intermediate_size: 2 ** 20,
+  num_hidden_layers: 1024,
+  num_attention_heads: 4096,
+  num_key_value_heads: 4096,
+  head_dim: 8192,
+  max_position_embeddings: 2 ** 27,
+});
+
 type Raw = Record<string, unknown>;
 
-function num(raw: Raw, key: string, where: string, dflt: number, opts: { int?: boolean; positive?: boolean } = {}): number {
+function num(raw: Raw, key: string, where: string, dflt: number, opts: { int?: boolean; positive?: boolean; max?: number } = {}): number {
   const v = raw[key];
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== "number" || !Number.isFinite(v)) fail(where, `${key} is ${JSON.stringify(v)}, expected a number`);
+  if (typeof v !== "number" || !Number.isFinite(v)) fail(where, `${key} is ${show(v)}, expected a number`);
   if (opts.int && !Number.isInteger(v)) fail(where, `${key} is ${v}, expected an integer`);
   if (opts.positive && !(v > 0)) fail(where, `${key} is ${v}, expected > 0`);
+  if (opts.max !== undefined && v > opts.max) fail(where, `${key} is ${v}, above the limit of ${opts.max}`);
   return v;
 }
+
+/** A size key: a positive integer up to its CONFIG_LIMITS bound. */
+function size(raw: Raw, key: keyof typeof CONFIG_LIMITS, where: string, dflt: number): number {
+  return num(raw, key, where, dflt, { int: true, positive: true, max: CONFIG_LIMITS[key] });
+}
+
+const show = (v: unknown) => describeValue(v);
 
 function bool(raw: Raw, key: string, where: string, dflt: boolean): boolean {
   const v = raw[key];
   if (v === undefined || v === null) return dflt;
-  if (typeof v !== "boolean") fail(where, `${key} is ${JSON.stringify(v)}, expected true or false`);
+  if (typeof v !== "boolean") fail(where, `${key} is ${show(v)}, expected true or false`);
   return v;
 }
 
@@ -138,7 +163,7 @@ function tokenId(raw: Raw, key: string, where: string, dflt: number | null): num
   if (!Object.hasOwn(raw, key)) return dflt;
   const v = raw[key];
   if (v === null) return null;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(where, `${key} is ${JSON.stringify(v)}, expected a token id`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) fail(where, `${key} is ${show(v)}, expected a token id`);
   return v;
 }
 
@@ -146,17 +171,17 @@ function parseRope(raw: Raw, where: string, dfltTheta: number): { ropeTheta: num
   // v5: rope_parameters {rope_theta, rope_type, ...}; v4: rope_theta plus optional rope_scaling {type|rope_type, ...}.
   const params = raw.rope_parameters ?? raw.rope_scaling ?? null;
   if (params !== null && (typeof params !== "object" || Array.isArray(params))) {
-    fail(where, `rope_parameters/rope_scaling is ${JSON.stringify(params)}, expected an object`);
+    fail(where, `rope_parameters/rope_scaling is ${show(params)}, expected an object`);
   }
   const p = (params ?? {}) as Raw;
   let ropeTheta = num(raw, "rope_theta", where, dfltTheta, { positive: true });
   if (p.rope_theta !== undefined) ropeTheta = num(p, "rope_theta", where, dfltTheta, { positive: true });
   const type = p.rope_type ?? p.type ?? "default";
   if (p.partial_rotary_factor !== undefined && p.partial_rotary_factor !== 1) {
-    fail(where, `partial_rotary_factor ${p.partial_rotary_factor} is not supported (only 1)`);
+    fail(where, `partial_rotary_factor ${show(p.partial_rotary_factor)} is not supported (only 1)`);
   }
   if (raw.partial_rotary_factor !== undefined && raw.partial_rotary_factor !== 1) {
-    fail(where, `partial_rotary_factor ${raw.partial_rotary_factor} is not supported (only 1)`);
+    fail(where, `partial_rotary_factor ${show(raw.partial_rotary_factor)} is not supported (only 1)`);
   }
   if (type === "default") return { ropeTheta, rope: { ropeType: "default" } };
   if (type === "llama3") {
@@ -175,7 +200,7 @@ function parseRope(raw: Raw, where: string, dfltTheta: number): { ropeTheta: num
     }
     return { ropeTheta, rope: { ropeType: "llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings } };
   }
-  return fail(where, `rope type ${JSON.stringify(type)} is not supported (only "default" and "llama3")`);
+  return fail(where, `rope type ${show(type)} is not supported (only "default" and "llama3")`);
 }
 
 /** Parse a config.json object. `where` names the file in errors. */
@@ -184,54 +209,56 @@ export function parseHfConfig(raw: unknown, where = "config.json"): ModelConfig 
   const r = raw as Raw;
   const modelType = r.model_type;
   if (modelType !== "llama" && modelType !== "qwen2") {
-    fail(where, `model_type ${JSON.stringify(modelType)} is not supported (expected "llama" or "qwen2")`);
+    fail(where, `model_type ${show(modelType)} is not supported (expected "llama" or "qwen2")`);
   }
   if (r.quantization_config !== undefined && r.quantization_config !== null) {
     fail(where, "quantized checkpoints (quantization_config) are not supported");
   }
   const d = DEFAULTS[modelType];
-  const hiddenSize = num(r, "hidden_size", where, d.hidden_size, { int: true, positive: true });
-  const numAttentionHeads = num(r, "num_attention_heads", where, d.num_attention_heads, { int: true, positive: true });
-  const numKeyValueHeads = num(r, "num_key_value_heads", where, numAttentionHeads, { int: true, positive: true });
+  const hiddenSize = size(r, "hidden_size", where, d.hidden_size);
+  const numAttentionHeads = size(r, "num_attention_heads", where, d.num_attention_heads);
+  const numKeyValueHeads = size(r, "num_key_value_heads", where, numAttentionHeads);
   if (numAttentionHeads % numKeyValueHeads !== 0) {
     fail(where, `num_attention_heads ${numAttentionHeads} is not a multiple of num_key_value_heads ${numKeyValueHeads}`);
   }
   const headDimDefault = Math.floor(hiddenSize / numAttentionHeads);
-  const headDim = num(r, "head_dim", where, headDimDefault, { int: true, positive: true });
+  const headDim = size(r, "head_dim", where, headDimDefault);
+  if (headDim % 2 !== 0) fail(where, `head_dim ${headDim} is odd; RoPE rotates pairs of dimensions`);
   const hiddenAct = r.hidden_act ?? "silu";
-  if (hiddenAct !== "silu") fail(where, `hidden_act ${JSON.stringify(hiddenAct)} is not supported (only "silu")`);
+  if (hiddenAct !== "silu") fail(where, `hidden_act ${show(hiddenAct)} is not supported (only "silu")`);
   if (modelType === "qwen2") {
     if (r.use_sliding_window === true) fail(where, "use_sliding_window: true is not supported");
     const lt = r.layer_types;
     if (Array.isArray(lt) && lt.some((t) => t !== "full_attention")) {
-      fail(where, `layer_types ${JSON.stringify(lt)}: only "full_attention" layers are supported`);
+      fail(where, `layer_types ${show(lt)}: only "full_attention" layers are supported`);
     }
   }
   let eosTokenId: number | number[] | null;
   if (Array.isArray(r.eos_token_id)) {
     if (!r.eos_token_id.every((x) => Number.isInteger(x) && x >= 0)) {
-      fail(where, `eos_token_id ${JSON.stringify(r.eos_token_id)} is not a list of token ids`);
+      fail(where, `eos_token_id ${show(r.eos_token_id)} is not a list of token ids`);
     }
     eosTokenId = [...(r.eos_token_id as number[])];
   } else {
     eosTokenId = tokenId(r, "eos_token_id", where, d.eos_token_id);
   }
   const dtype = r.dtype ?? r.torch_dtype ?? null;
-  if (dtype !== null && typeof dtype !== "string") fail(where, `dtype is ${JSON.stringify(dtype)}, expected a string`);
+  if (dtype !== null && typeof dtype !== "string") fail(where, `dtype is ${show(dtype)}, expected a string`);
   const isLlama = modelType === "llama";
   const attentionBias = isLlama ? bool(r, "attention_bias", where, false) : true;
-  return {
+  const vocabSize = size(r, "vocab_size", where, d.vocab_size);
+  const cfg: ModelConfig = {
     modelType,
-    vocabSize: num(r, "vocab_size", where, d.vocab_size, { int: true, positive: true }),
+    vocabSize,
     hiddenSize,
-    intermediateSize: num(r, "intermediate_size", where, d.intermediate_size, { int: true, positive: true }),
-    numHiddenLayers: num(r, "num_hidden_layers", where, d.num_hidden_layers, { int: true, positive: true }),
+    intermediateSize: size(r, "intermediate_size", where, d.intermediate_size),
+    numHiddenLayers: size(r, "num_hidden_layers", where, d.num_hidden_layers),
     numAttentionHeads,
     numKeyValueHeads,
     headDim,
     rmsNormEps: num(r, "rms_norm_eps", where, d.rms_norm_eps, { positive: true }),
     ...parseRope(r, where, d.rope_theta),
-    maxPositionEmbeddings: num(r, "max_position_embeddings", where, d.max_position_embeddings, { int: true, positive: true }),
+    maxPositionEmbeddings: size(r, "max_position_embeddings", where, d.max_position_embeddings),
     tieWordEmbeddings: bool(r, "tie_word_embeddings", where, false),
     qkvBias: attentionBias,
     oBias: isLlama ? attentionBias : false,
@@ -244,6 +271,20 @@ export function parseHfConfig(raw: unknown, where = "config.json"): ModelConfig 
     initializerRange: num(r, "initializer_range", where, d.initializer_range),
     attentionDropout: num(r, "attention_dropout", where, 0),
   };
+  if (!(cfg.initializerRange >= 0)) fail(where, `initializer_range is ${cfg.initializerRange}, expected >= 0`);
+  for (const [key, id] of [
+    ["bos_token_id", cfg.bosTokenId],
+    ["pad_token_id", cfg.padTokenId],
+    ...(Array.isArray(cfg.eosTokenId) ? cfg.eosTokenId : [cfg.eosTokenId]).map((e) => ["eos_token_id", e] as const),
+  ] as const) {
+    if (id !== null && id >= vocabSize) fail(where, `${key} ${id} is outside the vocabulary (vocab_size ${vocabSize})`);
+  }
+  // a theta that underflows or overflows gives infinite or zero frequencies: NaN logits at every position
+  const inv = ropeInverseFrequencies(cfg);
+  if (!inv.every((x) => Number.isFinite(x))) {
+    fail(where, `rope_theta ${cfg.ropeTheta} with head_dim ${headDim} gives non-finite RoPE frequencies`);
+  }
+  return cfg;
 }
 
 /** Read `<dir>/config.json` (or a path to a JSON file). */

@@ -7,6 +7,7 @@
 
 import * as fs from "node:fs";
 import * as os from "node:os";
+import { describeValue } from "./describe.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./half.js";
 
 export class SafetensorsError extends Error {
@@ -154,7 +155,7 @@ function parseHeader(fd: number, file: string): SafetensorsHeader {
     if (name === "__metadata__") {
       if (raw === null || typeof raw !== "object" || Array.isArray(raw)) fail(file, "__metadata__ is not an object");
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-        if (typeof v !== "string") fail(file, `__metadata__ value of "${k}" is ${JSON.stringify(v)}, not a string`);
+        if (typeof v !== "string") fail(file, `__metadata__ value of "${k}" is ${describeValue(v)}, not a string`);
       }
       metadata = { ...(raw as Record<string, string>) };
       continue;
@@ -163,13 +164,13 @@ function parseHeader(fd: number, file: string): SafetensorsHeader {
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) fail(file, `${where}: entry is not an object`);
     const { dtype, shape, data_offsets: off } = raw as Record<string, unknown>;
     if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
-      fail(file, `${where}: unknown dtype ${JSON.stringify(dtype)}`);
+      fail(file, `${where}: unknown dtype ${describeValue(dtype)}`);
     }
     if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
-      fail(file, `${where}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+      fail(file, `${where}: shape ${describeValue(shape)} is not a list of non-negative integers`);
     }
     if (!Array.isArray(off) || off.length !== 2 || !off.every(isNonNegInt)) {
-      fail(file, `${where}: data_offsets ${JSON.stringify(off)} is not a pair of non-negative integers`);
+      fail(file, `${where}: data_offsets ${describeValue(off)} is not a pair of non-negative integers`);
     }
     const [begin, end] = off as [number, number];
     if (end < begin) fail(file, `${where}: data_offsets [${begin}, ${end}] end before they begin`);

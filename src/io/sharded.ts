@@ -6,11 +6,14 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { describeValue } from "./describe.js";
 import {
   type LoadedTensor,
   readSafetensors,
+  readSafetensorsHeader,
   SafetensorsError,
   type TensorDict,
+  type TensorInfo,
   type WritableTensor,
   writableBytes,
   writeFileAtomic,
@@ -38,14 +41,22 @@ function fail(where: string, msg: string): never {
   throw new SafetensorsError(`[safetensors] ${where}: ${msg}`);
 }
 
-/** Read a checkpoint directory: the index and its shards if there is an index, else `model.safetensors`. */
-export function readShardedSafetensors(dir: string, opts: { names?: readonly string[] } = {}): ShardedContents {
+interface ShardLayout {
+  /** The index file, or null for a single `model.safetensors`. */
+  indexPath: string | null;
+  /** Shard file (relative) → the tensor names the index puts in it; one entry "model.safetensors" → null when single. */
+  byFile: Map<string, string[] | null>;
+  weightMap: Record<string, unknown> | null;
+  indexMetadata: Record<string, unknown> | null;
+}
+
+/** Which files hold the checkpoint in `dir`, from its index (checked: names stay inside dir) or the single file. */
+function shardLayout(dir: string): ShardLayout {
   const indexPath = path.join(dir, SAFE_WEIGHTS_INDEX_NAME);
   if (!fs.existsSync(indexPath)) {
     const single = path.join(dir, SAFE_WEIGHTS_NAME);
     if (!fs.existsSync(single)) fail(dir, `neither ${SAFE_WEIGHTS_INDEX_NAME} nor ${SAFE_WEIGHTS_NAME} exists`);
-    const { tensors, metadata } = readSafetensors(single, opts);
-    return { tensors, metadata, indexMetadata: null, files: [SAFE_WEIGHTS_NAME] };
+    return { indexPath: null, byFile: new Map([[SAFE_WEIGHTS_NAME, null]]), weightMap: null, indexMetadata: null };
   }
   let index: unknown;
   try {
@@ -53,30 +64,77 @@ export function readShardedSafetensors(dir: string, opts: { names?: readonly str
   } catch (e) {
     fail(indexPath, `not valid JSON (${(e as Error).message})`);
   }
-  const weightMap = (index as { weight_map?: unknown } | null)?.weight_map;
+  if (index === null || typeof index !== "object" || Array.isArray(index)) fail(indexPath, "is not a JSON object");
+  const weightMap = (index as { weight_map?: unknown }).weight_map;
   if (weightMap === null || typeof weightMap !== "object" || Array.isArray(weightMap)) {
     fail(indexPath, "has no weight_map object");
   }
-  const byFile = new Map<string, string[]>();
+  const byFile = new Map<string, string[] | null>();
   for (const [name, file] of Object.entries(weightMap as Record<string, unknown>)) {
-    if (typeof file !== "string" || file.includes("/") || file.includes("\\")) {
-      fail(indexPath, `weight_map["${name}"] is ${JSON.stringify(file)}, not a file name in the directory`);
+    if (
+      typeof file !== "string" ||
+      file === "" ||
+      file === "." ||
+      file === ".." ||
+      file.includes("/") ||
+      file.includes("\\") ||
+      file.includes("\0")
+    ) {
+      fail(indexPath, `weight_map["${name.slice(0, 200)}"] is ${describeValue(file)}, not a file name in the directory`);
     }
     const list = byFile.get(file) ?? [];
     list.push(name);
     byFile.set(file, list);
   }
+  const meta = (index as { metadata?: unknown }).metadata;
+  const indexMetadata = meta !== null && typeof meta === "object" && !Array.isArray(meta) ? (meta as Record<string, unknown>) : {};
+  return { indexPath, byFile, weightMap: weightMap as Record<string, unknown>, indexMetadata };
+}
+
+/** A tensor's header entry and the file (relative to the checkpoint folder) that holds it. */
+export interface ShardedTensorInfo extends TensorInfo {
+  file: string;
+}
+
+/**
+ * Read only the headers of a checkpoint folder (cheap: no tensor data), so callers can compare shapes with a
+ * config before allocating anything. With an index, every tensor must sit in the shard the index names.
+ */
+export function readShardedHeaders(dir: string): Map<string, ShardedTensorInfo> {
+  const layout = shardLayout(dir);
+  const out = new Map<string, ShardedTensorInfo>();
+  for (const [file, names] of [...layout.byFile].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const full = path.join(dir, file);
+    if (!fs.existsSync(full)) fail(layout.indexPath ?? dir, `shard ${file} (holding "${names?.[0]}") does not exist`);
+    const header = readSafetensorsHeader(full);
+    for (const name of names ?? header.tensors.keys()) {
+      const info = header.tensors.get(name);
+      if (info === undefined) fail(full, `tensor "${name}" is in ${SAFE_WEIGHTS_INDEX_NAME} but not in this shard`);
+      out.set(name, { ...info, file });
+    }
+  }
+  return out;
+}
+
+/** Read a checkpoint directory: the index and its shards if there is an index, else `model.safetensors`. */
+export function readShardedSafetensors(dir: string, opts: { names?: readonly string[] } = {}): ShardedContents {
+  const layout = shardLayout(dir);
+  if (layout.indexPath === null) {
+    const { tensors, metadata } = readSafetensors(path.join(dir, SAFE_WEIGHTS_NAME), opts);
+    return { tensors, metadata, indexMetadata: null, files: [SAFE_WEIGHTS_NAME] };
+  }
+  const indexPath = layout.indexPath;
   const wanted = opts.names ? new Set(opts.names) : null;
   if (wanted) {
     for (const n of wanted) {
-      if (!Object.hasOwn(weightMap as object, n)) fail(indexPath, `tensor "${n}" is not in weight_map`);
+      if (!Object.hasOwn(layout.weightMap as object, n)) fail(indexPath, `tensor "${n}" is not in weight_map`);
     }
   }
   const tensors = new Map<string, LoadedTensor>();
   let metadata: Record<string, string> | null = null;
-  const files = [...byFile.keys()].sort();
+  const files = [...layout.byFile.keys()].sort();
   for (const file of files) {
-    const names = (byFile.get(file) as string[]).filter((n) => wanted === null || wanted.has(n));
+    const names = (layout.byFile.get(file) as string[]).filter((n) => wanted === null || wanted.has(n));
     if (names.length === 0) continue;
     const full = path.join(dir, file);
     if (!fs.existsSync(full)) fail(indexPath, `shard ${file} (holding "${names[0]}") does not exist`);
@@ -84,9 +142,7 @@ export function readShardedSafetensors(dir: string, opts: { names?: readonly str
     if (metadata === null) metadata = part.metadata;
     for (const [n, t] of part.tensors) tensors.set(n, t);
   }
-  const meta = (index as { metadata?: unknown }).metadata;
-  const indexMetadata = meta !== null && typeof meta === "object" ? (meta as Record<string, unknown>) : {};
-  return { tensors, metadata, indexMetadata, files: [SAFE_WEIGHTS_INDEX_NAME, ...files] };
+  return { tensors, metadata, indexMetadata: layout.indexMetadata, files: [SAFE_WEIGHTS_INDEX_NAME, ...files] };
 }
 
 export interface ShardPlan {

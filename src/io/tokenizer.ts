@@ -5,8 +5,9 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Template } from "@huggingface/jinja";
 import { Tokenizer as HfTokenizerImpl } from "@huggingface/tokenizers";
+import { renderBounded } from "./chat_template.js";
+import { describeValue } from "./describe.js";
 import { writeFileAtomic } from "./safetensors.js";
 
 export class TokenizerError extends Error {
@@ -64,25 +65,17 @@ function tokenString(v: unknown): string | null {
   return null;
 }
 
-const templateCache = new Map<string, Template>();
-
-/** Render a HF chat template with the variables transformers passes (special tokens, tools, flags). */
+/**
+ * Render a HF chat template with the variables transformers passes (special tokens, tools, flags), in the
+ * bounded Jinja interpreter of chat_template.ts. `source` names where the template came from in errors.
+ */
 export function renderChatTemplate(
   template: string,
   messages: readonly ChatMessage[],
-  opts: ChatTemplateOptions & { specialTokens?: Record<string, string | null> } = {},
+  opts: ChatTemplateOptions & { specialTokens?: Record<string, string | null>; source?: string } = {},
 ): string {
-  let t = templateCache.get(template);
-  if (t === undefined) {
-    try {
-      t = new Template(template);
-    } catch (e) {
-      fail("chat template", `cannot parse (${(e as Error).message})`);
-    }
-    templateCache.set(template, t);
-  }
   try {
-    return t.render({
+    return renderBounded(template, {
       ...(opts.specialTokens ?? {}),
       ...(opts.extra ?? {}),
       messages: messages.map((m) => ({ ...m })),
@@ -90,8 +83,69 @@ export function renderChatTemplate(
       tools: opts.tools ?? null,
     });
   } catch (e) {
-    return fail("chat template", `render failed (${(e as Error).message})`);
+    return fail(opts.source ?? "chat template", `chat template: ${(e as Error).message}`);
   }
+}
+
+/** Largest token id a tokenizer.json may hold (the biggest real vocabularies are ~2^18): ids size arrays. */
+export const MAX_TOKEN_ID = 2 ** 22;
+/** Most BPE merges a tokenizer.json may list. */
+export const MAX_MERGES = 2 ** 23;
+
+const isTokenId = (v: unknown): boolean => typeof v === "number" && Number.isInteger(v) && v >= 0 && v < MAX_TOKEN_ID;
+
+/**
+ * Check the parts of a tokenizer.json that size allocations or end up as ids, before the tokenizer library
+ * sees it: vocab entries and added-token ids are integers in [0, MAX_TOKEN_ID), merges a bounded list of
+ * strings or pairs. (The library would build an array as long as the largest id, and hand out any JSON
+ * value as an id.)
+ */
+export function checkTokenizerJson(tj: Record<string, unknown>, where: string): void {
+  const m = tj.model;
+  if (m === null || typeof m !== "object" || Array.isArray(m))
+    fail(where, `tokenizer.json model is ${describeValue(m)}, expected an object`);
+  const model = m as Record<string, unknown>;
+  if (model.type !== undefined && !["BPE", "WordPiece", "Unigram", "WordLevel"].includes(model.type as string)) {
+    fail(where, `tokenizer.json model.type ${describeValue(model.type)} is not supported (BPE, WordPiece, Unigram, WordLevel)`);
+  }
+  const vocab = model.vocab;
+  if (Array.isArray(vocab)) {
+    if (vocab.length > MAX_TOKEN_ID) fail(where, `tokenizer.json model.vocab has ${vocab.length} entries (limit ${MAX_TOKEN_ID})`);
+    vocab.forEach((e, i) => {
+      if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== "string" || typeof e[1] !== "number" || !Number.isFinite(e[1])) {
+        fail(where, `tokenizer.json model.vocab[${i}] is ${describeValue(e)}, expected [piece, score]`);
+      }
+    });
+    if (model.unk_id !== undefined && model.unk_id !== null && !(isTokenId(model.unk_id) && (model.unk_id as number) < vocab.length)) {
+      fail(where, `tokenizer.json model.unk_id ${describeValue(model.unk_id)} is not an index of model.vocab`);
+    }
+  } else if (vocab !== null && typeof vocab === "object") {
+    for (const [token, id] of Object.entries(vocab)) {
+      if (!isTokenId(id))
+        fail(
+          where,
+          `tokenizer.json model.vocab[${describeValue(token)}] is ${describeValue(id)}, expected a token id in [0, ${MAX_TOKEN_ID})`,
+        );
+    }
+  } else
+    fail(where, `tokenizer.json model.vocab is ${describeValue(vocab)}, expected an object of token ids (or Unigram [piece, score] pairs)`);
+  const merges = model.merges;
+  if (merges !== undefined && merges !== null) {
+    if (!Array.isArray(merges)) fail(where, `tokenizer.json model.merges is ${describeValue(merges)}, expected a list`);
+    if (merges.length > MAX_MERGES) fail(where, `tokenizer.json model.merges has ${merges.length} entries (limit ${MAX_MERGES})`);
+    merges.forEach((e, i) => {
+      const ok = typeof e === "string" || (Array.isArray(e) && e.length === 2 && typeof e[0] === "string" && typeof e[1] === "string");
+      if (!ok) fail(where, `tokenizer.json model.merges[${i}] is ${describeValue(e)}, expected "a b" or ["a", "b"]`);
+    });
+  }
+  const added = tj.added_tokens ?? [];
+  if (!Array.isArray(added)) fail(where, `tokenizer.json added_tokens is ${describeValue(added)}, expected a list`);
+  added.forEach((t, i) => {
+    const a = t as Record<string, unknown> | null;
+    if (a === null || typeof a !== "object" || !isTokenId(a.id) || typeof a.content !== "string" || a.content === "") {
+      fail(where, `tokenizer.json added_tokens[${i}] is ${describeValue(t)}, expected {id: a token id, content: a non-empty string}`);
+    }
+  });
 }
 
 function readJson(file: string): unknown {
@@ -128,6 +182,8 @@ export class HfTokenizer implements Tokenizer {
   private readonly impl: HfTokenizerImpl;
   private readonly cleanUp: boolean;
   private readonly specialTokens: Record<string, string | null>;
+  /** Where it was loaded from (errors name it). */
+  private readonly where: string;
 
   constructor(
     private readonly tokenizerJson: Record<string, unknown>,
@@ -136,6 +192,7 @@ export class HfTokenizer implements Tokenizer {
     where = "tokenizer",
   ) {
     if (!Array.isArray(tokenizerJson.added_tokens)) tokenizerJson.added_tokens = [];
+    checkTokenizerJson(tokenizerJson, where);
     try {
       this.impl = new HfTokenizerImpl(tokenizerJson, tokenizerConfig);
     } catch (e) {
@@ -167,10 +224,11 @@ export class HfTokenizer implements Tokenizer {
     let tmpl: unknown = chatTemplate ?? tokenizerConfig.chat_template ?? null;
     if (Array.isArray(tmpl)) {
       // Named templates: [{name, template}]; the one named "default" is what apply_chat_template uses.
-      const named = tmpl.find((x) => (x as { name?: unknown }).name === "default") as { template?: unknown } | undefined;
+      const named = tmpl.find((x) => (x as { name?: unknown } | null)?.name === "default") as { template?: unknown } | undefined;
       tmpl = named?.template ?? null;
     }
     this.chatTemplate = typeof tmpl === "string" ? tmpl : null;
+    this.where = where;
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
@@ -199,7 +257,7 @@ export class HfTokenizer implements Tokenizer {
 
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
     if (this.chatTemplate === null) fail("applyChatTemplate", "this tokenizer has no chat_template");
-    return renderChatTemplate(this.chatTemplate, messages, { ...opts, specialTokens: this.specialTokens });
+    return renderChatTemplate(this.chatTemplate, messages, { ...opts, specialTokens: this.specialTokens, source: this.where });
   }
 
   toFiles(): { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } {

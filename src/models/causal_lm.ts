@@ -7,12 +7,13 @@ import * as fs from "node:fs";
 import { type BackendChoice, setBackend } from "../backend/index.js";
 import { type ModelConfig, readHfConfig, writeHfConfig } from "../io/hf_config.js";
 import type { WritableTensor } from "../io/safetensors.js";
-import { readShardedSafetensors, writeShardedSafetensors } from "../io/sharded.js";
+import { readShardedHeaders, readShardedSafetensors, writeShardedSafetensors } from "../io/sharded.js";
 import { Linear } from "../nn/layers.js";
 import { Module, type TensorLike } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
 import { linear, type Tensor } from "../tensor/index.js";
 import { type DecoderInputs, DecoderModel } from "./decoder.js";
+import { causalLMParameterShapes, checkCheckpointShapes, checkParametersFit } from "./param_shapes.js";
 
 export interface CausalLMOutput {
   /** [B, T, V]. */
@@ -63,6 +64,7 @@ export interface CreateOptions {
 /** A randomly initialised model: linear/embedding weights ~ normal(0, initializerRange), biases 0, norms 1. */
 export function createCausalLM(config: ModelConfig, opts: CreateOptions = {}): CausalLM {
   if (opts.backend !== undefined) setBackend(opts.backend);
+  checkParametersFit(causalLMParameterShapes(config), "config");
   return new CausalLM(config, { rng: opts.rng ?? new Rng(opts.seed ?? 0) });
 }
 
@@ -71,10 +73,16 @@ function isIgnorableKey(name: string, config: ModelConfig): boolean {
   return name.endsWith(".rotary_emb.inv_freq") || (config.tieWordEmbeddings && name === "lm_head.weight");
 }
 
-/** Load an HF checkpoint directory: config.json + model.safetensors (or an index and shards). */
+/**
+ * Load an HF checkpoint directory: config.json + model.safetensors (or an index and shards). The config's
+ * shapes are checked against the checkpoint's headers and this machine's memory before anything is allocated.
+ */
 export async function loadCausalLM(dir: string, opts: { backend?: BackendChoice } = {}): Promise<CausalLM> {
   if (opts.backend !== undefined) setBackend(opts.backend);
   const config = readHfConfig(dir);
+  const shapes = causalLMParameterShapes(config);
+  checkCheckpointShapes(shapes, readShardedHeaders(dir), dir, (name) => isIgnorableKey(name, config));
+  checkParametersFit(shapes, dir);
   const model = new CausalLM(config);
   const { tensors } = readShardedSafetensors(dir);
   const state = new Map<string, TensorLike>();

@@ -8,13 +8,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { formatHfConfigJson, type ModelConfig, parseHfConfig, toHfConfig } from "../io/hf_config.js";
 import type { WritableTensor } from "../io/safetensors.js";
-import { readShardedSafetensors, writeShardedSafetensors } from "../io/sharded.js";
+import { readShardedHeaders, readShardedSafetensors, writeShardedSafetensors } from "../io/sharded.js";
 import { Linear } from "../nn/layers.js";
 import { Module, type TensorLike } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
 import { fromArray, indexSelect, reshape, shapeStr, squeeze, type Tensor, TensorError, tensor } from "../tensor/index.js";
 import { CausalLM } from "./causal_lm.js";
 import { type DecoderInputs, DecoderModel } from "./decoder.js";
+import { checkCheckpointShapes, checkParametersFit, decoderParameterShapes, withPrefix } from "./param_shapes.js";
 
 export class HeadError extends Error {
   override name = "HeadError";
@@ -263,6 +264,21 @@ export function loadClassifier(
   const labels = raw.id2label && typeof raw.id2label === "object" ? Object.keys(raw.id2label).length : undefined;
   const numLabels = opts.numLabels ?? (fromLm ? undefined : labels);
   const rng = fromLm ? (opts.rng ?? new Rng(opts.seed ?? 0)) : undefined;
+  // shapes against the checkpoint's headers and the machine before any allocation (the score head: fresh when fromLm)
+  const labelsN = numLabels ?? (kind === "sequence" ? 1 : 2);
+  const d = config.hiddenSize;
+  const head: [string, number[]][] = [
+    ["score.weight", [labelsN, d]],
+    ...(kind === "token" ? [["score.bias", [labelsN]] as [string, number[]]] : []),
+  ];
+  const backbone = withPrefix(decoderParameterShapes(config), "model.");
+  checkParametersFit(new Map([...backbone, ...head]), dir);
+  checkCheckpointShapes(
+    fromLm ? backbone : new Map([...backbone, ...head]),
+    readShardedHeaders(dir),
+    dir,
+    (name) => name.endsWith(".rotary_emb.inv_freq") || name === "lm_head.weight" || (fromLm && !name.startsWith("model.")),
+  );
   const m = kind === "sequence" ? new SequenceClassifier(config, { numLabels, rng }) : new TokenClassifier(config, { numLabels, rng });
   const { tensors } = readShardedSafetensors(dir);
   const state = new Map<string, TensorLike>();

@@ -6,7 +6,8 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { readSafetensors, type WritableTensor, writeFileAtomic, writeSafetensors } from "../io/safetensors.js";
+import { describeValue } from "../io/describe.js";
+import { readSafetensors, readSafetensorsHeader, type WritableTensor, writeFileAtomic, writeSafetensors } from "../io/safetensors.js";
 import { Linear } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
@@ -54,6 +55,13 @@ export function resolveLoraConfig(partial: Partial<LoraConfig> = {}): LoraConfig
   if (!(c.loraAlpha > 0)) throw new LoraError(`[lora] loraAlpha must be > 0, got ${c.loraAlpha}`);
   if (!(c.loraDropout >= 0 && c.loraDropout < 1)) throw new LoraError(`[lora] loraDropout must be in [0, 1), got ${c.loraDropout}`);
   if (typeof c.targetModules !== "string" && c.targetModules.length === 0) throw new LoraError("[lora] targetModules is empty");
+  if (typeof c.targetModules === "string") {
+    try {
+      new RegExp(c.targetModules);
+    } catch (e) {
+      throw new LoraError(`[lora] targetModules is not a valid regex (${(e as Error).message})`);
+    }
+  }
   return c;
 }
 
@@ -306,8 +314,9 @@ export function readLoraConfig(dir: string): LoraConfig {
   const bad = (msg: string): never => {
     throw new LoraError(`[lora] ${file}: ${msg}`);
   };
-  if (raw.peft_type !== "LORA") bad(`peft_type is ${JSON.stringify(raw.peft_type)}, expected "LORA"`);
-  if ((raw.bias ?? "none") !== "none") bad(`bias ${JSON.stringify(raw.bias)} is not supported (only "none")`);
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) bad("is not a JSON object");
+  if (raw.peft_type !== "LORA") bad(`peft_type is ${describeValue(raw.peft_type)}, expected "LORA"`);
+  if ((raw.bias ?? "none") !== "none") bad(`bias ${describeValue(raw.bias)} is not supported (only "none")`);
   if (raw.use_dora === true) bad("use_dora is not supported");
   if (raw.fan_in_fan_out === true) bad("fan_in_fan_out is not supported");
   for (const k of ["rank_pattern", "alpha_pattern"]) {
@@ -319,9 +328,12 @@ export function readLoraConfig(dir: string): LoraConfig {
   }
   const tm = raw.target_modules;
   if (!(typeof tm === "string" || (Array.isArray(tm) && tm.every((x) => typeof x === "string")))) {
-    bad(`target_modules is ${JSON.stringify(tm)}, expected a list of names or a regex`);
+    bad(`target_modules is ${describeValue(tm)}, expected a list of names or a regex`);
   }
-  return resolveLoraConfig({
+  for (const k of ["r", "lora_alpha", "lora_dropout"]) {
+    if (raw[k] !== undefined && raw[k] !== null && typeof raw[k] !== "number") bad(`${k} is ${describeValue(raw[k])}, expected a number`);
+  }
+  const partial = {
     r: raw.r as number,
     loraAlpha: raw.lora_alpha as number,
     loraDropout: (raw.lora_dropout as number | undefined) ?? 0,
@@ -329,14 +341,30 @@ export function readLoraConfig(dir: string): LoraConfig {
     useRslora: raw.use_rslora === true,
     baseModelNameOrPath: (raw.base_model_name_or_path as string | null | undefined) ?? null,
     taskType: (raw.task_type as LoraTaskType | undefined) ?? "CAUSAL_LM",
-  });
+  };
+  try {
+    return resolveLoraConfig(partial);
+  } catch (e) {
+    return bad((e as Error).message.replace(/^\[lora\] /, ""));
+  }
 }
 
 /** Apply the adapter in `dir` (PEFT layout) to `base`. Keys may carry PEFT's adapter name (`lora_A.default.weight`). */
 export function loadLoraAdapter<M extends Module>(base: M, dir: string, opts: ApplyLoraOptions = {}): LoraModel<M> {
   const config = readLoraConfig(dir);
-  const lora = new LoraModel(base, config, opts.rng ?? new Rng(opts.seed ?? 0));
   const file = path.join(dir, ADAPTER_WEIGHTS_NAME);
+  // the rank sizes every adapter matrix: it must be the one the file holds before anything is allocated
+  let ranked = 0;
+  for (const [name, info] of readSafetensorsHeader(file).tensors) {
+    const isA = /\.lora_A(\.[^.]+)?\.weight$/.test(name);
+    if (!isA && !/\.lora_B(\.[^.]+)?\.weight$/.test(name)) continue;
+    const rank = info.shape.length === 2 ? info.shape[isA ? 0 : 1] : -1;
+    if (rank !== config.r)
+      throw new LoraError(`[lora] ${file}: "${name}" ${shapeStr(info.shape)} does not have rank r = ${config.r} (adapter_config.json)`);
+    ranked++;
+  }
+  if (ranked === 0) throw new LoraError(`[lora] ${file}: holds no lora_A / lora_B weights`);
+  const lora = new LoraModel(base, config, opts.rng ?? new Rng(opts.seed ?? 0));
   const { tensors } = readSafetensors(file);
   const own = lora.peftStateDict();
   const seen = new Set<string>();

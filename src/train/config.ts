@@ -1,7 +1,7 @@
 // Config resolution shared by every trainer: a zod schema with defaults (strict: unknown keys are errors,
 // with a suggestion), merged from defaults, a YAML/JSON file and CLI overrides, then cross-field rules.
 
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import YAML from "yaml";
 import type { z } from "zod";
 
@@ -65,13 +65,21 @@ export function resolveConfig<S extends z.ZodObject>(
   return parsed.data;
 }
 
+/** A config file larger than this is refused unread (real ones are a few KB; a YAML parse of MBs takes seconds). */
+export const CONFIG_MAX_BYTES = 256 * 1024;
+
 /** Read a YAML or JSON config file into a plain object (keys in camelCase or snake_case). */
 export function readConfigFile(path: string): Record<string, unknown> {
   let raw: unknown;
   try {
-    raw = YAML.parse(readFileSync(path, "utf8"));
+    const size = statSync(path).size;
+    if (size > CONFIG_MAX_BYTES) throw new Error(`${size} bytes is more than a config file may hold (${CONFIG_MAX_BYTES})`);
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(readFileSync(path));
+    // JSON is YAML, but the JSON parser is much faster; a .json file must be JSON
+    raw = path.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
   } catch (e) {
-    throw new ConfigError(`[config] ${path}: ${(e as Error).message}`);
+    const msg = e instanceof TypeError && /encoded data/.test(e.message) ? "not valid UTF-8" : (e as Error).message;
+    throw new ConfigError(`[config] ${path}: ${msg}`);
   }
   if (raw === null || raw === undefined) return {};
   if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`[config] ${path}: expected a mapping of options`);

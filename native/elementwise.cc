@@ -74,16 +74,23 @@ int coalesce(std::vector<int64_t>& shape, std::vector<std::vector<int64_t>*> str
 }
 
 // Elements [lo, hi] an operand with these strides reaches from `offset`; throws when outside [0, len).
+// 128-bit sums: shapes and strides are each below 2^53, so (shape - 1) * stride summed over kMaxDims + 2
+// dims cannot wrap (a stride of 2^52 over 2049 rows is 2^63, which int64 arithmetic would turn negative).
 void checkReach(const Args& a, const char* name, const std::vector<int64_t>& shape, const std::vector<int64_t>& st,
                 int64_t offset, int64_t len) {
-  int64_t lo = offset, hi = offset;
+  __int128 lo = offset, hi = offset;
   for (size_t d = 0; d < shape.size(); ++d) {
     if (shape[d] == 0) return;  // nothing is read
-    (st[d] < 0 ? lo : hi) += (shape[d] - 1) * st[d];
+    (st[d] < 0 ? lo : hi) += static_cast<__int128>(shape[d] - 1) * st[d];
   }
-  if (lo < 0 || hi >= len)
-    a.fail(std::string(name) + " is read at elements [" + std::to_string(lo) + ", " + std::to_string(hi) +
-           "] but has " + std::to_string(len));
+  if (lo < 0 || hi >= len) {
+    auto str = [](__int128 v) {
+      if (v > INT64_MAX) return std::string("above 2^63");
+      if (v < INT64_MIN) return std::string("below -2^63");
+      return std::to_string(static_cast<int64_t>(v));
+    };
+    a.fail(std::string(name) + " is read at elements [" + str(lo) + ", " + str(hi) + "] but has " + std::to_string(len));
+  }
 }
 
 // unary(op, out, x, p0, p1): n = x.length
@@ -115,11 +122,10 @@ Napi::Value binary(const Napi::CallbackInfo& info) {
   std::vector<int64_t> as = intArray(a, layout.Get("aStrides"), "layout.aStrides");
   std::vector<int64_t> bs = intArray(a, layout.Get("bStrides"), "layout.bStrides");
   if (as.size() != shape.size() || bs.size() != shape.size()) a.fail("layout strides and outShape differ in rank");
-  int64_t total = 1;
-  for (int64_t s : shape) {
+  for (int64_t s : shape)
     if (s < 0) a.fail("layout.outShape has a negative size");
-    total *= s;
-  }
+  int64_t total = 1;
+  for (int64_t s : shape) total = a.prod({total, s});
   if (total != n) a.fail("out has " + std::to_string(n) + " elements, layout.outShape has " + std::to_string(total));
   checkReach(a, "a", shape, as, 0, na);
   checkReach(a, "b", shape, bs, 0, nb);
@@ -153,16 +159,20 @@ Reduce reduceSizes(const Args& a, size_t at) {
 Napi::Value sum(const Napi::CallbackInfo& info) {
   Args a(info, "sum", 5);
   const Reduce r = reduceSizes(a, 2);
-  table().sum(a.f32(0, "out", r.no, "outer * inner"), a.f32(1, "x", r.nx, "outer * n * inner"), r.outer, r.n,
-              r.inner);
+  float* out = a.f32(0, "out", r.no, "outer * inner");
+  const float* x = a.f32(1, "x", r.nx, "outer * n * inner");
+  if (r.no == 0) return a.env().Undefined();  // no output: outer or inner is 0 (the other may be anything)
+  table().sum(out, x, r.outer, r.n, r.inner);
   return a.env().Undefined();
 }
 
 Napi::Value logsumexp(const Napi::CallbackInfo& info) {
   Args a(info, "logsumexp", 5);
   const Reduce r = reduceSizes(a, 2);
-  table().logsumexp(a.f32(0, "out", r.no, "outer * inner"), a.f32(1, "x", r.nx, "outer * n * inner"), r.outer, r.n,
-                    r.inner);
+  float* out = a.f32(0, "out", r.no, "outer * inner");
+  const float* x = a.f32(1, "x", r.nx, "outer * n * inner");
+  if (r.no == 0) return a.env().Undefined();
+  table().logsumexp(out, x, r.outer, r.n, r.inner);
   return a.env().Undefined();
 }
 
@@ -173,6 +183,7 @@ Napi::Value max(const Napi::CallbackInfo& info) {
   float* out = a.f32(0, "out", r.no, "outer * inner");
   int32_t* idx = a.i32(1, "idx", r.no, "outer * inner");
   const float* x = a.f32(2, "x", r.nx, "outer * n * inner");
+  if (r.no == 0) return a.env().Undefined();
   const int64_t inner = r.inner, n = r.n;
 #pragma omp parallel for if (r.nx >= kParallelMin && r.outer > 1)
   for (int64_t o = 0; o < r.outer; ++o) {
@@ -386,6 +397,7 @@ Napi::Value gather(const Napi::CallbackInfo& info) {
   float* out = a.f32(0, "out", no, "outer * nIdx * inner");
   const float* x = a.f32(1, "x", a.prod({outer, nIn, inner}), "outer * nIn * inner");
   const int32_t* idx = a.i32(2, "idx", no, "outer * nIdx * inner");
+  if (no == 0) return a.env().Undefined();  // nothing gathered: do not loop over the other dims
   a.checkIndices(idx, no, nIn, "idx");
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t j = 0; j < nIdx; ++j)
@@ -404,6 +416,7 @@ Napi::Value scatterAdd(const Napi::CallbackInfo& info) {
   float* out = a.f32(0, "out", a.prod({outer, nOut, inner}), "outer * nOut * inner");
   const float* src = a.f32(1, "src", ns, "outer * nIdx * inner");
   const int32_t* idx = a.i32(2, "idx", ns, "outer * nIdx * inner");
+  if (ns == 0) return a.env().Undefined();
   a.checkIndices(idx, ns, nOut, "idx");
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t j = 0; j < nIdx; ++j)

@@ -27,7 +27,10 @@ namespace {
 Napi::Value softmaxImpl(const Napi::CallbackInfo& info, const char* name, bool log) {
   Args a(info, name, 4);
   const int64_t rows = a.size(2, "rows"), n = a.size(3, "n"), rn = a.prod({rows, n});
-  table().softmax(a.f32(0, "out", rn, "rows * n"), a.f32(1, "x", rn, "rows * n"), rows, n, log);
+  float* out = a.f32(0, "out", rn, "rows * n");
+  const float* x = a.f32(1, "x", rn, "rows * n");
+  if (rn == 0) return a.env().Undefined();  // n = 0 with any number of rows: nothing to do
+  table().softmax(out, x, rows, n, log);
   return a.env().Undefined();
 }
 Napi::Value softmax(const Napi::CallbackInfo& info) { return softmaxImpl(info, "softmax", false); }
@@ -85,6 +88,10 @@ Napi::Value rope(const Napi::CallbackInfo& info) {
   const int64_t b = a.size(4, "b"), h = a.size(5, "h"), t = a.size(6, "t"), dh = a.size(7, "dh");
   if (dh % 2 != 0) a.fail("dh must be even, got " + std::to_string(dh));
   const int64_t nx = a.prod({b, h, t, dh}), nc = a.prod({b, t, dh / 2});
+  if (nx == 0) {  // still type-check the arrays, then do nothing (no loop over the nonzero dims)
+    a.f32(0, "out"), a.f32(1, "x"), a.f32(2, "cos"), a.f32(3, "sin");
+    return a.env().Undefined();
+  }
   table().rope(a.f32(0, "out", nx, "b * h * t * dh"), a.f32(1, "x", nx, "b * h * t * dh"),
                a.f32(2, "cos", nc, "b * t * dh / 2"), a.f32(3, "sin", nc, "b * t * dh / 2"), b, h, t, dh, a.flag(8));
   return a.env().Undefined();
@@ -99,6 +106,8 @@ AttnShape attnShape(const Args& a, size_t at) {
   if (sh.hkv == 0 || sh.h % sh.hkv != 0)
     a.fail("h (" + std::to_string(sh.h) + ") must be a positive multiple of hkv (" + std::to_string(sh.hkv) + ")");
   if (!(sh.scale > 0.f) || !std::isfinite(sh.scale)) a.fail("scale must be finite and positive");
+  // dh = 0 would make every array empty while the loops still ran over b * h * t * s
+  if (sh.dh == 0) a.fail("dh must be at least 1");
   return sh;
 }
 

@@ -13,6 +13,10 @@
 
 namespace nexus::fk {
 
+// No array holds more elements than this (2^53: every size a double carries exactly); sizes and element
+// offsets are checked against it in 128-bit arithmetic, so no range check can wrap around.
+constexpr int64_t kMaxElements = int64_t{1} << 53;
+
 class Args {
  public:
   Args(const Napi::CallbackInfo& info, const char* kernel, size_t count) : info_(info), kernel_(kernel) {
@@ -59,11 +63,13 @@ class Args {
   }
   bool flag(size_t i) const { return info_[i].ToBoolean().Value(); }
 
-  // Product of sizes, failing instead of overflowing.
+  // Product of sizes, failing instead of overflowing (a zero anywhere makes it 0, whatever the others are).
   int64_t prod(std::initializer_list<int64_t> xs) const {
+    for (int64_t x : xs)
+      if (x == 0) return 0;
     int64_t p = 1;
     for (int64_t x : xs) {
-      if (__builtin_mul_overflow(p, x, &p) || p > (int64_t{1} << 53)) fail("sizes overflow");
+      if (__builtin_mul_overflow(p, x, &p) || p > kMaxElements) fail("sizes overflow");
     }
     return p;
   }

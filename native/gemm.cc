@@ -36,16 +36,24 @@ int64_t sizeArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return static_cast<int64_t>(d);
 }
 
-// Elements batch item `batch-1` reaches: (batch-1)*stride + size.
+// r * c of two sizes (each below 2^53), taken in 128 bits and refused above 2^53 elements.
+int64_t matrixSize(Napi::Env env, int64_t r, int64_t c, const char* shape, const char* kernel = "matmul") {
+  const __int128 p = static_cast<__int128>(r) * c;
+  if (p > (int64_t{1} << 53))
+    rangeError(env, std::string(shape) + " is " + std::to_string(r) + " x " + std::to_string(c) + ": too large", kernel);
+  return static_cast<int64_t>(p);
+}
+
+// Elements batch item `batch-1` reaches: (batch-1)*stride + size, in 128 bits (batch 2^33 times a stride of
+// 2^31 is 2^64, which would wrap around in int64 and pass).
 void checkLength(Napi::Env env, const char* name, size_t have, int64_t batch, int64_t stride, int64_t size,
                  const char* shape, const char* kernel = "matmul") {
   if (batch == 0 || size == 0) return;
-  const int64_t need = (batch - 1) * stride + size;
-  if (static_cast<int64_t>(have) < need)
-    rangeError(env,
-               std::string(name) + " has " + std::to_string(have) + " elements, needs " + std::to_string(need) + " (" +
-                   shape + ")",
-               kernel);
+  const __int128 need = static_cast<__int128>(batch - 1) * stride + size;
+  if (static_cast<__int128>(have) < need) {
+    const std::string needStr = need > INT64_MAX ? std::string("more than 2^63") : std::to_string(static_cast<int64_t>(need));
+    rangeError(env, std::string(name) + " has " + std::to_string(have) + " elements, needs " + needStr + " (" + shape + ")", kernel);
+  }
 }
 
 // matmul(c, a, b, batch, m, n, k, transA, transB, strideA, strideB, strideC, accumulate)
@@ -66,9 +74,17 @@ Napi::Value matmul(const Napi::CallbackInfo& info) {
   g.strideB = sizeArg(info, 10, "strideB");
   g.strideC = sizeArg(info, 11, "strideC");
   g.accumulate = info[12].ToBoolean().Value();
-  checkLength(env, "a", lengthOf(info[1]), g.batch, g.strideA, g.m * g.k, "batch x [m,k]");
-  checkLength(env, "b", lengthOf(info[2]), g.batch, g.strideB, g.k * g.n, "batch x [k,n]");
-  checkLength(env, "c", lengthOf(info[0]), g.batch, g.strideC, g.m * g.n, "batch x [m,n]");
+  const int64_t sizeA = matrixSize(env, g.m, g.k, "a [m,k]"), sizeB = matrixSize(env, g.k, g.n, "b [k,n]");
+  const int64_t sizeC = matrixSize(env, g.m, g.n, "c [m,n]");
+  checkLength(env, "a", lengthOf(info[1]), g.batch, g.strideA, sizeA, "batch x [m,k]");
+  checkLength(env, "b", lengthOf(info[2]), g.batch, g.strideB, sizeB, "batch x [k,n]");
+  checkLength(env, "c", lengthOf(info[0]), g.batch, g.strideC, sizeC, "batch x [m,n]");
+  if (g.batch == 0 || sizeC == 0) return env.Undefined();  // no output element: nothing to compute
+  // Some operand must advance with the batch, so the array lengths bound how many items there are (every
+  // stride 0 would repeat one product `batch` times: 2^33 of them pass every length check and never end).
+  const bool advances = g.strideC > 0 || (g.k > 0 && (g.strideA > 0 || g.strideB > 0));
+  if (g.batch > 1 && !advances)
+    rangeError(env, "batch " + std::to_string(g.batch) + " with no operand advancing (every stride is 0, or k = 0 and strideC = 0)");
   try {
     gemm::sgemm(activeArch(), g);
   } catch (const std::exception& e) {
@@ -98,7 +114,8 @@ Napi::Value matmulInfo(const Napi::CallbackInfo& info) {
 Napi::Value fmaThroughput(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const double itersD = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 2e7;
-  if (!(itersD >= 1) || itersD > 1e12) throw Napi::RangeError::New(env, "[cpu fmaThroughput] iters must be >= 1");
+  // 1e8 iterations take ~0.5 s per thread: more is a hang, not a measurement
+  if (!(itersD >= 1) || itersD > 1e8) throw Napi::RangeError::New(env, "[cpu fmaThroughput] iters must be in [1, 1e8]");
   const int64_t iters = static_cast<int64_t>(itersD);
   __builtin_cpu_init();
   const bool has512 = __builtin_cpu_supports("avx512f");
@@ -121,8 +138,9 @@ Napi::Value fmaThroughput(const Napi::CallbackInfo& info) {
 // packedWeightSize(n, k) -> floats packWeight writes for a [n, k] weight on this CPU.
 Napi::Value packedWeightSize(const Napi::CallbackInfo& info) {
   if (info.Length() < 2) rangeError(info.Env(), "expected 2 arguments", "packedWeightSize");
-  return Napi::Number::New(info.Env(), static_cast<double>(gemm::packedWeightSize(activeArch(), sizeArg(info, 0, "n"),
-                                                                                   sizeArg(info, 1, "k"))));
+  const int64_t n = sizeArg(info, 0, "n"), k = sizeArg(info, 1, "k");
+  matrixSize(info.Env(), n, k, "[n,k]", "packedWeightSize");
+  return Napi::Number::New(info.Env(), static_cast<double>(gemm::packedWeightSize(activeArch(), n, k)));
 }
 
 // packWeight(out, w, n, k)
@@ -132,7 +150,7 @@ Napi::Value packWeight(const Napi::CallbackInfo& info) {
   float* out = f32(info[0], "packWeight out");
   const float* w = f32(info[1], "packWeight w");
   const int64_t n = sizeArg(info, 2, "n"), k = sizeArg(info, 3, "k");
-  checkLength(env, "w", lengthOf(info[1]), 1, 0, n * k, "n * k", "packWeight");
+  checkLength(env, "w", lengthOf(info[1]), 1, 0, matrixSize(env, n, k, "w [n,k]", "packWeight"), "n * k", "packWeight");
   checkLength(env, "out", lengthOf(info[0]), 1, 0, gemm::packedWeightSize(activeArch(), n, k), "packedWeightSize(n, k)",
               "packWeight");
   gemm::packWeight(activeArch(), w, n, k, out);
@@ -147,8 +165,9 @@ Napi::Value linearPacked(const Napi::CallbackInfo& info) {
   const float* x = f32(info[1], "linearPacked x");
   const float* packed = f32(info[2], "linearPacked packed");
   const int64_t m = sizeArg(info, 3, "m"), n = sizeArg(info, 4, "n"), k = sizeArg(info, 5, "k");
-  checkLength(env, "y", lengthOf(info[0]), 1, 0, m * n, "m * n", "linearPacked");
-  checkLength(env, "x", lengthOf(info[1]), 1, 0, m * k, "m * k", "linearPacked");
+  checkLength(env, "y", lengthOf(info[0]), 1, 0, matrixSize(env, m, n, "y [m,n]", "linearPacked"), "m * n", "linearPacked");
+  checkLength(env, "x", lengthOf(info[1]), 1, 0, matrixSize(env, m, k, "x [m,k]", "linearPacked"), "m * k", "linearPacked");
+  matrixSize(env, n, k, "packed [n,k]", "linearPacked");
   checkLength(env, "packed", lengthOf(info[2]), 1, 0, gemm::packedWeightSize(activeArch(), n, k), "packedWeightSize(n, k)",
               "linearPacked");
   try {

@@ -111,7 +111,7 @@ describe("nexus serve (in-process)", () => {
     dir = fixtureDir();
     model = await loadCausalLM(dir);
     tok = loadTokenizer(dir);
-    server = await startServer({ model: dir, port: 0, servedModelName: "tiny", maxBatch: 16 });
+    server = await startServer({ model: dir, port: 0, servedModelName: "tiny", maxBatch: 16, adapterRoot: dir });
   });
   after(async () => {
     await server.close();
@@ -410,7 +410,7 @@ describe("nexus serve (in-process)", () => {
     assert.deepEqual((await ask("ad")).json.choices[0].token_ids, tuned.completionIds);
     assert.equal((await post(server.url, "/v1/load_lora_adapter", { lora_name: "ad", lora_path: adapterDir })).status, 400);
     const badPath = await post(server.url, "/v1/load_lora_adapter", { lora_name: "x", lora_path: path.join(dir, "missing") });
-    assert.equal(badPath.status, 400);
+    assert.equal(badPath.status, 404);
     assert.equal(badPath.json.error.param, "lora_path");
     assert.equal((await post(server.url, "/v1/unload_lora_adapter", { lora_name: "ad" })).status, 200);
     assert.equal((await ask("ad")).status, 404);

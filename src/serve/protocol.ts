@@ -4,6 +4,7 @@
 // Unknown fields are ignored (clients send many); fields we cannot honour (echo, stream, penalties) are errors.
 // Not here: tokenization, generation, response shapes (engine.ts, server.ts).
 
+import { describeValue } from "../io/describe.js";
 import type { ChatMessage } from "../io/tokenizer.js";
 
 /** An error answered as `{error: {message, type, param, code}}` with HTTP `status`. */
@@ -13,6 +14,8 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly param: string | null = null,
+    /** Extra response headers (Retry-After on a 429). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -20,6 +23,9 @@ export class ApiError extends Error {
   get type(): string {
     if (this.status === 404) return "NotFoundError";
     if (this.status === 401) return "AuthenticationError";
+    if (this.status === 403) return "PermissionDeniedError";
+    if (this.status === 429) return "RateLimitError";
+    if (this.status === 503) return "ServiceUnavailableError";
     return this.status >= 500 ? "InternalServerError" : "BadRequestError";
   }
 
@@ -86,10 +92,7 @@ function bad(param: string, msg: string): never {
   throw new ApiError(400, `[serve] ${param}: ${msg}`, param);
 }
 
-function show(v: unknown): string {
-  const s = JSON.stringify(v);
-  return s === undefined ? String(v) : s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
+const show = (v: unknown) => describeValue(v, 60);
 
 function present(body: Body, key: string): boolean {
   return body[key] !== undefined && body[key] !== null;
@@ -257,11 +260,11 @@ export function parseChatRequest(raw: unknown, vocabSize: number): ChatRequest {
   };
 }
 
-/** POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM bodies). */
+/** POST /v1/load_lora_adapter and /v1/unload_lora_adapter (vLLM bodies). Names: letters, digits, `._-`, up to 64. */
 export function parseLoraRequest(raw: unknown, needPath: boolean): { name: string; path: string } {
   const body = asBody(raw);
-  if (typeof body.lora_name !== "string" || body.lora_name.length === 0)
-    bad("lora_name", `must be a non-empty string, got ${show(body.lora_name)}`);
+  if (typeof body.lora_name !== "string" || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(body.lora_name))
+    bad("lora_name", `must be 1-64 letters, digits, '.', '_' or '-' (not starting with a symbol), got ${show(body.lora_name)}`);
   if (needPath && (typeof body.lora_path !== "string" || body.lora_path.length === 0)) {
     bad("lora_path", `must be a non-empty string, got ${show(body.lora_path)}`);
   }

@@ -91,7 +91,47 @@ const KERNELS: Record<string, Make> = {
   matmul: (r) => [f(12, r), f(8, r), f(12, r), 2, 2, 3, 2, false, false, 4, 6, 6, false],
   matmulInfo: () => [],
   fmaThroughput: () => [1000],
+  // decode kernels (rollout engine): paged KV cache of 4 blocks of 4 slots, 1-2 KV heads of dim 4
+  pagedKvWrite: (r) => [f(64, r), f(64, r), f(24, r), f(24, r), ids(3, 8, r), 3, 2, 4, 4],
+  copyBlocks: (r) => [f(64, r), ids(2, 4, r), ids(2, 4, r), 2, 16],
+  pagedAttention: (r) => [
+    f(24, r),
+    f(24, r),
+    f(64, r),
+    f(64, r),
+    new Guarded("i32", 4, (i) => i),
+    new Guarded("i32", 2, (i) => [5, 3][i]),
+    new Guarded("i32", 3, (i) => [0, 2, 3][i]),
+    2,
+    2,
+    1,
+    4,
+    4,
+    2,
+    0.5,
+  ],
+  sampleTokens: (r) => [
+    ids(2, 1, r),
+    f(2, r),
+    f(10, r),
+    new Guarded("f32", 2, () => 0.8),
+    ids(2, 5, r),
+    new Guarded("f32", 2, () => 0.9),
+    f(2, r),
+    f(2, r),
+    2,
+    5,
+  ],
+  packedWeightSize: () => [4, 8],
+  packWeight: (r) => [f(packed(4, 8), r), f(32, r), 4, 8],
+  linearPacked: (r) => [f(12, r), f(24, r), f(packed(4, 8), r), 3, 4, 8],
 };
+
+/** Floats packWeight writes for an [n, k] weight (asked of the addon; 0 before it is loaded). */
+function packed(n: number, k: number): number {
+  const size = addon?.packedWeightSize;
+  return typeof size === "function" ? (size(n, k) as number) : 0;
+}
 
 /** Sizes that overflow int64 products and reach computations, or are not sizes at all. */
 const HOSTILE_NUMBERS = [...EXTREME_NUMBERS, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 2 ** 62, 2 ** 63, 9e15, 4097];

@@ -48,7 +48,18 @@ test("binding: loopback needs no key; any other address does", async () => {
 test("bearer keys: only the exact header passes", () => {
   const ok = bearerCheck("s3cret");
   assert.equal(ok("Bearer s3cret"), true);
-  for (const h of [undefined, "", "Bearer", "Bearer ", "bearer s3cret", "Bearer s3cret ", "Bearer s3cre", "Basic s3cret", "s3cret", "Bearer s3cretx"]) {
+  for (const h of [
+    undefined,
+    "",
+    "Bearer",
+    "Bearer ",
+    "bearer s3cret",
+    "Bearer s3cret ",
+    "Bearer s3cre",
+    "Basic s3cret",
+    "s3cret",
+    "Bearer s3cretx",
+  ]) {
     assert.equal(ok(h), false, String(h));
   }
 });
@@ -157,7 +168,10 @@ describe("a server with a key, an adapter root and small limits", () => {
     }
     const done = await Promise.all(running);
     for (const r of done) assert.equal(r.status, 200);
-    assert.ok(done.every((r) => r.ms > Math.max(...health)), `health ${health.map((h) => h.toFixed(0))} vs generation ${done.map((r) => r.ms.toFixed(0))}`);
+    assert.ok(
+      done.every((r) => r.ms > Math.max(...health)),
+      `health ${health.map((h) => h.toFixed(0))} vs generation ${done.map((r) => r.ms.toFixed(0))}`,
+    );
   });
 
   test("a client that disconnects cancels its generation", async () => {
@@ -166,17 +180,25 @@ describe("a server with a key, an adapter root and small limits", () => {
     assert.equal(full.status, 200);
     await new Promise<void>((resolve) => {
       const s = net.connect(server.port, "127.0.0.1", () => {
-        s.write(`POST /v1/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEY}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
-        setTimeout(() => {
-          s.destroy();
-          resolve();
-        }, Math.min(100, full.ms / 5));
+        s.write(
+          `POST /v1/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${KEY}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+        );
+        setTimeout(
+          () => {
+            s.destroy();
+            resolve();
+          },
+          Math.min(100, full.ms / 5),
+        );
       });
     });
     const t0 = performance.now();
     await server.engine.drain();
     const idleAfter = performance.now() - t0;
-    assert.ok(idleAfter < full.ms / 2, `the engine went idle ${idleAfter.toFixed(0)} ms after the disconnect; the full generation takes ${full.ms.toFixed(0)} ms`);
+    assert.ok(
+      idleAfter < full.ms / 2,
+      `the engine went idle ${idleAfter.toFixed(0)} ms after the disconnect; the full generation takes ${full.ms.toFixed(0)} ms`,
+    );
     assert.equal(server.inflight(), 0);
   });
 });

@@ -154,9 +154,10 @@ describe("a server with a key, an adapter root and small limits", () => {
   });
 
   test("past the queue limit: 429 with Retry-After; /health stays fast while generating", async () => {
-    const long = { prompt: [5, 6, 7], max_tokens: 150, ignore_eos: true };
+    const long = { prompt: [5, 6, 7], max_tokens: 250, ignore_eos: true };
     const running = Array.from({ length: 3 }, () => call(server.url, "/v1/completions", long, auth));
-    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 500 && server.inflight() < 3; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(server.inflight(), 3, "the three long requests were never admitted together");
     const refused = await call(server.url, "/v1/completions", long, auth);
     assert.equal(refused.status, 429);
     assert.ok(Number(refused.headers.get("retry-after")) >= 1);

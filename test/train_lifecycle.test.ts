@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -16,7 +16,16 @@ import { parseHfConfig } from "../src/io/hf_config.js";
 import { readSafetensors } from "../src/io/safetensors.js";
 import { type CausalLM, createCausalLM } from "../src/models/index.js";
 import { add, mul, sqrt, sum, type Tensor, tensor } from "../src/tensor/index.js";
-import { CheckpointError, listCheckpoints, loadCheckpoint, readTrainerState, saveCheckpoint } from "../src/train/checkpoint.js";
+import {
+  CheckpointError,
+  checkpointFolders,
+  listCheckpoints,
+  loadCheckpoint,
+  readTrainerState,
+  removeCheckpoint,
+  removeStaleTemps,
+  saveCheckpoint,
+} from "../src/train/checkpoint.js";
 import { resolveConfig } from "../src/train/config.js";
 import { LOOP_SCHEMA, type LoopConfig, runTraining } from "../src/train/loop.js";
 import { COLLAPSE_STEPS, NonFiniteError } from "../src/train/nonfinite.js";
@@ -214,6 +223,23 @@ describe("checkpoints: checksums, validation, fallback", () => {
     assert.equal(r.error, null);
     assert.match(r.text, /removed .*\.checkpoint-3\.tmp-999999999, left by a save that was interrupted/);
     assert.equal(existsSync(dead), false);
+  });
+
+  test("a kill during a deletion or a replacement: half-deleted folders are never named checkpoint-N; .old is put back", () => {
+    const dir = tmp();
+    const w = tensor([1, 2, 3]);
+    const part = (step: number) => ({ weights: [["w", w]] as [string, Tensor][], optimizer: [], state: { step, epoch: 0 }, config: {} });
+    for (const s of [1, 2, 3]) saveCheckpoint(dir, s, part(s), 2);
+    assert.deepEqual(checkpointFolders(dir), [2, 3], "rotation removed checkpoint-1 entirely");
+    removeCheckpoint(dir, 2);
+    assert.deepEqual(readdirSync(dir).sort(), ["checkpoint-3"]);
+    // what a SIGKILL between the steps of a deletion / replacement leaves
+    renameSync(join(dir, "checkpoint-3"), join(dir, ".checkpoint-3.old-999999999"));
+    mkdirSync(join(dir, ".checkpoint-5.del-999999999"));
+    const removed = removeStaleTemps(dir);
+    assert.deepEqual(removed, [join(dir, ".checkpoint-5.del-999999999")]);
+    assert.deepEqual(listCheckpoints(dir), [3]);
+    assert.equal(loadCheckpoint(join(dir, "checkpoint-3")).state.step, 3);
   });
 });
 

@@ -1,7 +1,8 @@
 // One checkpoint path (src/train/run_state.ts) behind every loop: a run interrupted after step k and resumed
 // ends with the same weights, optimizer state and metrics, byte for byte, as the uninterrupted run — for the
 // offline loop (SFT), the group-RL loop (GRPO, with numIterations 2 and the RNG/cursor it must restore) and the
-// online-policy loop (PPO with its shuffles; online DPO with a TR-DPO reference that changes during the run).
+// online-policy loop (PPO with its shuffles; online DPO with a TR-DPO reference that changes during the run), and
+// SPIN, whose resume replays the sampling of its finished iterations.
 
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -16,7 +17,9 @@ import { listCheckpoints } from "../src/train/checkpoint.js";
 import { trainGrpo } from "../src/train/grpo.js";
 import { trainOnlineDpo } from "../src/train/online_dpo.js";
 import { trainPpo } from "../src/train/ppo.js";
+import { TrainingInterrupted } from "../src/train/run_state.js";
 import { trainSft } from "../src/train/sft.js";
+import { trainSpin } from "../src/train/spin.js";
 import { TOK, tinyModel } from "./helpers/tiny_preference.js";
 
 const dirs: string[] = [];
@@ -164,5 +167,31 @@ describe("one checkpoint path: interrupted + resumed == uninterrupted, byte for 
     assertSameRun(full, dir, 5);
     const a = readFileSync(join(full, "checkpoint-5", "trainer_tensors.safetensors"));
     assert.ok(a.equals(readFileSync(join(dir, "checkpoint-5", "trainer_tensors.safetensors"))));
+  });
+
+  test("SPIN: interrupted in its second iteration and resumed, equal to the uninterrupted run", async () => {
+    const rows = ["ab", "cd", "ba", "dc"].map((prompt) => ({ prompt, completion: `=${prompt}` }));
+    const config = {
+      numIterations: 2,
+      maxSteps: 3,
+      perDeviceTrainBatchSize: 2,
+      maxNewTokens: 4,
+      learningRate: 1e-2,
+      loggingSteps: 1,
+      seed: 8,
+    };
+    const run = (outputDir: string, extra: { signal?: AbortSignal; resume?: boolean; onPairs?: (it: number) => void }) =>
+      trainSpin({ model: tinyModel(6), tokenizer: TOK, rows, config, outputDir, quiet: true, ...extra });
+    const full = tmp();
+    await run(full, {});
+    const dir = tmp();
+    const ac = new AbortController();
+    await assert.rejects(
+      run(dir, { signal: ac.signal, onPairs: (it) => it === 1 && ac.abort() }),
+      (e: Error) => e instanceof TrainingInterrupted && e.step === 1,
+    );
+    assert.deepEqual(listCheckpoints(join(dir, "iteration-1")), [1]);
+    await run(dir, { resume: true });
+    assertSameRun(join(full, "iteration-1"), join(dir, "iteration-1"), 3);
   });
 });

@@ -29,7 +29,7 @@ export function registerSpin(program: Command): void {
     aliases: { maxNewTokens: "maxCompletionLength" },
     action: (ctx) =>
       runPreferenceCommand(ctx, "prompt_completion", ({ model, tokenizer, rows }) =>
-        trainSpin({ model, tokenizer, rows, config: spinConfig(ctx.config), outputDir: ctx.output }),
+        trainSpin({ model, tokenizer, rows, config: spinConfig(ctx.config), outputDir: ctx.output, ...ctx.control }),
       ),
   });
 }

@@ -43,7 +43,7 @@ export interface CheckpointParts {
 export const MANIFEST = "manifest.json";
 const FORMAT = "nexus-checkpoint/1";
 const DIR_RE = /^checkpoint-(\d+)$/;
-const TEMP_RE = /^\.checkpoint-(\d+)\.(tmp|old)-(\d+)$/;
+const TEMP_RE = /^\.checkpoint-(\d+)\.(tmp|old|del)-(\d+)$/;
 
 /** trainer_state.json as every loop writes it; unknown keys are kept (trainers may add their own). */
 const STATE_SCHEMA = z.looseObject({
@@ -171,7 +171,11 @@ export function saveCheckpoint(outputDir: string, step: number, parts: Checkpoin
       fs.rmSync(old, { recursive: true, force: true });
       fs.renameSync(final, old);
       fs.renameSync(tmp, final);
-      fs.rmSync(old, { recursive: true, force: true });
+      // .old means "complete: put me back" to the cleanup, so it leaves that name before its files go
+      const gone = join(outputDir, `.checkpoint-${step}.del-${process.pid}`);
+      fs.rmSync(gone, { recursive: true, force: true });
+      fs.renameSync(old, gone);
+      fs.rmSync(gone, { recursive: true, force: true });
     } else {
       fs.renameSync(tmp, final);
     }
@@ -184,12 +188,21 @@ export function saveCheckpoint(outputDir: string, step: number, parts: Checkpoin
     );
   }
   const others = checkpointFolders(outputDir).filter((s) => s !== step);
-  const stale = [
-    ...others.filter((s) => s > step),
-    ...others.filter((s) => s < step).slice(0, Math.max(0, others.filter((s) => s < step).length - (keep - 1))),
-  ];
-  for (const s of stale) fs.rmSync(checkpointDir(outputDir, s), { recursive: true, force: true });
+  const older = others.filter((s) => s < step);
+  const stale = [...others.filter((s) => s > step), ...older.slice(0, Math.max(0, older.length - (keep - 1)))];
+  for (const s of stale) removeCheckpoint(outputDir, s);
   return final;
+}
+
+/**
+ * Delete checkpoint-<step>: renamed out of the checkpoint namespace first (atomic), then removed, so a kill during
+ * the deletion never leaves a half-deleted folder that looks like a checkpoint.
+ */
+export function removeCheckpoint(outputDir: string, step: number): void {
+  const doomed = join(outputDir, `.checkpoint-${step}.del-${process.pid}`);
+  fs.rmSync(doomed, { recursive: true, force: true });
+  fs.renameSync(checkpointDir(outputDir, step), doomed);
+  fs.rmSync(doomed, { recursive: true, force: true });
 }
 
 /** Steps of every folder named checkpoint-<N> (complete or not), ascending. */
@@ -214,8 +227,9 @@ export function latestCheckpoint(outputDir: string): string | null {
 }
 
 /**
- * Remove what a kill during a save leaves behind (`.checkpoint-N.tmp-PID` folders of processes that are gone),
- * and put back a checkpoint caught between the two renames of a replacement. Returns the folders removed.
+ * Remove what a kill during a save or a deletion leaves behind (`.checkpoint-N.tmp-PID` and `.del-PID` folders of
+ * processes that are gone), and put back a checkpoint caught between the two renames of a replacement.
+ * Returns the folders removed.
  */
 export function removeStaleTemps(outputDir: string): string[] {
   if (!fs.existsSync(outputDir) || !fs.statSync(outputDir).isDirectory()) return [];

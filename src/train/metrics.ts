@@ -20,7 +20,13 @@ export class MetricsLogger {
   /** Append one record and maybe print a progress line. `step` counts from 1. */
   log(step: number, metrics: Metrics, force = false): void {
     const record = { step, ...metrics, elapsed_s: round((Date.now() - this.start) / 1000) };
-    if (this.path !== null) appendFileSync(this.path, `${JSON.stringify(record)}\n`);
+    if (this.path !== null) {
+      try {
+        appendFileSync(this.path, `${JSON.stringify(record)}\n`);
+      } catch (e) {
+        throw new Error(`[${this.opts.label ?? "train"}] could not append step ${step} to ${this.path}: ${(e as Error).message}`);
+      }
+    }
     const now = Date.now();
     if (this.opts.quiet || (!force && now - this.lastPrint < (this.opts.printEveryMs ?? 2000))) return;
     this.lastPrint = now;

@@ -5,7 +5,8 @@
 // Not here: checkpoints themselves (checkpoint.ts) or what a resumed run restores (run_state.ts).
 
 import * as fs from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
+import { removeCheckpoint } from "./checkpoint.js";
 
 export class OutputDirError extends Error {
   override name = "OutputDirError";
@@ -25,7 +26,7 @@ const RUN_MARKERS: readonly RegExp[] = [
 /** Everything Nexus may write into an output folder (what `overwrite` may remove). */
 const NEXUS_ENTRIES: readonly RegExp[] = [
   ...RUN_MARKERS,
-  /^\.checkpoint-\d+\.(tmp|old)-\d+$/,
+  /^\.checkpoint-\d+\.(tmp|old|del)-\d+$/,
   /^training_config\.json$/,
   /^config\.json$/,
   /^generation_config\.json$/,
@@ -74,6 +75,19 @@ function errnoText(e: unknown): string {
   return err.code && why[err.code] ? `${err.code}: ${why[err.code]}` : err.message;
 }
 
+/** A recursive mkdir reports ENOENT on a read-only or unwritable parent: ask the nearest existing ancestor why. */
+function whyNotCreatable(dir: string, e: unknown): unknown {
+  if ((e as NodeJS.ErrnoException).code !== "ENOENT") return e;
+  let cur = resolve(dir);
+  while (!fs.existsSync(cur) && dirname(cur) !== cur) cur = dirname(cur);
+  try {
+    fs.accessSync(cur, fs.constants.W_OK);
+  } catch (err) {
+    return err;
+  }
+  return e;
+}
+
 function listShort(names: readonly string[]): string {
   return names.length <= 4 ? names.join(", ") : `${names.slice(0, 4).join(", ")} and ${names.length - 4} more`;
 }
@@ -97,7 +111,7 @@ export function prepareOutputDir(dir: string, o: OutputDirOptions): void {
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {
-    throw new OutputDirError(`${tag} cannot create the output folder ${dir} (${errnoText(e)})`);
+    throw new OutputDirError(`${tag} cannot create the output folder ${dir} (${errnoText(whyNotCreatable(dir, e))})`);
   }
   const previous = previousRunFiles(dir);
   if (previous.length > 0 && !o.resume) {
@@ -127,12 +141,22 @@ export function prepareOutputDir(dir: string, o: OutputDirOptions): void {
     const st = fs.statfsSync(dir);
     const free = st.bavail * st.bsize;
     if (free < o.checkpointBytes) {
-      const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
       throw new OutputDirError(
-        `${tag} the output folder ${dir} has ${mb(free)} free; one checkpoint of this run needs about ${mb(o.checkpointBytes)}`,
+        `${tag} the output folder ${dir} has ${formatBytes(free)} free; one checkpoint of this run needs about ${formatBytes(o.checkpointBytes)}`,
       );
     }
   }
+}
+
+/** 1536 -> "1.5 KiB". */
+export function formatBytes(b: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (b >= 1024 && i < units.length - 1) {
+    b /= 1024;
+    i++;
+  }
+  return `${i === 0 ? b : b.toFixed(1)} ${units[i]}`;
 }
 
 /** Remove what an earlier run wrote into dir; refuse when it holds other files or a path the run reads. */
@@ -150,5 +174,10 @@ function clearRunFiles(dir: string, o: OutputDirOptions): void {
       `${tag} --overwrite: ${dir} also holds files Nexus did not write (${listShort(foreign)}); remove them yourself or choose another output folder`,
     );
   }
-  for (const n of entries) fs.rmSync(join(dir, n), { recursive: true, force: true });
+  // checkpoints leave their name before their files go, so a kill here never leaves a half-deleted one
+  for (const n of entries) {
+    const m = /^checkpoint-(\d+)$/.exec(n);
+    if (m !== null) removeCheckpoint(dir, Number(m[1]));
+    else fs.rmSync(join(dir, n), { recursive: true, force: true });
+  }
 }

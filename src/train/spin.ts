@@ -19,6 +19,7 @@ import type { Metrics } from "./metrics.js";
 import { createReferencePolicy, type ReferencePolicy } from "./online_dpo.js";
 import { type Sample, samplePolicy } from "./online_policy.js";
 import { type PreferencePair, type PromptCompletion, padIdOf, truncateSequence } from "./preference_data.js";
+import { type RunControl, runControl } from "./run_state.js";
 
 const { precomputeRefLogProbs: _p, ...DPO_FIELDS_LIVE } = DPO_FIELDS;
 
@@ -40,14 +41,18 @@ export function resolveSpinConfig(input: SpinTrainInput = {}): SpinTrainConfig {
   return resolveConfig("spin", SPIN_SCHEMA, input as Record<string, unknown>, SPIN_RULES);
 }
 
-export interface SpinOptions {
+export interface SpinOptions extends RunControl {
   /** The policy (trained in place). With a LoraModel the base is the reference and cannot be refreshed. */
   model: CausalLM | LoraModel<CausalLM>;
   tokenizer: Tokenizer;
   /** {prompt, completion} rows: the completion is the chosen ("real") answer. */
   rows: readonly PromptCompletionRow[];
   config?: SpinTrainInput;
-  /** Iteration k writes checkpoints and metrics under `<outputDir>/iteration-<k>`. */
+  /**
+   * Iteration k writes checkpoints and metrics under `<outputDir>/iteration-<k>`. With `resume`, every iteration
+   * resumes from its folder: finished ones only replay their sampling (so the RNG and the opponent are the same)
+   * and restore their final weights; the interrupted one continues from its newest checkpoint.
+   */
   outputDir?: string | null;
   quiet?: boolean;
   /** Called before each iteration samples (0-based), after any reference refresh. */
@@ -141,6 +146,7 @@ export async function trainSpin(opts: SpinOptions): Promise<SpinResult> {
       fullConfig: { trainer: "spin", iteration: it, ...c },
       label: `spin ${it + 1}/${c.numIterations}`,
       quiet: opts.quiet,
+      ...runControl(opts),
     });
     history.push(run.history);
     const train = run.history.filter((h) => typeof h.loss === "number");

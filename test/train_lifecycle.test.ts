@@ -263,6 +263,11 @@ describe("resume checks the config and the metrics", () => {
   test("resuming with another maxSteps says that the schedule changes", async () => {
     const dir = tmp();
     await sft(dir, {}, { stopAfterStep: 2 });
+    const refused = await stderrOf(() => sft(dir, { maxSteps: 9 }, { resume: true }));
+    assert.match(
+      (refused.error as Error).message,
+      /maxSteps: 6 -> 9; the schedule changes: the run was planned for 6 steps and now ends at step 9\); resume with the same settings, or pass --allow-config-change/,
+    );
     const r = await stderrOf(() => sft(dir, { maxSteps: 9 }, { resume: true, allowConfigChange: true, quiet: false }));
     assert.equal(r.error, null);
     assert.match(r.text, /the schedule changes: the run was planned for 6 steps and now ends at step 9; from step 3/);

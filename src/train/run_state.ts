@@ -212,24 +212,24 @@ export class RunCheckpointer<S extends Record<string, unknown> = Record<string, 
     const o = this.o;
     const s = ck.state;
     const changes = configChanges(ck.config, o.config);
+    const savedTotal = typeof s.totalSteps === "number" ? s.totalSteps : null;
+    const schedule =
+      savedTotal !== null && savedTotal !== o.totalSteps
+        ? `the schedule changes: the run was planned for ${savedTotal} steps and now ends at step ${o.totalSteps}`
+        : null;
     if (changes.length > 0) {
       const list = changes.map((c) => `${c.key}: ${show(c.saved)} -> ${show(c.now)}`).join(", ");
       if (!this.control.allowConfigChange) {
         throw new RunStateError(
-          `[${o.label}] --resume: the config differs from ${dir}/config.json (${list}); resume with the same settings, or pass --allow-config-change to continue with the new ones`,
+          `[${o.label}] --resume: the config differs from ${dir}/config.json (${list}${schedule === null ? "" : `; ${schedule}`}); resume with the same settings, or pass --allow-config-change to continue with the new ones`,
         );
       }
       this.note(`resuming with a changed config (${list})`);
     }
-    const savedTotal = typeof s.totalSteps === "number" ? s.totalSteps : null;
     if (s.step > o.totalSteps) {
       throw new RunStateError(`[${o.label}] --resume: ${dir} is at step ${s.step}, past this run's ${o.totalSteps} steps`);
     }
-    if (savedTotal !== null && savedTotal !== o.totalSteps) {
-      this.note(
-        `the schedule changes: the run was planned for ${savedTotal} steps and now ends at step ${o.totalSteps}; from step ${s.step + 1} the learning rate follows the new schedule`,
-      );
-    }
+    if (schedule !== null) this.note(`${schedule}; from step ${s.step + 1} the learning rate follows the new schedule`);
     copyInto(o.label, dir, "weight", new Map(o.named), ck.weights);
     o.optimizer.loadNamedState(o.optNames, ck.optimizer);
     if (o.trainerTensors !== undefined && ck.trainerTensors !== null) {

@@ -289,7 +289,7 @@ describe("numerical faults", () => {
   test("stop (default): a NaN gradient at step 3 stops before the update, naming the step and the first bad parameter", async () => {
     const dir = tmp();
     const m = model();
-    const before = new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.data)]));
+    const before = new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData())]));
     const r = await stderrOf(() => run(m, dir, { saveSteps: 1 }, poisonAt(m, 3)));
     assert.ok(r.error instanceof NonFiniteError, String(r.error));
     // the loss is finite; only lm_head's gradient is NaN (not the first parameter in order: the guard looks)
@@ -298,8 +298,8 @@ describe("numerical faults", () => {
     // step 3's update was not applied: the weights are checkpoint-2's
     const ck = loadCheckpoint(join(dir, "checkpoint-2")).weights;
     for (const [n, t] of m.namedParameters()) {
-      assert.ok(Buffer.from((t.data as Float32Array).buffer).equals(Buffer.from((ck.get(n) as Float32Array).buffer)), n);
-      assert.ok(!Buffer.from((t.data as Float32Array).buffer).equals(Buffer.from((before.get(n) as Float32Array).buffer)), `${n} moved`);
+      assert.ok(Buffer.from((t.hostData() as Float32Array).buffer).equals(Buffer.from((ck.get(n) as Float32Array).buffer)), n);
+      assert.ok(!Buffer.from((t.hostData() as Float32Array).buffer).equals(Buffer.from((before.get(n) as Float32Array).buffer)), `${n} moved`);
     }
   });
 

@@ -12,12 +12,15 @@ const warmup = arg("--warmup", 1);
 const steps = arg("--steps", 3);
 const nx = nexusW1();
 const times: number[] = [];
+let cpu0 = process.cpuUsage();
 for (let i = 0; i < warmup + steps; i++) {
+  if (i === warmup) cpu0 = process.cpuUsage();
   const s = nx.step();
   if (i >= warmup) times.push(s.forward + s.backward + s.optimizer);
 }
+const cpu = process.cpuUsage(cpu0);
 const step = median(times);
 const addon = loadCpuAddon();
 process.stdout.write(
-  `${JSON.stringify({ tokens_per_s: (W1.batch * W1.seq) / step, step_s: step, threads: addon?.numThreads() ?? 1, simd: addon?.simdLevel ?? "none" })}\n`,
+  `${JSON.stringify({ tokens_per_s: (W1.batch * W1.seq) / step, step_s: step, threads: addon?.numThreads() ?? 1, simd: addon?.simdLevel ?? "none", cpu_s_per_step: (cpu.user + cpu.system) / 1e6 / steps })}\n`,
 );

@@ -106,7 +106,7 @@ export type Precision = "fp32" | "bf16";
 export const PRECISIONS = ["fp32", "bf16"] as const satisfies readonly Precision[];
 
 let precision: Precision = "fp32";
-/** Strict fp32 on cuda too (no TF32): what conformance tests compare against ref at 1e-4. */
+/** Strict fp32 on cuda too (no TF32; NEXUS_STRICT_FP32=1): what the tests compare against ref at float32 tolerances. */
 let strictFp32 = process.env.NEXUS_STRICT_FP32 === "1";
 
 /**

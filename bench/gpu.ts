@@ -148,9 +148,9 @@ interface PeerOut {
   sft_eager?: PeerSide;
   sft_compiled?: PeerSide;
   dpo_eager?: PeerSide;
-  dpo_compiled?: PeerSide;
-  eager_error?: string;
-  compiled_error?: string;
+  sft_eager_error?: string;
+  sft_compiled_error?: string;
+  dpo_eager_error?: string;
 }
 
 export async function benchGpu(opts: BenchOptions): Promise<BenchRow[]> {
@@ -200,7 +200,7 @@ export async function benchGpu(opts: BenchOptions): Promise<BenchRow[]> {
       peer = r.data;
       opts.detail("peer", peer);
       opts.note(`peer: PyTorch ${peer.torch}, transformers ${peer.transformers}, ${peer.config}; ${peer.params} params (nexus ${params})`);
-      for (const e of [peer.eager_error, peer.compiled_error]) if (e) opts.note(`peer: ${e}`);
+      for (const e of [peer.sft_eager_error, peer.sft_compiled_error, peer.dpo_eager_error]) if (e) opts.note(`peer: ${e}`);
       if (peer.sft_compiled?.first_step_s)
         opts.note(`peer: torch.compile first SFT step (compile) ${peer.sft_compiled.first_step_s.toFixed(1)} s`);
     }
@@ -209,7 +209,6 @@ export async function benchGpu(opts: BenchOptions): Promise<BenchRow[]> {
     rows.push(row("gpu", "sft_step", nexusTps, "tokens/s", peer?.sft_eager?.tokens_per_s ?? null));
     rows.push(row("gpu", "sft_step_compiled", nexusTps, "tokens/s", peer?.sft_compiled?.tokens_per_s ?? null));
     rows.push(row("gpu", "dpo_step", W2.pairs / dpo.stepS, "pairs/s", peer?.dpo_eager?.pairs_per_s ?? null));
-    rows.push(row("gpu", "dpo_step_compiled", W2.pairs / dpo.stepS, "pairs/s", peer?.dpo_compiled?.pairs_per_s ?? null));
     // memory: lower is better, so the ratio is Nexus / PyTorch as the issue asks (not the usual "times faster")
     const pm = peer?.sft_eager?.peak_mib ?? null;
     rows.push({ bench: "gpu", metric: "peak_memory_sft", value: sft.peakMiB, unit: "MiB", peer: pm, ratio: pm ? sft.peakMiB / pm : null });

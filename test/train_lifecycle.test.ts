@@ -299,7 +299,10 @@ describe("numerical faults", () => {
     const ck = loadCheckpoint(join(dir, "checkpoint-2")).weights;
     for (const [n, t] of m.namedParameters()) {
       assert.ok(Buffer.from((t.hostData() as Float32Array).buffer).equals(Buffer.from((ck.get(n) as Float32Array).buffer)), n);
-      assert.ok(!Buffer.from((t.hostData() as Float32Array).buffer).equals(Buffer.from((before.get(n) as Float32Array).buffer)), `${n} moved`);
+      assert.ok(
+        !Buffer.from((t.hostData() as Float32Array).buffer).equals(Buffer.from((before.get(n) as Float32Array).buffer)),
+        `${n} moved`,
+      );
     }
   });
 

@@ -40,7 +40,7 @@ describe("nexus init", () => {
     assert.equal(model.config.vocabSize, 128);
     assert.equal(model.config.numHiddenLayers, 2);
     assert.equal(model.config.eosTokenId, tok.eosTokenId);
-    assert.equal(tok.vocabSize, 3 + CHAR_TOKENIZER_CHARS.length);
+    assert.equal(tok.vocabSize, 3 + CHAR_TOKENIZER_CHARS.length + 1); // pad, eos, bos, the characters, <unk>
     const text = "Hello, world!\n1 + 2 = 3";
     const ids = tok.encode(text, { addSpecialTokens: false });
     assert.deepEqual(ids, defaultCharTokenizer().encode(text));

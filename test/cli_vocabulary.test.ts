@@ -148,7 +148,7 @@ describe("flag parsing", () => {
     program.configureOutput({ writeErr: () => {}, writeOut: () => {} });
     let got: Record<string, unknown> = {};
     registerTrainCommand(program, { name: "dpo", description: "", schema, action: (ctx) => void (got = ctx.config) });
-    await program.parseAsync(["dpo", "--model", "m", "--data", "d", "--output", "o", ...args], { from: "user" });
+    await program.parseAsync(["dpo", "--model", "m", "--data", "d", "--output", join(dir, "out"), ...args], { from: "user" });
     return got;
   }
   const dpoConfig = (args: string[]) => trainerConfig(DPO_SCHEMA, args);

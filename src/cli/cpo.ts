@@ -3,7 +3,7 @@
 
 import type { Command } from "commander";
 import { CPO_RULES, CPO_SCHEMA, trainCpo } from "../train/cpo.js";
-import { runPreferenceCommand } from "./dpo.js";
+import { runPreferenceCommand, sources } from "./dpo.js";
 import { registerTrainCommand } from "./train_command.js";
 
 export function registerCpo(program: Command): Command {
@@ -11,10 +11,11 @@ export function registerCpo(program: Command): Command {
     name: "cpo",
     description: "Contrastive Preference Optimization / SimPO on {prompt?, chosen, rejected} rows (TRL CPOTrainer)",
     schema: CPO_SCHEMA,
+    evalData: true,
     rules: CPO_RULES,
     action: (ctx) =>
-      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows }) =>
-        trainCpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, ...ctx.control, source: ctx.data }),
+      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows, evalRows }) =>
+        trainCpo({ model, tokenizer, rows, evalRows, config: ctx.config, outputDir: ctx.output, ...ctx.control, ...sources(ctx) }),
       ),
   });
 }

@@ -15,6 +15,8 @@ export interface PreferenceRunInputs<K extends DatasetKind> {
   model: CausalLM;
   tokenizer: Tokenizer;
   rows: RowOf<K>[];
+  /** --eval-data rows (same format), or null. */
+  evalRows: RowOf<K>[] | null;
 }
 
 /** Load model, tokenizer and rows; train; save the final model and tokenizer into the output folder. */
@@ -27,10 +29,16 @@ export async function runPreferenceCommand<K extends DatasetKind, C>(
   const tokenizer = loadTokenizer(ctx.tokenizer);
   checkTokenizerFitsModel(tokenizer, model.config.vocabSize, ctx.model);
   const rows = loadDataset(ctx.data, kind, { name: ctx.data });
+  const evalRows = ctx.evalData === null ? null : loadDataset(ctx.evalData, kind, { name: ctx.evalData });
   writeResolvedConfig(ctx.output, ctx.resolved);
-  await train({ model, tokenizer, rows });
+  await train({ model, tokenizer, rows, evalRows });
   saveCausalLM(model, ctx.output);
   saveTokenizer(tokenizer, ctx.output);
+}
+
+/** The data paths named in errors. */
+export function sources(ctx: TrainCommandContext<unknown>): { source: string; evalSource?: string } {
+  return ctx.evalData === null ? { source: ctx.data } : { source: ctx.data, evalSource: ctx.evalData };
 }
 
 export function registerDpo(program: Command): Command {
@@ -39,9 +47,10 @@ export function registerDpo(program: Command): Command {
     description: "Direct Preference Optimization on {prompt?, chosen, rejected} rows (TRL DPOTrainer)",
     schema: DPO_SCHEMA,
     rules: DPO_RULES,
+    evalData: true,
     action: (ctx: TrainCommandContext<z.output<typeof DPO_SCHEMA>>) =>
-      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows }) =>
-        trainDpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, ...ctx.control, source: ctx.data }),
+      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows, evalRows }) =>
+        trainDpo({ model, tokenizer, rows, evalRows, config: ctx.config, outputDir: ctx.output, ...ctx.control, ...sources(ctx) }),
       ),
   });
 }

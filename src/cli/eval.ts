@@ -12,6 +12,7 @@ import { MetricError } from "../eval/errors.js";
 import { evaluateProcessBench, fitThreshold, type ProcessBenchRow } from "../eval/processbench.js";
 import { bestOfNAccuracy, type Candidate, majAtKCandidates, meanPassAtK } from "../eval/selection.js";
 import { type AnswerExtractor, answerExtractor } from "../rewards/answer.js";
+import { cliOut } from "./output.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
 
@@ -96,11 +97,11 @@ export function registerEval(program: Command): void {
         const fitRows = o.fitThresholdOn === null ? rows : readProcessBench(o.fitThresholdOn);
         const fit = fitThreshold(fitRows);
         threshold = fit.threshold;
-        process.stdout.write(`${JSON.stringify({ fittedOn: o.fitThresholdOn ?? o.data, threshold, fitF1: jnum(fit.metric.f1) })}\n`);
+        cliOut(`${JSON.stringify({ fittedOn: o.fitThresholdOn ?? o.data, threshold, fitF1: jnum(fit.metric.f1) })}\n`);
       }
       const m = evaluateProcessBench(rows, threshold);
-      process.stdout.write(`${JSON.stringify({ rows: rows.length, nErr: m.nErr, nCor: m.nCor, threshold })}\n`);
-      process.stdout.write(`${JSON.stringify({ f1: jnum(m.f1), accErr: jnum(m.accErr), accCor: jnum(m.accCor) })}\n`);
+      cliOut(`${JSON.stringify({ rows: rows.length, nErr: m.nErr, nCor: m.nCor, threshold })}\n`);
+      cliOut(`${JSON.stringify({ f1: jnum(m.f1), accErr: jnum(m.accErr), accCor: jnum(m.accCor) })}\n`);
     },
   });
 
@@ -154,7 +155,7 @@ export function registerEval(program: Command): void {
         ),
       };
       if (cut.every((c) => c.some((x) => x.answer !== null))) out.majAtN = majAtKCandidates(cut);
-      process.stdout.write(`${JSON.stringify(out)}\n`);
+      cliOut(`${JSON.stringify(out)}\n`);
     },
   });
 }

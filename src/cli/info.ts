@@ -6,6 +6,7 @@ import { z } from "zod";
 import { cpuUnavailableReason, loadCpuAddon, nativeKernelNames } from "../backend/cpu.js";
 import { cudaDeviceInfo, cudaUnavailableReason } from "../backend/cuda.js";
 import { backendName } from "../backend/index.js";
+import { cliOut } from "./output.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { packageVersion } from "./version.js";
 
@@ -45,8 +46,8 @@ export function registerInfo(program: Command): void {
                 cublasLt: gpu.cublasLt,
               },
       };
-      if (opts.json) process.stdout.write(`${JSON.stringify(info)}\n`);
-      else process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+      if (opts.json) cliOut(`${JSON.stringify(info)}\n`);
+      else cliOut(`${JSON.stringify(info, null, 2)}\n`);
     },
   });
 }

@@ -1,8 +1,10 @@
 // `nexus init`: write a randomly initialised model folder (config.json + model.safetensors, HF layout) with its
 // tokenizer (tokenizer.json + tokenizer_config.json) next to it, from a frozen preset table. The default tokenizer
-// is character level (printable ASCII + newline); `--tokenizer DIR` copies an HF tokenizer instead.
+// is character level (printable ASCII + newline, <unk> for other characters, a simple chat template);
+// `--tokenizer DIR` copies an HF tokenizer instead (a note says when it has no chat template).
 // Not here: downloading checkpoints or training (other subcommands).
 
+import { join } from "node:path";
 import type { Command } from "commander";
 import { z } from "zod";
 import { CharTokenizer } from "../io/char_tokenizer.js";
@@ -10,6 +12,7 @@ import { type ModelConfig, parseHfConfig } from "../io/hf_config.js";
 import { loadTokenizer, saveTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { createCausalLM, saveCausalLM } from "../models/causal_lm.js";
 import { prepareOutputDir } from "../train/output_dir.js";
+import { cliErr, cliOut } from "./output.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
 
@@ -76,8 +79,19 @@ export type PresetName = keyof typeof MODEL_PRESETS;
 /** Printable ASCII (space to ~) and newline: the character set of the default tokenizer. */
 export const CHAR_TOKENIZER_CHARS = `${Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("")}\n`;
 
+/**
+ * The char tokenizer's chat template: "role: content" messages on their own lines, an assistant turn ended by the
+ * EOS token (so a model learns to stop), "assistant: " as the generation prompt. Uses only characters it encodes,
+ * and renders each conversation as a prefix of its continuation (so assistant-only loss masks are exact).
+ */
+export const CHAR_CHAT_TEMPLATE =
+  "{%- for message in messages %}{%- if not loop.first %}{{ '\\n' }}{%- endif %}{{ message['role'] + ': ' + message['content'] }}" +
+  "{%- if message['role'] == 'assistant' %}{{ eos_token }}{%- endif %}{%- endfor %}" +
+  "{%- if add_generation_prompt %}{%- if messages %}{{ '\\n' }}{%- endif %}{{ 'assistant: ' }}{%- endif %}";
+
+/** `nexus init`'s tokenizer: printable ASCII + newline, `<unk>` (last id) for anything else, a chat template. */
 export function defaultCharTokenizer(): CharTokenizer {
-  return new CharTokenizer(CHAR_TOKENIZER_CHARS);
+  return new CharTokenizer(CHAR_TOKENIZER_CHARS, { unkToken: "<unk>", chatTemplate: CHAR_CHAT_TEMPLATE });
 }
 
 export interface InitOptions {
@@ -166,9 +180,14 @@ export function registerInit(program: Command): void {
             3 * cfg.hiddenSize * cfg.intermediateSize +
             2 * cfg.hiddenSize) +
         cfg.hiddenSize;
-      process.stdout.write(
+      cliOut(
         `wrote ${o.output}: ${cfg.modelType} preset ${o.preset}, vocab ${cfg.vocabSize}, ${(params / 1e6).toFixed(2)}M parameters (+ biases), seed ${o.seed}\n`,
       );
+      if (loadTokenizer(o.output).chatTemplate === null) {
+        cliErr(
+          `[init] note: the tokenizer has no chat template; conversational rows ({messages}) and chat serving need one: add ${join(o.output, "chat_template.jinja")}\n`,
+        );
+      }
     },
   });
 }

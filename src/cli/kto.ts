@@ -3,7 +3,7 @@
 
 import type { Command } from "commander";
 import { KTO_RULES, KTO_SCHEMA, trainKto } from "../train/kto.js";
-import { runPreferenceCommand } from "./dpo.js";
+import { runPreferenceCommand, sources } from "./dpo.js";
 import { registerTrainCommand } from "./train_command.js";
 
 export function registerKto(program: Command): Command {
@@ -11,10 +11,11 @@ export function registerKto(program: Command): Command {
     name: "kto",
     description: "Kahneman-Tversky Optimization on {prompt, completion, label} rows (TRL KTOTrainer)",
     schema: KTO_SCHEMA,
+    evalData: true,
     rules: KTO_RULES,
     action: (ctx) =>
-      runPreferenceCommand(ctx, "unpaired_preference", ({ model, tokenizer, rows }) =>
-        trainKto({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, ...ctx.control, source: ctx.data }),
+      runPreferenceCommand(ctx, "unpaired_preference", ({ model, tokenizer, rows, evalRows }) =>
+        trainKto({ model, tokenizer, rows, evalRows, config: ctx.config, outputDir: ctx.output, ...ctx.control, ...sources(ctx) }),
       ),
   });
 }

@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { claimsText, LAB_STAGES, runLab } from "../lab/lab.js";
 import { LAB_PROFILES, type LabProfileName } from "../lab/profiles.js";
+import { cliOut } from "./output.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
 
@@ -37,7 +38,7 @@ export function registerLab(program: Command): void {
         until: o.until ?? undefined,
         quiet: o.quiet,
       });
-      process.stdout.write(`${claimsText(r)}\n\nreport: ${r.dir}/report.html\nresults: ${r.dir}/results.json (${r.wallSeconds} s)\n`);
+      cliOut(`${claimsText(r)}\n\nreport: ${r.dir}/report.html\nresults: ${r.dir}/results.json (${r.wallSeconds} s)\n`);
     },
   });
 }

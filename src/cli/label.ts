@@ -28,6 +28,7 @@ import {
   splitSteps,
 } from "../rewards/labels/steps.js";
 import { ArithmeticChainGenerator } from "../rewards/labels/synthetic.js";
+import { cliOut } from "./output.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
 
@@ -133,7 +134,7 @@ function qualitySummary(sols: readonly Solution[], predicted: readonly (boolean[
 }
 
 function say(obj: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify(obj)}\n`);
+  cliOut(`${JSON.stringify(obj)}\n`);
 }
 
 export function registerLabel(program: Command): void {

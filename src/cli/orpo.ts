@@ -3,7 +3,7 @@
 
 import type { Command } from "commander";
 import { ORPO_SCHEMA, trainOrpo } from "../train/orpo.js";
-import { runPreferenceCommand } from "./dpo.js";
+import { runPreferenceCommand, sources } from "./dpo.js";
 import { registerTrainCommand } from "./train_command.js";
 
 export function registerOrpo(program: Command): Command {
@@ -11,9 +11,10 @@ export function registerOrpo(program: Command): Command {
     name: "orpo",
     description: "Odds Ratio Preference Optimization on {prompt?, chosen, rejected} rows (TRL ORPOTrainer)",
     schema: ORPO_SCHEMA,
+    evalData: true,
     action: (ctx) =>
-      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows }) =>
-        trainOrpo({ model, tokenizer, rows, config: ctx.config, outputDir: ctx.output, ...ctx.control, source: ctx.data }),
+      runPreferenceCommand(ctx, "preference", ({ model, tokenizer, rows, evalRows }) =>
+        trainOrpo({ model, tokenizer, rows, evalRows, config: ctx.config, outputDir: ctx.output, ...ctx.control, ...sources(ctx) }),
       ),
   });
 }

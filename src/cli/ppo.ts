@@ -7,12 +7,14 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { loadDataset } from "../data/formats.js";
+import { expectFolderKind } from "../io/folder_kind.js";
 import { checkTokenizerFitsModel, loadTokenizer, saveTokenizer } from "../io/tokenizer.js";
 import { loadCausalLM, saveCausalLM } from "../models/causal_lm.js";
 import { loadClassifier, SequenceClassifier, saveClassifier } from "../models/heads.js";
 import type { RewardFn } from "../rewards/types.js";
 import type { PromptRow } from "../train/online_policy.js";
 import { PPO_RULES, PPO_SCHEMA, type PpoTrainConfig, trainPpo } from "../train/ppo.js";
+import { cliErr } from "./output.js";
 import { loadRewardFunctions, REWARD_CLI_FIELDS, type RewardContext, splitRewardConfig } from "./reward_loading.js";
 import { SHARED } from "./shared_options.js";
 import { registerTrainCommand, writeResolvedConfig } from "./train_command.js";
@@ -29,6 +31,7 @@ export async function loadRewardSources(
   module: string | null,
   ctx: RewardContext,
 ): Promise<{ rewardModel: SequenceClassifier | null; rewardFuncs: RewardFn[] }> {
+  if (rewardModel !== null) expectFolderKind(rewardModel, ["sequence-classifier"], "ppo", "--reward-model");
   const rm = rewardModel === null ? null : loadClassifier(rewardModel, { kind: "sequence" });
   if (rm !== null && !(rm instanceof SequenceClassifier)) throw new Error(`[cli] ${rewardModel} is not a sequence classifier`);
   const wantFns = names.length > 0 || module !== null;
@@ -74,7 +77,7 @@ export function registerPpo(program: Command): void {
       saveCausalLM(model, ctx.output);
       saveTokenizer(tokenizer, ctx.output);
       saveClassifier(res.valueModel, `${ctx.output}/value_model`);
-      process.stderr.write(`[ppo] saved the value model to ${ctx.output}/value_model\n`);
+      cliErr(`[ppo] saved the value model to ${ctx.output}/value_model\n`);
     },
   });
 }

@@ -12,6 +12,7 @@ import { registerLab } from "./lab.js";
 import { registerLabel } from "./label.js";
 import { registerOnlineDpo } from "./online_dpo.js";
 import { registerOrpo } from "./orpo.js";
+import { cliErr, cliOut } from "./output.js";
 import { registerPpo } from "./ppo.js";
 import { registerPrm } from "./prm.js";
 import { registerRloo } from "./rloo.js";
@@ -32,6 +33,7 @@ export function buildProgram(): NexusCommand {
     .version(packageVersion(), "-V, --version", "print the version")
     .option("--debug", "print stack traces on errors", false)
     .showHelpAfterError("(add --help to see every option)")
+    .configureOutput({ writeOut: (s) => cliOut(s), writeErr: (s) => cliErr(s) })
     .exitOverride();
   registerLab(program);
   registerInfo(program);

@@ -12,6 +12,7 @@ import { loadCausalLM } from "../models/causal_lm.js";
 import { NeuralMemory, resolveNeuralMemoryConfig } from "../models/titans.js";
 import { Rng } from "../nn/rng.js";
 import { type LabelledSolution, SurpriseReader } from "../rewards/surprise.js";
+import { cliOut } from "./output.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { readScoreRows, SCORE_FIELDS, ScoreCliError } from "./score_rows.js";
 import { SHARED } from "./shared_options.js";
@@ -54,7 +55,7 @@ export function registerSurpriseScore(score: Command): void {
         stepSeparator: o.stepSeparator,
       });
       const cal = o.calibration !== null ? calibrateSurprise(reader, labelledRows(o.calibration, o.stepSeparator), o.method) : null;
-      if (cal) process.stdout.write(`${JSON.stringify({ calibrationSteps: cal.steps, calibrationAuroc: cal.auroc })}\n`);
+      if (cal) cliOut(`${JSON.stringify({ calibrationSteps: cal.steps, calibrationAuroc: cal.auroc })}\n`);
       const scoreOne = (prompt: string, steps: string[]) => {
         const surprise = reader.read(prompt, steps).steps;
         if (cal === null) return { surprise };

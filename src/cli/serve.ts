@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { z } from "zod";
 import { startServer } from "../serve/server.js";
+import { cliErr, cliOut } from "./output.js";
 import { registerSchemaCommand } from "./schema_command.js";
 import { SHARED } from "./shared_options.js";
 
@@ -59,12 +60,12 @@ export function registerServe(program: Command): void {
           maxQueuedRequests: f.maxQueuedRequests ?? undefined,
         },
         seed: f.seed,
-        log: f.quiet ? undefined : (line) => process.stderr.write(`[serve] ${line}\n`),
+        log: f.quiet ? undefined : (line) => cliErr(`[serve] ${line}\n`),
       });
-      process.stdout.write(`listening on ${handle.url}\n`);
+      cliOut(`listening on ${handle.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {
-          process.stderr.write(`[serve] ${sig}: finishing admitted requests\n`);
+          cliErr(`[serve] ${sig}: finishing admitted requests\n`);
           handle.close().then(resolve, resolve);
         };
         process.once("SIGINT", () => stop("SIGINT"));

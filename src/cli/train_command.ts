@@ -10,6 +10,7 @@ import { z } from "zod";
 import { ConfigError, resolveConfig } from "../train/config.js";
 import { prepareOutputDir } from "../train/output_dir.js";
 import { type RunControl, TrainingInterrupted } from "../train/run_state.js";
+import { cliErr } from "./output.js";
 import { type CommandRun, registerSchemaCommand, resolveCommandOptions } from "./schema_command.js";
 import { GLOBAL_OPTIONS, SHARED } from "./shared_options.js";
 
@@ -146,7 +147,7 @@ export function registerTrainCommand<S extends z.ZodObject>(program: Command, sp
         protect: [ctx.model, ctx.tokenizer, ctx.data, ctx.evalData],
       });
       await withInterrupts(spec.name, ctx, () => spec.action(ctx));
-      process.stderr.write(`[${spec.name}] saved the trained model to ${ctx.output} (with its checkpoints and metrics.jsonl)\n`);
+      cliErr(`[${spec.name}] saved the trained model to ${ctx.output} (with its checkpoints and metrics.jsonl)\n`);
     },
   });
 }
@@ -170,13 +171,11 @@ async function withInterrupts(name: string, ctx: TrainCommandContext<unknown>, a
   const code = () => (received === "SIGTERM" ? 143 : 130);
   const onSignal = (sig: NodeJS.Signals) => {
     if (received !== null) {
-      process.stderr.write(`\n[${name}] ${sig} again: exiting now; the checkpoints already on disk are complete\n`);
+      cliErr(`\n[${name}] ${sig} again: exiting now; the checkpoints already on disk are complete\n`);
       process.exit(code());
     }
     received = sig;
-    process.stderr.write(
-      `\n[${name}] ${sig}: stopping after the current step and writing a checkpoint (press Ctrl-C again to exit at once)\n`,
-    );
+    cliErr(`\n[${name}] ${sig}: stopping after the current step and writing a checkpoint (press Ctrl-C again to exit at once)\n`);
     ac.abort(sig);
   };
   process.on("SIGINT", onSignal);
@@ -186,7 +185,7 @@ async function withInterrupts(name: string, ctx: TrainCommandContext<unknown>, a
   } catch (e) {
     if (!(e instanceof TrainingInterrupted)) throw e;
     const where = e.checkpoint === null ? "" : ` (checkpoint: ${e.checkpoint})`;
-    process.stderr.write(`[${name}] stopped after step ${e.step}${where}. To resume:\n  ${resumeCommand(process.argv.slice(2))}\n`);
+    cliErr(`[${name}] stopped after step ${e.step}${where}. To resume:\n  ${resumeCommand(process.argv.slice(2))}\n`);
     throw new CommanderError(code(), "nexus.interrupted", e.message);
   } finally {
     process.off("SIGINT", onSignal);

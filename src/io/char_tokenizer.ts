@@ -2,7 +2,8 @@
 // `<eos>` 1, `<bos>` 2 by default), then the given characters in order. It saves as a standard
 // `tokenizer.json` (a BPE model with an empty merge list, so every character stays its own token, and a
 // Fuse decoder) that @huggingface/tokenizers and HF `tokenizers` load and encode identically.
-// It does not normalise text; a character outside the vocabulary is an error, never an unknown token.
+// It does not normalise text. A character outside the vocabulary becomes the unknown token (`unkToken`, given
+// the last id so that the characters' ids do not move) with a warning, or, without one, is an error.
 
 import { type ChatMessage, type ChatTemplateOptions, renderChatTemplate, type Tokenizer, TokenizerError } from "./tokenizer.js";
 
@@ -19,6 +20,8 @@ export interface CharTokenizerOptions {
   extraSpecialTokens?: string[];
   /** A Jinja chat template over these tokens, if chat formatting is wanted. */
   chatTemplate?: string | null;
+  /** Unknown-character token (the last id); null (default): an unknown character is an error. */
+  unkToken?: string | null;
 }
 
 function fail(msg: string): never {
@@ -36,6 +39,10 @@ export class CharTokenizer implements Tokenizer {
   readonly specialTokenIds: ReadonlySet<number>;
   readonly chatTemplate: string | null;
   readonly addBos: boolean;
+  readonly unkToken: string | null;
+  readonly unkTokenId: number | null;
+  /** Unknown characters seen so far (the first one is reported once on stderr). */
+  unknownCharacters = 0;
   /** id -> token string. */
   readonly vocab: readonly string[];
   private readonly ids = new Map<string, number>();
@@ -63,13 +70,23 @@ export class CharTokenizer implements Tokenizer {
       this.ids.set(c, vocab.length);
       vocab.push(c);
     }
+    this.unkToken = opts.unkToken ?? null;
+    this.unkTokenId = null;
+    const specialIds = specials.map((_, i) => i);
+    if (this.unkToken !== null) {
+      if (this.ids.has(this.unkToken)) fail(`unkToken ${JSON.stringify(this.unkToken)} is already in the vocabulary`);
+      this.unkTokenId = vocab.length;
+      this.ids.set(this.unkToken, vocab.length);
+      specialIds.push(vocab.length);
+      vocab.push(this.unkToken);
+    }
     this.vocab = vocab;
     this.vocabSize = vocab.length;
     this.padTokenId = 0;
     this.eosTokenId = 1;
     this.bosTokenId = this.bosToken === null ? null : 2;
-    this.specialTokenIds = new Set(specials.map((_, i) => i));
-    this.specials = [...specials].sort((a, b) => b.length - a.length);
+    this.specialTokenIds = new Set(specialIds);
+    this.specials = [...specials, ...(this.unkToken === null ? [] : [this.unkToken])].sort((a, b) => b.length - a.length);
     this.chatTemplate = opts.chatTemplate ?? null;
   }
 
@@ -87,9 +104,14 @@ export class CharTokenizer implements Tokenizer {
       }
       const cp = text.codePointAt(i) as number;
       const c = String.fromCodePoint(cp);
-      const id = this.ids.get(c);
+      let id = this.ids.get(c);
       if (id === undefined) {
-        fail(`character ${JSON.stringify(c)} (U+${cp.toString(16).toUpperCase().padStart(4, "0")}) at index ${i} is not in the vocabulary`);
+        const where = `character ${JSON.stringify(c)} (U+${cp.toString(16).toUpperCase().padStart(4, "0")}) at index ${i}`;
+        if (this.unkTokenId === null) fail(`${where} is not in the vocabulary (and there is no unknown token)`);
+        if (this.unknownCharacters++ === 0) {
+          process.stderr.write(`[tokenizer] ${where} is not in the character vocabulary: encoded as ${this.unkToken} (reported once)\n`);
+        }
+        id = this.unkTokenId;
       }
       out.push(id);
       i += c.length;
@@ -118,19 +140,22 @@ export class CharTokenizer implements Tokenizer {
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    if (this.chatTemplate === null) fail("no chat template was given");
+    if (this.chatTemplate === null) {
+      fail(
+        "no chat template: conversational rows ({messages}) and chat serving need one (pass chatTemplate, or save the tokenizer and add chat_template.jinja to its folder; `nexus init` writes one)",
+      );
+    }
     return renderChatTemplate(this.chatTemplate, messages, {
       ...opts,
-      specialTokens: { bos_token: this.bosToken, eos_token: this.eosToken, pad_token: this.padToken, unk_token: null },
+      specialTokens: { bos_token: this.bosToken, eos_token: this.eosToken, pad_token: this.padToken, unk_token: this.unkToken },
     });
   }
 
   /** tokenizer.json (HF `tokenizers` format 1.0) and tokenizer_config.json. */
   toFiles(): { tokenizerJson: unknown; tokenizerConfig: Record<string, unknown> } {
-    const nSpecial = this.specialTokenIds.size;
-    const addedTokens = this.vocab.slice(0, nSpecial).map((content, id) => ({
+    const addedTokens = [...this.specialTokenIds].map((id) => ({
       id,
-      content,
+      content: this.vocab[id],
       single_word: false,
       lstrip: false,
       rstrip: false,
@@ -163,7 +188,7 @@ export class CharTokenizer implements Tokenizer {
       model: {
         type: "BPE",
         dropout: null,
-        unk_token: null,
+        unk_token: this.unkToken,
         continuing_subword_prefix: null,
         end_of_word_suffix: null,
         fuse_unk: false,
@@ -178,7 +203,7 @@ export class CharTokenizer implements Tokenizer {
       bos_token: this.bosToken,
       eos_token: this.eosToken,
       pad_token: this.padToken,
-      unk_token: null,
+      unk_token: this.unkToken,
       clean_up_tokenization_spaces: false,
       model_max_length: 1_000_000_000,
     };

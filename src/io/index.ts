@@ -3,6 +3,7 @@
 
 export * from "./char_tokenizer.js";
 export * from "./chat_encoding.js";
+export * from "./folder_kind.js";
 export * from "./half.js";
 export * from "./hf_config.js";
 export * from "./safetensors.js";

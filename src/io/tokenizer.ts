@@ -182,14 +182,17 @@ export class HfTokenizer implements Tokenizer {
   private readonly impl: HfTokenizerImpl;
   private readonly cleanUp: boolean;
   private readonly specialTokens: Record<string, string | null>;
-  /** Where it was loaded from (errors name it). */
-  private readonly where: string;
+  /** For a character-level vocabulary (BPE without merges or byte fallback): its characters; else null. */
+  private readonly charVocab: ReadonlySet<string> | null;
+  private readonly unkToken: string | null;
+  /** Characters outside a character-level vocabulary seen so far (reported once on stderr). */
+  unknownCharacters = 0;
 
   constructor(
     private readonly tokenizerJson: Record<string, unknown>,
     private readonly tokenizerConfig: Record<string, unknown>,
     chatTemplate: string | null = null,
-    where = "tokenizer",
+    private readonly where = "tokenizer",
   ) {
     if (!Array.isArray(tokenizerJson.added_tokens)) tokenizerJson.added_tokens = [];
     checkTokenizerJson(tokenizerJson, where);
@@ -228,12 +231,38 @@ export class HfTokenizer implements Tokenizer {
       tmpl = named?.template ?? null;
     }
     this.chatTemplate = typeof tmpl === "string" ? tmpl : null;
-    this.where = where;
+    const model = (tokenizerJson.model ?? {}) as {
+      type?: unknown;
+      merges?: unknown;
+      byte_fallback?: unknown;
+      vocab?: unknown;
+      unk_token?: unknown;
+    };
+    const charLevel = model.type === "BPE" && Array.isArray(model.merges) && model.merges.length === 0 && model.byte_fallback !== true;
+    this.charVocab = charLevel && model.vocab && typeof model.vocab === "object" ? new Set(Object.keys(model.vocab)) : null;
+    this.unkToken = typeof model.unk_token === "string" ? model.unk_token : null;
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
     if (text.length === 0 && !(opts.addSpecialTokens ?? true)) return [];
+    if (this.charVocab !== null && this.unknownCharacters === 0) this.reportUnknownCharacter(text);
     return this.impl.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+  }
+
+  /** A character-level vocabulary maps an unknown character to its unknown token, or drops it: say so, once. */
+  private reportUnknownCharacter(text: string): void {
+    let rest = text;
+    for (const t of this.tokenizerJson.added_tokens as AddedTokenJson[]) rest = rest.split(t.content).join("");
+    for (const c of rest) {
+      if (this.charVocab!.has(c)) continue;
+      this.unknownCharacters++;
+      const cp = `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+      const what = this.unkToken !== null ? `encoded as ${this.unkToken}` : "DROPPED (this tokenizer has no unknown token)";
+      process.stderr.write(
+        `[tokenizer] ${this.where}: character ${JSON.stringify(c)} (${cp}) is not in the vocabulary: ${what} (reported once)\n`,
+      );
+      return;
+    }
   }
 
   /** Ids outside the vocabulary (padded embedding rows, e.g. Qwen's) decode to nothing, as HF's tokenizers do. */
@@ -256,7 +285,13 @@ export class HfTokenizer implements Tokenizer {
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], opts: ChatTemplateOptions = {}): string {
-    if (this.chatTemplate === null) fail("applyChatTemplate", "this tokenizer has no chat_template");
+    if (this.chatTemplate === null) {
+      fail(
+        this.where,
+        "has no chat template, which conversational rows ({messages}) and chat serving need: add one as " +
+          `${path.join(this.where, "chat_template.jinja")} (or "chat_template" in tokenizer_config.json), or use {prompt, completion} rows`,
+      );
+    }
     return renderChatTemplate(this.chatTemplate, messages, { ...opts, specialTokens: this.specialTokens, source: this.where });
   }
 

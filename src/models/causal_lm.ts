@@ -5,6 +5,7 @@
 
 import * as fs from "node:fs";
 import { type BackendChoice, setBackend } from "../backend/index.js";
+import { expectFolderKind } from "../io/folder_kind.js";
 import { type ModelConfig, readHfConfig, writeHfConfig } from "../io/hf_config.js";
 import type { WritableTensor } from "../io/safetensors.js";
 import { readShardedHeaders, readShardedSafetensors, writeShardedSafetensors } from "../io/sharded.js";
@@ -79,6 +80,7 @@ function isIgnorableKey(name: string, config: ModelConfig): boolean {
  */
 export async function loadCausalLM(dir: string, opts: { backend?: BackendChoice } = {}): Promise<CausalLM> {
   if (opts.backend !== undefined) setBackend(opts.backend);
+  expectFolderKind(dir, ["causal-lm"], "loadCausalLM", "a policy");
   const config = readHfConfig(dir);
   const shapes = causalLMParameterShapes(config);
   checkCheckpointShapes(shapes, readShardedHeaders(dir), dir, (name) => isIgnorableKey(name, config));

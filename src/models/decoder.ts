@@ -6,7 +6,7 @@
 import type { ModelConfig } from "../io/hf_config.js";
 import { Embedding, type InitOptions, Linear, RMSNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
-import { add, attention, cast, concat, permute, reshape, rope, shapeStr, swiglu, type Tensor, TensorError } from "../tensor/index.js";
+import { add, attention, cast, concat, permute, reshape, rope, shapeStr, swiglu, Tensor, TensorError } from "../tensor/index.js";
 import { type AttendingKVCache, cacheLength, GrowableKVCache, isAttendingCache, type KVCache } from "./kv_cache.js";
 import { defaultPositionIds, ropeCosSin } from "./rope.js";
 
@@ -138,6 +138,16 @@ export class DecoderModel extends Module {
 
   forward(inputs: DecoderInputs): Tensor {
     const { inputIds: ids } = inputs;
+    for (const [name, t] of [
+      ["inputIds", ids],
+      ["attentionMask", inputs.attentionMask],
+    ] as const) {
+      if (t !== undefined && t !== null && !(t instanceof Tensor)) {
+        throw new TensorError(
+          `[CausalLM] ${name} must be an i32 Tensor [B, T], e.g. tensor([tok.encode(text)], { dtype: "i32" }); got ${Array.isArray(t) ? "an array" : typeof t}`,
+        );
+      }
+    }
     const mask = inputs.attentionMask ?? null;
     const cache = inputs.kvCache ?? null;
     if (ids.dtype !== "i32" || ids.ndim !== 2)

@@ -6,6 +6,7 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { expectFolderKind } from "../io/folder_kind.js";
 import { formatHfConfigJson, type ModelConfig, parseHfConfig, toHfConfig } from "../io/hf_config.js";
 import type { WritableTensor } from "../io/safetensors.js";
 import { readShardedHeaders, readShardedSafetensors, writeShardedSafetensors } from "../io/sharded.js";
@@ -260,6 +261,13 @@ export function loadClassifier(
   const found = kindOfArchitecture(arch);
   const kind = opts.kind ?? (found === "sequence" || found === "token" ? found : null);
   if (kind === null) throw new HeadError(`[heads] ${file}: architecture ${JSON.stringify(arch)} is not a classifier; pass kind`);
+  // a causal LM may start a classifier (as in HF); a classifier of the other kind may not
+  expectFolderKind(
+    dir,
+    [kind === "sequence" ? "sequence-classifier" : "token-classifier", "causal-lm"],
+    "heads",
+    `starting a ${kind} classifier`,
+  );
   const fromLm = found === "lm" || found === null;
   const labels = raw.id2label && typeof raw.id2label === "object" ? Object.keys(raw.id2label).length : undefined;
   const numLabels = opts.numLabels ?? (fromLm ? undefined : labels);

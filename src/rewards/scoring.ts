@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { collate } from "../data/batch.js";
 import { type PrmRowOptions, tokenizePrmRow, tokenizeRewardRow } from "../data/row_tokenize.js";
 import { joinSteps } from "../data/tasks/task.js";
+import { expectFolderKind } from "../io/folder_kind.js";
 import { loadTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { loadClassifier, SequenceClassifier, TokenClassifier } from "../models/heads.js";
 import { noGrad, sigmoid } from "../tensor/index.js";
@@ -192,6 +193,7 @@ function trainingConfig(dir: string): Record<string, unknown> {
 
 /** A PRM folder (TokenClassifier + tokenizer); the separator defaults to the one it was trained with. */
 export function loadPrmScorer(dir: string, opts: PrmScorerOptions & { tokenizer?: string } = {}): PrmScorer {
+  expectFolderKind(dir, ["token-classifier"], "scoring", "a PRM");
   const m = loadClassifier(dir, { kind: "token", numLabels: 2 });
   if (!(m instanceof TokenClassifier)) throw new ScoringError(`[scoring] ${dir} did not load as a token classifier`);
   const cfg = trainingConfig(dir);
@@ -202,6 +204,7 @@ export function loadPrmScorer(dir: string, opts: PrmScorerOptions & { tokenizer?
 
 /** An ORM folder (SequenceClassifier with one label + tokenizer). */
 export function loadOrmScorer(dir: string, opts: OrmScorerOptions & { tokenizer?: string } = {}): OrmScorer {
+  expectFolderKind(dir, ["sequence-classifier"], "scoring", "an ORM");
   const m = loadClassifier(dir, { kind: "sequence", numLabels: 1 });
   if (!(m instanceof SequenceClassifier)) throw new ScoringError(`[scoring] ${dir} did not load as a sequence classifier`);
   return new OrmScorer(m, loadTokenizer(opts.tokenizer ?? dir), opts);

@@ -22,6 +22,7 @@ import { LoraModel, withAdaptersDisabled } from "../models/lora.js";
 import type { Module } from "../nn/module.js";
 import { mean, mul, noGrad, sub, type Tensor, tensor } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
+import { evaluateTask } from "./evaluate.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import {
   PREFERENCE_DATA_FIELDS,
@@ -225,12 +226,16 @@ export interface PreferenceTrainOptions<I> extends ReferenceOptions, RunControl 
   model: CausalLM | LoraModel<CausalLM>;
   tokenizer: Tokenizer;
   rows: readonly PreferenceRow[];
+  /** Held-out rows of the same format: the loss and metrics evaluated every evalSteps and at the end (eval_*). */
+  evalRows?: readonly PreferenceRow[] | null;
   config?: I;
   /** Checkpoints and metrics.jsonl; null trains in memory. */
   outputDir?: string | null;
   quiet?: boolean;
   /** Names the data in errors (the JSONL path). */
   source?: string;
+  /** Names the held-out data in errors. */
+  evalSource?: string;
   stopAfterStep?: number;
 }
 
@@ -244,12 +249,15 @@ export async function trainDpo(opts: PreferenceTrainOptions<DpoTrainInput>): Pro
   const padId = padIdOf(opts.tokenizer);
   const { policy, trainable } = resolvePolicy(opts.model);
   const pairs = tokenizePreference(opts.tokenizer, opts.rows, config, opts.source);
+  const evalPairs = opts.evalRows ? tokenizePreference(opts.tokenizer, opts.evalRows, config, opts.evalSource ?? "evalRows") : null;
   let reference: ReferenceScorer | null = createReference(opts.model, padId, opts);
   if (config.precomputeRefLogProbs) {
     precomputeReference(pairs, reference, config.perDeviceTrainBatchSize);
+    if (evalPairs !== null) precomputeReference(evalPairs, reference, config.perDeviceTrainBatchSize);
     reference = null; // the frozen copy (if any) is garbage from here on
   }
   const task = createDpoTask({ policy, config, padId, reference });
+  if (evalPairs !== null) task.evaluate = () => evaluateTask(task, evalPairs, config.perDeviceTrainBatchSize);
   const run = await runTraining({
     model: trainable,
     task,

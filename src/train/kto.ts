@@ -11,6 +11,7 @@ import type { CausalLM } from "../models/causal_lm.js";
 import { fromArray, gather, mean, mul, noGrad } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
 import { createReference, type PreferenceTrainOptions, type ReferenceScorer, resolvePolicy } from "./dpo.js";
+import { evaluateTask } from "./evaluate.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import {
   PREFERENCE_DATA_FIELDS,
@@ -108,8 +109,10 @@ export function createKtoTask(o: {
   };
 }
 
-export interface KtoTrainOptions extends Omit<PreferenceTrainOptions<KtoTrainInput>, "rows"> {
+export interface KtoTrainOptions extends Omit<PreferenceTrainOptions<KtoTrainInput>, "rows" | "evalRows"> {
   rows: readonly UnpairedPreferenceRow[];
+  /** Held-out rows: loss and metrics evaluated every evalSteps and at the end (eval_*). */
+  evalRows?: readonly UnpairedPreferenceRow[] | null;
 }
 
 export async function trainKto(opts: KtoTrainOptions): Promise<RunResult & { config: KtoTrainConfig }> {
@@ -118,6 +121,10 @@ export async function trainKto(opts: KtoTrainOptions): Promise<RunResult & { con
   const { policy, trainable } = resolvePolicy(opts.model);
   const rows = tokenizeUnpaired(opts.tokenizer, opts.rows, config, opts.source);
   const task = createKtoTask({ policy, config, padId, reference: createReference(opts.model, padId, opts) });
+  if (opts.evalRows) {
+    const evalRows = tokenizeUnpaired(opts.tokenizer, opts.evalRows, config, opts.evalSource ?? "evalRows");
+    task.evaluate = () => evaluateTask(task, evalRows, config.perDeviceTrainBatchSize);
+  }
   const run = await runTraining({
     model: trainable,
     task,

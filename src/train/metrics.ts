@@ -38,14 +38,42 @@ export class MetricsLogger {
     const rate = step / Math.max(elapsed, 1e-9);
     const total = this.opts.total;
     const eta = total ? ` eta ${formatDuration((total - step) / Math.max(rate, 1e-9))}` : "";
-    const shown = Object.entries(metrics)
-      .filter(([, v]) => typeof v === "number")
-      .slice(0, 6)
-      .map(([k, v]) => `${k} ${formatNumber(v as number)}`)
+    const shown = progressMetrics(metrics)
+      .map(([k, v]) => `${k} ${formatNumber(v)}`)
       .join(" ");
     const of = total ? `/${total}` : "";
     return `[${this.opts.label ?? "train"}] step ${step}${of} ${shown} | ${rate.toFixed(2)} it/s${eta}`;
   }
+}
+
+/**
+ * What a trainer's progress line headlines first, in this order, whichever of them it logs (an `eval_` prefix is
+ * ignored for the order): the loss, the reward, preference accuracy and margin, classifier accuracy, KL.
+ */
+export const PROGRESS_HEADLINE: readonly string[] = Object.freeze([
+  "loss",
+  "reward",
+  "reward_std",
+  "rewards/accuracies",
+  "rewards/margins",
+  "accuracy",
+  "kl",
+  "objective/kl",
+  "entropy",
+]);
+/** Shown last when present; `epoch` is left out (the step and total say it). */
+const PROGRESS_LAST: readonly string[] = ["grad_norm", "learning_rate"];
+
+/** The numeric metrics of a progress line: up to 5 headline-first metrics, then grad_norm and learning_rate. */
+export function progressMetrics(metrics: Metrics): [string, number][] {
+  const rank = (k: string) => {
+    const i = PROGRESS_HEADLINE.indexOf(k.replace(/^eval_/, ""));
+    return i < 0 ? PROGRESS_HEADLINE.length : i;
+  };
+  const numeric = Object.entries(metrics).filter((e): e is [string, number] => typeof e[1] === "number" && e[0] !== "epoch");
+  const main = numeric.filter(([k]) => !PROGRESS_LAST.includes(k)).sort((a, b) => rank(a[0]) - rank(b[0])); // stable sort
+  const last = PROGRESS_LAST.flatMap((k) => numeric.filter(([n]) => n === k));
+  return [...main.slice(0, 5), ...last];
 }
 
 /**

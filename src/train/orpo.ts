@@ -10,6 +10,7 @@ import type { CausalLM } from "../models/causal_lm.js";
 import { div, mean, mul, tensor } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
 import { type PreferenceTrainOptions, pairMetrics, resolvePolicy } from "./dpo.js";
+import { evaluateTask } from "./evaluate.js";
 import { LOOP_FIELDS, type LoopConfig, type RunResult, runTraining, type TrainingTask } from "./loop.js";
 import {
   completionNll,
@@ -79,9 +80,14 @@ export async function trainReferenceFree<C extends LoopConfig & TruncationOption
   const padId = padIdOf(opts.tokenizer);
   const { policy, trainable } = resolvePolicy(opts.model);
   const pairs = tokenizePreference(opts.tokenizer, opts.rows, config, opts.source);
+  const task = makeTask({ policy, config, padId });
+  if (opts.evalRows) {
+    const evalPairs = tokenizePreference(opts.tokenizer, opts.evalRows, config, opts.evalSource ?? "evalRows");
+    task.evaluate = () => evaluateTask(task, evalPairs, config.perDeviceTrainBatchSize);
+  }
   const run = await runTraining({
     model: trainable,
-    task: makeTask({ policy, config, padId }),
+    task,
     rows: pairs,
     config,
     outputDir: opts.outputDir ?? null,

@@ -1,7 +1,10 @@
 // Test helper: run the `nexus` program in process (no child process, no tsx start-up per call), capturing what
-// it writes and its exit code as main.ts would report it. Test-only.
+// it writes and its exit code as main.ts would report it. The CLI's output is captured through setCliOutput, and
+// process.stderr (progress lines, warnings of the library) is captured while the command runs; process.stdout is
+// left alone, since the test runner reports there. Test-only.
 
 import { CommanderError } from "commander";
+import { setCliOutput } from "../../src/cli/output.js";
 import { buildProgram } from "../../src/cli/program.js";
 
 export interface CliResult {
@@ -15,12 +18,15 @@ export async function runNexus(args: string[]): Promise<CliResult> {
   const program = buildProgram();
   let stdout = "";
   let stderr = "";
-  const out = process.stdout.write;
+  const restore = setCliOutput({
+    out: (s) => {
+      stdout += s;
+    },
+    err: (s) => {
+      stderr += s;
+    },
+  });
   const err = process.stderr.write;
-  process.stdout.write = ((s: string) => {
-    stdout += s;
-    return true;
-  }) as typeof process.stdout.write;
   process.stderr.write = ((s: string) => {
     stderr += s;
     return true;
@@ -35,8 +41,8 @@ export async function runNexus(args: string[]): Promise<CliResult> {
       stderr += `nexus: ${(e as Error).message}\n`;
     }
   } finally {
-    process.stdout.write = out;
     process.stderr.write = err;
+    restore();
   }
   return { code, stdout, stderr };
 }

@@ -191,7 +191,7 @@ describe("flag parsing", () => {
       [["search", "beam", "--policy", "x"], "(did you mean --model?)"],
       [["label", "mc", "--separator", "x"], "(did you mean --step-separator?)"],
       [["ppo", "--response-length", "9"], "(did you mean --max-completion-length?)"],
-      [["grpo", "--eval-data", "x"], "nexus grpo does not evaluate held-out data"],
+      [["spin", "--eval-data", "x"], "nexus spin does not evaluate held-out data"],
     ];
     for (const [args, want] of cases) {
       const r = await run(args);

@@ -94,7 +94,12 @@ describe("rule rewards", () => {
       await fn(args(["The answer is 72.", "The answer is 70."], { solution: ["She sells 72.\n#### 72", "#### 72"] })),
       [1, 0],
     );
-    assert.deepEqual(await fn(args(["The answer is 72."])), [null]);
+    // no gold column at all: an error naming the column (GRPO would otherwise train on reward 0)
+    await assert.rejects(
+      async () => fn(args(["The answer is 72."], { level: [1] })),
+      /no gold answer: add an "answer" or "solution" column.*level/,
+    );
+    await assert.rejects(async () => accuracyReward({ column: "gold" })(args(["7"])), /add a "gold" column/);
     assert.deepEqual(await accuracyReward({ column: "gold" })(args(["7"], { gold: [7], answer: [8] })), [1]);
     assert.deepEqual(await accuracyReward({ fallbackLastNumber: false })(args(["7"], { answer: [7] })), [0]);
     assert.throws(() => fn(args(["a", "b"], { answer: [1] })), RewardError);

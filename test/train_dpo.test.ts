@@ -13,7 +13,8 @@ import { loadDataset, type PreferenceRow } from "../src/data/index.js";
 import type { CausalLM } from "../src/models/index.js";
 import { applyLora } from "../src/models/lora.js";
 import { noGrad } from "../src/tensor/index.js";
-import { createDpoTask, createReference, frozenCopy, precomputeReference, resolveDpoTrainConfig, trainDpo } from "../src/train/dpo.js";
+import { createDpoTask, createReference, precomputeReference, resolveDpoTrainConfig, trainDpo } from "../src/train/dpo.js";
+import { frozenCopy } from "../src/train/policy.js";
 import { tokenizePreference, truncateSequence } from "../src/train/preference_data.js";
 import { preferenceRows, snapshot, TOK, tinyModel } from "./helpers/tiny_preference.js";
 

@@ -89,7 +89,8 @@ describe("GRPO trainer", () => {
         rewardFuncs: [ones],
         config: { ...base, maxSteps: 2, numIterations: 2, maxCompletionLength: 1, importanceSamplingLevel: level, epsilon: 0.01 },
         quiet: true,
-        onMicroBatch: (_b, mb, out) => {
+        onMicroBatch: (_b, _rows, out) => {
+          const mb = out.micro as MicroBatch;
           assert.equal(mb.packed.completionWidth, 1);
           losses.push(out.loss.item());
           grads.push(gradsOf(model));
@@ -137,7 +138,8 @@ describe("GRPO trainer", () => {
         assert.ok(new Set(b.rewards.total).size > 1, "rewards should vary so that advantages are nonzero");
         assert.equal(b.activeTokens, 0);
       },
-      onMicroBatch: (_b, mb: MicroBatch, out: MicroLoss) => {
+      onMicroBatch: (_b, _rows, out: MicroLoss) => {
+        const mb = out.micro as MicroBatch;
         losses.push(out.loss.item());
         rows += mb.rows.length;
         for (const [name, g] of gradsOf(model))
@@ -168,7 +170,8 @@ describe("GRPO trainer", () => {
         oldRef = b.old;
         oldCopy = b.old!.map((r) => Array.from(r));
       },
-      onMicroBatch: (b, mb) => {
+      onMicroBatch: (b, _rows, out) => {
+        const mb = out.micro as MicroBatch;
         assert.equal(b.old, oldRef);
         for (const [i, r] of b.old!.entries()) assert.deepEqual(Array.from(r), oldCopy[i]);
         const tc = mb.packed.completionWidth;
@@ -267,7 +270,8 @@ describe("GRPO trainer", () => {
       stepRewardFn: fn,
       config: { ...base, maxCompletionLength: 8, processSupervision: true },
       quiet: true,
-      onMicroBatch: (b, mb, out) => {
+      onMicroBatch: (b, _rows, out) => {
+        const mb = out.micro as MicroBatch;
         const g = b.rollout.numGenerations;
         const adv = out.advantages!;
         assert.deepEqual(adv.shape, [mb.rows.length, mb.packed.completionWidth]);

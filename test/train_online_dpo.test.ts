@@ -4,11 +4,11 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { generate } from "../src/generate/generate.js";
 import { applyLora } from "../src/models/lora.js";
 import { Rng } from "../src/nn/rng.js";
 import { namedReward } from "../src/rewards/types.js";
 import { type OnlinePair, orderPairs, trainOnlineDpo } from "../src/train/online_dpo.js";
-import { encodePrompt, samplePolicy } from "../src/train/online_policy.js";
 import { assertClose } from "./helpers/check.js";
 import { snapshot, TOK, tinyModel } from "./helpers/tiny_preference.js";
 
@@ -18,9 +18,9 @@ const countAReward = namedReward("count_a", ({ completions }) => completions.map
 
 /** Mean count of "a" over 4 seeded samples of every prompt (temperature 1, 8 tokens). */
 function meanReward(model: ReturnType<typeof tinyModel>): number {
-  const ids = PROMPTS.flatMap((r) => Array.from({ length: 4 }, () => encodePrompt(TOK, r.prompt)));
-  const s = samplePolicy(model, ids, { maxNewTokens: 8, temperature: 1, eosIds: [1], rng: new Rng(99), tokenizer: TOK });
-  return s.reduce((a, x) => a + countA(x.text), 0) / s.length;
+  const ids = PROMPTS.flatMap((r) => Array.from({ length: 4 }, () => TOK.encode(r.prompt)));
+  const s = generate(model, ids, { maxNewTokens: 8, temperature: 1, eosTokenId: [1], rng: new Rng(99), tokenizer: TOK });
+  return s.reduce((a, x) => a + countA(x.text as string), 0) / s.length;
 }
 
 describe("online DPO", () => {
@@ -38,13 +38,13 @@ describe("online DPO", () => {
     const run = await trainOnlineDpo({
       model,
       tokenizer: TOK,
-      rows: PROMPTS,
+      data: PROMPTS,
       rewardFuncs: [countAReward],
       config: {
         learningRate: 1e-2,
         beta: 0.1,
         perDeviceTrainBatchSize: 8,
-        maxNewTokens: 8,
+        maxCompletionLength: 8,
         temperature: 1,
         maxSteps: 40,
         loggingSteps: 1,
@@ -61,12 +61,12 @@ describe("online DPO", () => {
       assert.equal(p.chosenScore, countA(p.chosen.text));
       assert.equal(p.rejectedScore, countA(p.rejected.text));
     }
-    const first = run.history[0];
+    const first = run.run.history[0];
     assertClose(first.loss as number, Math.LN2, { atol: 1e-6, what: "step-1 loss" });
     assertClose(first["rewards/margins"] as number, 0, { atol: 1e-6 });
     assert.ok(typeof first["objective/scores_margin"] === "number" && (first["objective/scores_margin"] as number) >= 0);
     console.log(
-      `online DPO count-of-a reward: ${before.toFixed(3)} -> ${after.toFixed(3)}; loss ${first.loss} -> ${run.history.at(-1)?.loss}`,
+      `online DPO count-of-a reward: ${before.toFixed(3)} -> ${after.toFixed(3)}; loss ${first.loss} -> ${run.run.history.at(-1)?.loss}`,
     );
     assert.ok(after > 4 && before < 1, `reward should rise: ${before} -> ${after}`);
   });
@@ -78,16 +78,16 @@ describe("online DPO", () => {
     const run = await trainOnlineDpo({
       model: lora,
       tokenizer: TOK,
-      rows: PROMPTS,
+      data: PROMPTS,
       rewardFuncs: [countAReward],
-      config: { learningRate: 1e-2, perDeviceTrainBatchSize: 4, maxNewTokens: 4, maxSteps: 2, loggingSteps: 1, lossType: "ipo" },
+      config: { learningRate: 1e-2, perDeviceTrainBatchSize: 4, maxCompletionLength: 4, maxSteps: 2, loggingSteps: 1, lossType: "ipo" },
       quiet: true,
     });
     // IPO at policy == reference: (0 - 1 / (2 beta))^2 = 25
-    assertClose(run.history[0].loss as number, 25, { atol: 1e-4 });
-    for (const [n, p] of model.namedParameters()) assert.deepEqual(p.hostData(), base0.get(n), `base ${n} changed`);
+    assertClose(run.run.history[0].loss as number, 25, { atol: 1e-4 });
+    for (const [n, p] of model.namedParameters()) assert.deepEqual(p.data, base0.get(n), `base ${n} changed`);
     assert.ok(
-      lora.adapters.items.some((a) => a.loraB.weight.hostData().some((v) => v !== 0)),
+      lora.adapters.items.some((a) => a.loraB.weight.data.some((v) => v !== 0)),
       "adapters moved",
     );
   });

@@ -10,6 +10,7 @@ import { parseHfConfig } from "../src/io/hf_config.js";
 import { type CausalLM, createCausalLM } from "../src/models/index.js";
 import { applyLora } from "../src/models/lora.js";
 import { namedReward, type RewardFn } from "../src/rewards/types.js";
+import type { MicroBatch } from "../src/train/online_loop.js";
 import { RLOO_RULES, RLOO_SCHEMA, rlooRewardAdvantages, trainRloo } from "../src/train/rloo.js";
 import { resolveTrainerConfig } from "../src/train/trainer_io.js";
 
@@ -32,7 +33,7 @@ function tinyModel(seed = 0): CausalLM {
   });
   return createCausalLM(cfg, { seed });
 }
-const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData())]));
+const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.data)]));
 const base = { maxSteps: 2, numGenerations: 4, perDeviceTrainBatchSize: 8, maxCompletionLength: 5, learningRate: 1e-2, seed: 5 };
 
 describe("RLOO trainer", () => {
@@ -76,18 +77,19 @@ describe("RLOO trainer", () => {
         // the first batch: policy == reference, so the KL is exactly zero
         if (Number.isNaN(klMetric)) klMetric = b.metrics.kl;
       },
-      onMicroBatch: (b, mb, out) => {
-        const a = out.advantages!.hostData();
+      onMicroBatch: (b, _rows, out) => {
+        const mb = out.micro as MicroBatch;
+        const a = out.advantages!.data;
         const tc = mb.packed.completionWidth;
         let want = 0;
         mb.rows.forEach((_, j) => {
           let lr = 0;
-          const [md, ld, od] = [mb.mask.hostData(), mb.logps.hostData(), mb.old!.hostData()];
-          for (let t = 0; t < tc; t++) lr += md[j * tc + t] * (ld[j * tc + t] - od[j * tc + t]);
+          for (let t = 0; t < tc; t++) lr += mb.mask.data[j * tc + t] * (mb.logps.data[j * tc + t] - mb.old!.data[j * tc + t]);
           const rho = Math.exp(lr);
           want += -Math.min(rho * a[j], Math.min(Math.max(rho, 0.95), 1.05) * a[j]);
         });
-        seen.push({ loss: out.loss.item(), want: want / mb.rows.length / b.numMicroBatches });
+        const numMicroBatches = Math.ceil(b.rollout.completionIds.length / base.perDeviceTrainBatchSize);
+        seen.push({ loss: out.loss.item(), want: want / mb.rows.length / numMicroBatches });
       },
     });
     assert.equal(klMetric, 0);
@@ -104,7 +106,7 @@ describe("RLOO trainer", () => {
     const model = tinyModel(2);
     const before = snapshot(model);
     const lora = applyLora(model, { r: 4, targetModules: ["q_proj", "v_proj"] }, { seed: 1 });
-    const adaptersBefore = lora.trainableParameters().map((t) => Float32Array.from(t.hostData()));
+    const adaptersBefore = lora.trainableParameters().map((t) => Float32Array.from(t.data));
     await trainRloo({
       model: lora,
       tokenizer: TOK,
@@ -113,13 +115,13 @@ describe("RLOO trainer", () => {
       config: { ...base, beta: 0 },
       quiet: true,
       onMicroBatch: () => {
-        for (const t of lora.trainableParameters()) assert.ok((t.grad?.hostData() ?? []).every((x: number) => x === 0));
+        for (const t of lora.trainableParameters()) assert.ok((t.grad?.data ?? []).every((x: number) => x === 0));
       },
     });
-    for (const [i, t] of lora.trainableParameters().entries()) assert.deepEqual(t.hostData(), adaptersBefore[i]);
+    for (const [i, t] of lora.trainableParameters().entries()) assert.deepEqual(t.data, adaptersBefore[i]);
     // with a signal and beta > 0 (reference = base with adapters off), adapters move and the base does not
     await trainRloo({ model: lora, tokenizer: TOK, data: PROMPTS, rewardFuncs: [ones], config: { ...base, beta: 0.1 }, quiet: true });
-    assert.ok(lora.trainableParameters().some((t, i) => t.hostData().some((x, k) => x !== adaptersBefore[i][k])));
-    for (const [name, t] of model.namedParameters()) assert.deepEqual(t.hostData(), before.get(name), `base ${name} moved`);
+    assert.ok(lora.trainableParameters().some((t, i) => t.data.some((x, k) => x !== adaptersBefore[i][k])));
+    for (const [name, t] of model.namedParameters()) assert.deepEqual(t.data, before.get(name), `base ${name} moved`);
   });
 });

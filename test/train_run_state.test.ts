@@ -121,13 +121,13 @@ describe("one checkpoint path: interrupted + resumed == uninterrupted, byte for 
       maxSteps: 4,
       perDeviceTrainBatchSize: 2,
       numMiniBatches: 2,
-      responseLength: 3,
+      maxCompletionLength: 3,
       learningRate: 1e-2,
       loggingSteps: 1,
       seed: 4,
     };
     const run = (outputDir: string, extra: { stopAfterStep?: number; resume?: boolean }) =>
-      trainPpo({ model: tinyModel(3), tokenizer: TOK, rows: PROMPTS, rewardFuncs: [countA], config, outputDir, quiet: true, ...extra });
+      trainPpo({ model: tinyModel(3), tokenizer: TOK, data: PROMPTS, rewardFuncs: [countA], config, outputDir, quiet: true, ...extra });
     const full = tmp();
     await run(full, {});
     const dir = tmp();
@@ -140,7 +140,7 @@ describe("one checkpoint path: interrupted + resumed == uninterrupted, byte for 
     const config = {
       maxSteps: 5,
       perDeviceTrainBatchSize: 2,
-      maxNewTokens: 4,
+      maxCompletionLength: 4,
       learningRate: 1e-2,
       loggingSteps: 1,
       seed: 6,
@@ -152,7 +152,7 @@ describe("one checkpoint path: interrupted + resumed == uninterrupted, byte for 
       trainOnlineDpo({
         model: tinyModel(5),
         tokenizer: TOK,
-        rows: PROMPTS,
+        data: PROMPTS,
         rewardFuncs: [countA],
         config,
         outputDir,

@@ -4,6 +4,7 @@
 import { registerCpo } from "./cpo.js";
 import { registerDpo } from "./dpo.js";
 import { registerEval } from "./eval.js";
+import { registerGkd } from "./gkd.js";
 import { registerGrpo } from "./grpo.js";
 import { registerInfo } from "./info.js";
 import { registerInit } from "./init.js";
@@ -50,6 +51,7 @@ export function buildProgram(): NexusCommand {
   registerPpo(program);
   registerOnlineDpo(program);
   registerSpin(program);
+  registerGkd(program);
   registerLabel(program);
   registerEval(program);
   registerServe(program);

@@ -168,17 +168,25 @@ function goldColumn(args: RewardArgs, column: string | undefined, tag: string): 
 
 /**
  * 1 if the completion's answer equals the gold answer exactly as rationals (0.75 == 3/4, 0.333 != 1/3), else 0;
- * null where the row has no gold answer or the gold is not a number (only numeric answers are checked).
+ * null where a row's gold answer is empty or not a number (only numeric answers are checked). Rows without the
+ * gold column at all are an error naming it (training on reward 0 would be silent).
  */
 export function accuracyReward(opts: AccuracyOptions = {}): RewardFn {
   return namedReward("accuracy_reward", (args) => {
     const col = goldColumn(args, opts.column, "accuracy_reward");
+    if (col === null) {
+      const want = opts.column === undefined ? `an "answer" or "solution" column` : `a "${opts.column}" column`;
+      const have = Object.keys(args).filter((k) => !["prompts", "completions", "completionIds"].includes(k));
+      throw new RewardError(
+        `[accuracy_reward] the rows have no gold answer: add ${want} to the data (columns: ${have.length ? have.join(", ") : "none besides the prompt"})`,
+      );
+    }
     return args.completions.map((c, i) => {
       if (opts.answer !== undefined) {
-        const ok = col === null ? null : opts.answer.correct(c, col[i]);
+        const ok = opts.answer.correct(c, col[i]);
         return ok === null ? null : ok ? 1 : 0;
       }
-      const gold = col === null ? null : goldNumber(col[i]);
+      const gold = goldNumber(col[i]);
       if (gold === null) return null;
       const got = extractNumber(c, opts);
       return got !== null && rationalEquals(got, gold) ? 1 : 0;

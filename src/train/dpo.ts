@@ -17,13 +17,13 @@ import {
   type FDivergenceType,
   resolveDpoConfig,
 } from "../losses/dpo.js";
-import { CausalLM } from "../models/causal_lm.js";
-import { LoraModel, withAdaptersDisabled } from "../models/lora.js";
-import type { Module } from "../nn/module.js";
-import { mean, mul, noGrad, sub, type Tensor, tensor } from "../tensor/index.js";
+import type { CausalLM } from "../models/causal_lm.js";
+import type { LoraModel } from "../models/lora.js";
+import { mean, mul, sub, type Tensor, tensor } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
 import { evaluateTask } from "./evaluate.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
+import { createReferencePolicy, type ReferenceOptions, resolvePolicy } from "./policy.js";
 import {
   PREFERENCE_DATA_FIELDS,
   type PreferencePair,
@@ -91,47 +91,13 @@ export function resolveDpoTrainConfig(input: DpoTrainInput = {}): DpoTrainConfig
 /** Summed completion log-probs [N] of sequences under the reference, without gradient. */
 export type ReferenceScorer = (seqs: readonly PromptCompletion[]) => Tensor;
 
-export interface ReferenceOptions {
-  /** An explicit reference model (used frozen, never updated). */
-  refModel?: CausalLM;
-  /** Runs fn with the policy's LoRA adapters disabled: the reference is then the base model, no copy. */
-  withAdaptersDisabled?: <T>(fn: () => T) => T;
-}
-
-/** A frozen deep copy of a model (same config, same values, requiresGrad off). */
-export function frozenCopy(model: CausalLM): CausalLM {
-  const copy = new CausalLM(model.config); // zero-initialised, then filled
-  copy.loadStateDict(model.stateDict());
-  copy.requiresGrad(false);
-  copy.eval();
-  return copy;
-}
-
-/** The model a trainer runs forward passes on, and the module whose trainable parameters it optimizes. */
-export interface Policy {
-  policy: CausalLM;
-  trainable: Module;
-  lora: LoraModel<CausalLM> | null;
-}
-
-/** A CausalLM trains all its parameters; a LoraModel trains its adapters, and its base runs the forward. */
-export function resolvePolicy(model: CausalLM | LoraModel<CausalLM>): Policy {
-  if (model instanceof LoraModel) return { policy: model.base, trainable: model, lora: model };
-  return { policy: model, trainable: model, lora: null };
-}
-
 /**
- * The reference scorer: refModel, else the policy with LoRA adapters disabled (a LoraModel, or the
- * `withAdaptersDisabled` hook), else a frozen copy of the policy as it is now.
+ * The reference scorer of a preference trainer: summed completion log-probs under the reference of policy.ts
+ * (refModel, else the LoRA base with adapters off, else a frozen copy of the policy as it is now).
  */
 export function createReference(model: CausalLM | LoraModel<CausalLM>, padId: number, opts: ReferenceOptions = {}): ReferenceScorer {
-  const { policy, lora } = resolvePolicy(model);
-  const disable = opts.withAdaptersDisabled ?? (lora !== null ? <T>(fn: () => T) => withAdaptersDisabled(lora, fn) : undefined);
-  if (opts.refModel === undefined && disable !== undefined) {
-    return (seqs) => noGrad(() => disable(() => scoreSequences(policy, seqs, padId).logps));
-  }
-  const ref = opts.refModel ?? frozenCopy(policy);
-  return (seqs) => noGrad(() => scoreSequences(ref, seqs, padId).logps);
+  const ref = createReferencePolicy(model, opts);
+  return (seqs) => ref.run((m) => scoreSequences(m, seqs, padId).logps);
 }
 
 /** Fill refChosenLogps / refRejectedLogps of every pair, `batchSize` pairs per forward pass. */

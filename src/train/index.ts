@@ -1,20 +1,29 @@
-// Training: the shared loop, checkpoints, and one trainer per method (config schema + train function).
+// Training: the shared offline loop, the one online loop (sample -> score -> advantages -> update) with its
+// algorithms, checkpoints, and one trainer per method (config schema + train function).
 export * from "./checkpoint.js";
 export * from "./config.js";
 export * from "./cpo.js";
 export * from "./dpo.js";
 export * from "./evaluate.js";
+export * from "./gkd.js";
 export * from "./grad_sync.js";
 export * from "./grpo.js";
 export * from "./kto.js";
 export * from "./loop.js";
 export * from "./metrics.js";
+export * from "./online_config.js";
 export * from "./online_dpo.js";
-export * from "./online_policy.js";
+export * from "./online_entry.js";
+export * from "./online_loop.js";
 export * from "./orpo.js";
+export * from "./policy.js";
 export * from "./ppo.js";
 export * from "./prm_trainer.js";
 export * from "./reward_trainer.js";
 export * from "./rloo.js";
+export * from "./rollout.js";
+export * from "./run_state.js";
+export * from "./sampling.js";
 export * from "./sft.js";
 export * from "./spin.js";
+export * from "./trainer_io.js";

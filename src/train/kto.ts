@@ -10,9 +10,10 @@ import { KTO_LOSSES, type KtoLossType, ktoLoss } from "../losses/kto.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { fromArray, gather, mean, mul, noGrad } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
-import { createReference, type PreferenceTrainOptions, type ReferenceScorer, resolvePolicy } from "./dpo.js";
+import { createReference, type PreferenceTrainOptions, type ReferenceScorer } from "./dpo.js";
 import { evaluateTask } from "./evaluate.js";
 import { LOOP_FIELDS, type RunResult, runTraining, type TrainingTask } from "./loop.js";
+import { resolvePolicy } from "./policy.js";
 import {
   PREFERENCE_DATA_FIELDS,
   type PromptCompletion,

@@ -154,7 +154,11 @@ export interface LoopOptimizer {
 }
 
 /** AdamW over a module's trainable parameters with HF's decay groups (shared by the offline loop and online trainers). */
-export function createOptimizer(model: Module, cfg: LoopConfig, label = "train"): LoopOptimizer {
+export function createOptimizer(
+  model: Module,
+  cfg: Pick<LoopConfig, "learningRate" | "weightDecay" | "adamBeta1" | "adamBeta2" | "adamEpsilon">,
+  label = "train",
+): LoopOptimizer {
   const named = [...model.namedParameters()].filter(([, t]) => t.requiresGrad);
   if (named.length === 0) throw new TrainingError(`[${label}] the model has no trainable parameters`);
   const names = named.map(([n]) => n);
@@ -172,7 +176,10 @@ export function createOptimizer(model: Module, cfg: LoopConfig, label = "train")
 }
 
 /** Warmup (steps win over ratio) + the configured schedule over `totalSteps`. */
-export function createLoopSchedule(cfg: LoopConfig, totalSteps: number) {
+export function createLoopSchedule(
+  cfg: Pick<LoopConfig, "learningRate" | "warmupSteps" | "warmupRatio" | "lrSchedulerType">,
+  totalSteps: number,
+) {
   const warmup = cfg.warmupSteps > 0 ? cfg.warmupSteps : Math.ceil(cfg.warmupRatio * totalSteps);
   return createSchedule({ type: cfg.lrSchedulerType, baseLr: cfg.learningRate, warmupSteps: warmup, totalSteps });
 }
@@ -186,8 +193,8 @@ export interface AfterStepArgs {
   logger: MetricsLogger;
   model: Module;
   evaluate?: () => Metrics | Promise<Metrics>;
-  /** Write a checkpoint; returns its folder (null for in-memory runs). */
-  save: () => string | null;
+  /** Write a checkpoint; returns its folder (null for in-memory runs). The online loop's first settles its rollouts in flight. */
+  save: () => string | null | Promise<string | null>;
   stopAfterStep?: number;
   /** The run's checkpointer: a stop it reports (Ctrl-C) writes a checkpoint here and raises TrainingInterrupted. */
   run?: { stopRequested: boolean };
@@ -219,11 +226,11 @@ export async function afterStep(a: AfterStepArgs): Promise<boolean> {
     a.logger.log(step, prefixed, true);
   }
   if (stop) {
-    const dir = a.save();
+    const dir = await a.save();
     a.model.eval();
     throw new TrainingInterrupted(a.label ?? "train", step, dir);
   }
-  if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === a.stopAfterStep) a.save();
+  if ((cfg.saveSteps > 0 && step % cfg.saveSteps === 0) || last || step === a.stopAfterStep) await a.save();
   if (step === a.stopAfterStep && !last) {
     a.model.eval();
     return true;

@@ -1,58 +1,56 @@
-// A generation batch that is only partly trained on (numIterations > 1 and the run stopped between its
-// passes), as JSON for the checkpoint's trainer state, and back. Resuming then continues the same batch with
-// the same completions, rewards and old/reference log-probs instead of sampling a new one, so an interrupted
-// run equals the uninterrupted one. Float32 values survive JSON exactly (each is a double).
+// A generation batch in flight (sampled ahead by asynchronous rollouts, or partly trained on: numIterations > 1),
+// as JSON for the checkpoint's trainer state, and back. Resuming then continues with the same completions,
+// rewards, old / reference log-probs and update plan instead of sampling new ones, so an interrupted run equals
+// the uninterrupted one. Float32 values survive JSON exactly (each is a double).
 // Not here: advantages (the algorithm's prepare() recomputes them from the restored batch).
 
 import type { RewardBreakdown } from "../rewards/types.js";
 import type { PromptExample, Rollout } from "./rollout.js";
 
-/** What the loop keeps of a generation batch between its optimizer steps. */
+/** What the loop keeps of a generation batch between its sampling and its last optimizer step. */
 export interface PendingBatch {
   rollout: Rollout;
-  rewards: RewardBreakdown;
+  rewards: RewardBreakdown | null;
   counts: boolean[];
   old: Float32Array[] | null;
   ref: Float32Array[] | null;
   /** Rollout metrics before the algorithm's prepare(). */
   metrics: Record<string, number>;
-  /** The next pass over the batch (0-based). */
+  /** The update plan (logged steps of optimizer steps of micro-batches), fixed once the batch is first trained on. */
+  plan: number[][][][] | null;
+  /** The next logged step of the plan (0-based). */
   iteration: number;
+  /** The logged step at which the batch was sampled (staleness = step of use - version). */
+  version: number;
 }
 
 /** JSON form: prompts by their row index, typed arrays as plain arrays. */
 export interface PendingBatchJson {
   prompts: number[];
-  numGenerations: number;
-  promptIds: number[][];
-  completionIds: number[][];
-  completions: string[];
-  finishReasons: Rollout["finishReasons"];
-  samplingLogprobs: number[][];
-  rewards: RewardBreakdown;
+  rollout: Omit<Rollout, "prompts">;
+  rewards: RewardBreakdown | null;
   counts: boolean[];
   old: number[][] | null;
   ref: number[][] | null;
   metrics: Record<string, number>;
+  plan: number[][][][] | null;
   iteration: number;
+  version: number;
 }
 
 export function pendingToJson(p: PendingBatch): PendingBatchJson {
-  const r = p.rollout;
+  const { prompts, ...rollout } = p.rollout;
   return {
-    prompts: r.prompts.map((x) => x.index),
-    numGenerations: r.numGenerations,
-    promptIds: r.promptIds,
-    completionIds: r.completionIds,
-    completions: r.completions,
-    finishReasons: r.finishReasons,
-    samplingLogprobs: r.samplingLogprobs,
+    prompts: prompts.map((x) => x.index),
+    rollout,
     rewards: p.rewards,
     counts: p.counts,
     old: p.old === null ? null : p.old.map((a) => Array.from(a)),
     ref: p.ref === null ? null : p.ref.map((a) => Array.from(a)),
     metrics: p.metrics,
+    plan: p.plan,
     iteration: p.iteration,
+    version: p.version,
   };
 }
 
@@ -60,17 +58,12 @@ export function pendingToJson(p: PendingBatch): PendingBatchJson {
 export function pendingFromJson(j: PendingBatchJson, prompts: readonly PromptExample[], where: string): PendingBatch {
   const byIndex = new Map(prompts.map((p) => [p.index, p]));
   const rollout: Rollout = {
+    ...j.rollout,
     prompts: j.prompts.map((i) => {
       const p = byIndex.get(i);
       if (p === undefined) throw new Error(`${where}: the saved generation batch names prompt row ${i}, which the dataset does not have`);
       return p;
     }),
-    numGenerations: j.numGenerations,
-    promptIds: j.promptIds,
-    completionIds: j.completionIds,
-    completions: j.completions,
-    finishReasons: j.finishReasons,
-    samplingLogprobs: j.samplingLogprobs,
   };
   return {
     rollout,
@@ -80,6 +73,8 @@ export function pendingFromJson(j: PendingBatchJson, prompts: readonly PromptExa
     old: j.old === null ? null : j.old.map((a) => Float32Array.from(a)),
     ref: j.ref === null ? null : j.ref.map((a) => Float32Array.from(a)),
     metrics: j.metrics,
+    plan: j.plan,
     iteration: j.iteration,
+    version: j.version,
   };
 }

@@ -9,9 +9,10 @@ import { orpoLoss } from "../losses/orpo.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { div, mean, mul, tensor } from "../tensor/index.js";
 import { resolveConfig } from "./config.js";
-import { type PreferenceTrainOptions, pairMetrics, resolvePolicy } from "./dpo.js";
+import { type PreferenceTrainOptions, pairMetrics } from "./dpo.js";
 import { evaluateTask } from "./evaluate.js";
 import { LOOP_FIELDS, type LoopConfig, type RunResult, runTraining, type TrainingTask } from "./loop.js";
+import { resolvePolicy } from "./policy.js";
 import {
   completionNll,
   PREFERENCE_DATA_FIELDS,

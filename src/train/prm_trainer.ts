@@ -8,7 +8,6 @@ import { z } from "zod";
 import { collate } from "../data/batch.js";
 import { loadDataset } from "../data/formats.js";
 import { type PrmExample, tokenizePrmRow } from "../data/row_tokenize.js";
-import type { Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { resolveClassifier, saveClassifier, type TokenClassifier } from "../models/heads.js";

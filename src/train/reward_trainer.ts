@@ -8,7 +8,6 @@ import { z } from "zod";
 import { collate } from "../data/batch.js";
 import { loadDataset } from "../data/formats.js";
 import { type RewardPair, tokenizeRewardRow } from "../data/row_tokenize.js";
-import type { Tokenizer } from "../io/tokenizer.js";
 import { checkTokenizerFitsModel } from "../io/tokenizer.js";
 import { bradleyTerryLoss } from "../losses/reward.js";
 import type { CausalLM } from "../models/causal_lm.js";

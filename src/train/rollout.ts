@@ -1,20 +1,21 @@
-// Rollouts for the online trainers (GRPO family, RLOO, PPO, online DPO): tokenize prompt-only rows, sample G
-// completions per prompt with the current policy (G consecutive rows per prompt, as TRL), score them with
-// weighted reward functions (extra dataset columns repeated per completion), and re-score completions with a
-// model (policy, old policy, reference) as per-token log-probs [B, Tc] aligned with the completion tokens.
+// Rollouts of the online trainers: tokenising prompt rows (prompt-only, or with a data completion for SPIN and
+// GKD), the Rollout of a generation batch (G consecutive completions per prompt, as TRL; multi-turn ones carry a
+// token mask that is 0 on environment tokens), selecting groups with their scores (dynamic sampling), scoring with
+// the weighted reward mix (extra dataset columns and environment results repeated per completion), and
+// re-scoring completions with a model (policy, old policy, reference, teacher) as per-token log-probs [B, Tc].
 // Layout as TRL: prompts left-padded to a common width P, completions right-padded to Tc, one forward pass.
-// Not here: advantages, losses, the optimisation loop (each trainer's own file).
+// Not here: sampling (sampling.ts), advantages and losses (src/losses), the loop (online_loop.ts).
 
 import { loadDataset } from "../data/formats.js";
-import { type FinishReason, type Generation, type GenerativeLM, generate } from "../generate/generate.js";
-import type { RemoteGenerator } from "../generate/remote.js";
+import type { FinishReason } from "../generate/generate.js";
+import { encodePromptCompletion } from "../io/chat_encoding.js";
 import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
-import type { Rng } from "../nn/rng.js";
 import { computeRewards, type RewardArgs, type RewardBreakdown, type RewardFn } from "../rewards/types.js";
-import { detach, entropy, fromArray, linear, mul, noGrad, reshape, slice, type Tensor, tokenLogprobs } from "../tensor/index.js";
+import { detach, entropy, linear, mul, noGrad, reshape, slice, Tensor, tokenLogprobs } from "../tensor/index.js";
+import type { SampledCompletion } from "./sampling.js";
 
-/** One prompt-only dataset row, tokenized; `columns` are its other fields (gold answers, metadata). */
+/** One dataset row, tokenized; `columns` are its other fields (gold answers, metadata). */
 export interface PromptExample {
   /** Row number in its source (0-based). */
   index: number;
@@ -22,47 +23,43 @@ export interface PromptExample {
   /** Prompt text as the policy sees it (chat rows rendered with the generation prompt). */
   promptText: string;
   promptIds: number[];
+  /** The row's own completion ids (prompt-completion data: SPIN's chosen, GKD's off-policy sample). */
+  completionIds?: number[];
   columns: Record<string, unknown>;
 }
 
+export type PromptDataKind = "prompt_only" | "prompt_completion";
+
 /**
- * Tokenize prompt-only rows: text prompts with the tokenizer's special tokens (e.g. BOS), chat prompts
- * rendered with the generation prompt. A prompt longer than maxPromptLength keeps its last tokens (TRL).
+ * Tokenize prompt rows: text prompts with the tokenizer's special tokens (e.g. BOS), chat prompts rendered with
+ * the generation prompt; a prompt longer than maxPromptLength keeps its last tokens (TRL). With
+ * "prompt_completion" the completion is tokenized too (text + EOS, or the chat template's assistant turn).
  */
 export function tokenizePrompts(
   tok: Tokenizer,
   source: string | readonly unknown[],
   maxPromptLength: number | null,
   where = "rollout",
+  kind: PromptDataKind = "prompt_only",
 ): PromptExample[] {
-  const rows = loadDataset(source, "prompt_only") as Record<string, unknown>[];
+  const rows = loadDataset(source, kind, typeof source === "string" ? { name: source } : undefined) as Record<string, unknown>[];
   return rows.map((row, index) => {
     const prompt = row.prompt as string | ChatMessage[];
     const promptText = typeof prompt === "string" ? prompt : tok.applyChatTemplate(prompt, { addGenerationPrompt: true });
     let ids = typeof prompt === "string" ? tok.encode(prompt) : tok.encode(promptText, { addSpecialTokens: false });
+    let completionIds: number[] | undefined;
+    if (kind === "prompt_completion") {
+      const enc = encodePromptCompletion(tok, prompt, row.completion as string | ChatMessage[]);
+      ids = enc.ids.slice(0, enc.promptLength);
+      completionIds = enc.ids.slice(enc.promptLength);
+      if (completionIds.length === 0) throw new Error(`[${where}] row ${index + 1}: the completion has no tokens`);
+    }
     if (maxPromptLength !== null && ids.length > maxPromptLength) ids = ids.slice(-maxPromptLength);
     if (ids.length === 0) throw new Error(`[${where}] row ${index + 1}: the prompt has no tokens (add a BOS token or text)`);
     const columns: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(row)) if (k !== "prompt") columns[k] = v;
-    return { index, prompt, promptText, promptIds: ids, columns };
+    return { index, prompt, promptText, promptIds: ids, ...(completionIds === undefined ? {} : { completionIds }), columns };
   });
-}
-
-export interface RolloutOptions {
-  /** G: completions per prompt. */
-  numGenerations: number;
-  maxCompletionLength: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  minP: number;
-  /** Sampling stream (advanced in place, so a checkpointed state resumes exactly). */
-  rng: Rng;
-  tokenizer: Tokenizer;
-  /** Ends a completion; default: the tokenizer's EOS. */
-  eosTokenId?: number | readonly number[] | null;
-  /** Completions sampled per generate() call (bounds the KV cache); default all at once. */
-  generationBatchSize?: number;
 }
 
 /** G completions for each of P prompts: B = P * G rows, grouped (rows g*G .. g*G+G-1 share prompt g). */
@@ -76,86 +73,98 @@ export interface Rollout {
   completions: string[];
   finishReasons: FinishReason[];
   samplingLogprobs: number[][];
+  /** Multi-turn: per completion token 1 = policy, 0 = environment; null when every token is the policy's. */
+  tokenMasks: number[][] | null;
+  /** Multi-turn: the environment's reward and info per completion (reward columns env_reward / env_info). */
+  envRewards: (number | null)[] | null;
+  envInfos: (Record<string, unknown> | null)[] | null;
 }
 
-/** Sample G completions per prompt (prompts repeated G times in a row, one seeded stream). */
-export function generateRollouts(model: GenerativeLM, prompts: readonly PromptExample[], o: RolloutOptions): Rollout {
-  const promptIds = rolloutPromptIds(prompts, o.numGenerations);
-  const chunk = o.generationBatchSize ?? promptIds.length;
-  const gens: Generation[] = [];
-  for (let i = 0; i < promptIds.length; i += chunk) gens.push(...generate(model, promptIds.slice(i, i + chunk), samplingOf(o)));
-  return rolloutFrom(prompts, promptIds, gens, o);
-}
-
-/**
- * The same rollout sampled by an OpenAI-compatible server (vLLM, SGLang, `nexus serve`) instead of the local
- * policy: the server must serve the current policy weights (e.g. LoRA hot loading); its token ids and
- * sampling log-probs come back as they were sampled. The loss still uses log-probs recomputed locally.
- */
-export async function generateRolloutsRemote(
-  remote: RemoteGenerator,
+/** A Rollout from sampled completions, B = prompts.length * numGenerations, in prompt-major order. */
+export function rolloutFromSamples(
   prompts: readonly PromptExample[],
-  o: RolloutOptions,
-): Promise<Rollout> {
-  const promptIds = rolloutPromptIds(prompts, o.numGenerations);
-  const { tokenizer: _tok, ...sampling } = samplingOf(o);
-  return rolloutFrom(prompts, promptIds, await remote.generate(promptIds, sampling), o);
-}
-
-function rolloutPromptIds(prompts: readonly PromptExample[], g: number): number[][] {
-  return prompts.flatMap((p) => Array.from({ length: g }, () => p.promptIds));
-}
-
-function samplingOf(o: RolloutOptions) {
-  return {
-    maxNewTokens: o.maxCompletionLength,
-    temperature: o.temperature,
-    topP: o.topP,
-    topK: o.topK,
-    minP: o.minP,
-    rng: o.rng,
-    eosTokenId: o.eosTokenId === undefined ? o.tokenizer.eosTokenId : o.eosTokenId,
-    tokenizer: o.tokenizer,
-  };
-}
-
-function rolloutFrom(prompts: readonly PromptExample[], promptIds: number[][], gens: Generation[], o: RolloutOptions): Rollout {
+  numGenerations: number,
+  samples: readonly SampledCompletion[],
+): Rollout {
+  if (samples.length !== prompts.length * numGenerations) {
+    throw new Error(`[rollout] ${samples.length} completions for ${prompts.length} prompts x ${numGenerations}`);
+  }
+  const multi = samples.some((s) => s.tokenMask !== null);
   return {
     prompts: [...prompts],
-    numGenerations: o.numGenerations,
-    promptIds,
-    completionIds: gens.map((x) => x.completionIds),
-    completions: gens.map((x) => x.text ?? o.tokenizer.decode(x.completionIds)),
-    finishReasons: gens.map((x) => x.finishReason),
-    samplingLogprobs: gens.map((x) => x.logprobs),
+    numGenerations,
+    promptIds: prompts.flatMap((p) => Array.from({ length: numGenerations }, () => p.promptIds)),
+    completionIds: samples.map((s) => s.completionIds),
+    completions: samples.map((s) => s.text),
+    finishReasons: samples.map((s) => s.finishReason),
+    samplingLogprobs: samples.map((s) => s.logprobs),
+    tokenMasks: multi ? samples.map((s) => s.tokenMask ?? s.completionIds.map(() => 1)) : null,
+    envRewards: multi ? samples.map((s) => s.envReward) : null,
+    envInfos: multi ? samples.map((s) => s.envInfo) : null,
   };
 }
 
-/** Keep only the given groups of a rollout (dynamic sampling), in order. */
-export function selectGroups(r: Rollout, groups: readonly number[]): Rollout {
+/** A rollout with its rewards, kept together so that selected groups keep the scores they were given. */
+export interface Scored {
+  rollout: Rollout;
+  rewards: RewardBreakdown;
+}
+
+const pick = <T>(xs: readonly T[] | null, rows: readonly number[]): T[] | null => (xs === null ? null : rows.map((i) => xs[i]));
+
+/** Keep only the given groups of a rollout and their rewards (dynamic sampling), in order: no second reward call. */
+export function selectScored(r: Rollout, rewards: RewardBreakdown, groups: readonly number[]): Scored {
   const g = r.numGenerations;
   const rows = groups.flatMap((k) => Array.from({ length: g }, (_, j) => k * g + j));
+  const rowSet = new Set(rows);
   return {
-    prompts: groups.map((k) => r.prompts[k]),
-    numGenerations: g,
-    promptIds: rows.map((i) => r.promptIds[i]),
-    completionIds: rows.map((i) => r.completionIds[i]),
-    completions: rows.map((i) => r.completions[i]),
-    finishReasons: rows.map((i) => r.finishReasons[i]),
-    samplingLogprobs: rows.map((i) => r.samplingLogprobs[i]),
+    rollout: {
+      prompts: groups.map((k) => r.prompts[k]),
+      numGenerations: g,
+      promptIds: rows.map((i) => r.promptIds[i]),
+      completionIds: rows.map((i) => r.completionIds[i]),
+      completions: rows.map((i) => r.completions[i]),
+      finishReasons: rows.map((i) => r.finishReasons[i]),
+      samplingLogprobs: rows.map((i) => r.samplingLogprobs[i]),
+      tokenMasks: pick(r.tokenMasks, rows),
+      envRewards: pick(r.envRewards, rows),
+      envInfos: pick(r.envInfos, rows),
+    },
+    rewards: {
+      names: rewards.names,
+      perFunction: rewards.perFunction.map((f) => rows.map((i) => f[i])),
+      total: rows.map((i) => rewards.total[i]),
+      allNull: rewards.allNull.filter((i) => rowSet.has(i)).map((i) => rows.indexOf(i)),
+    },
   };
 }
 
-/** Concatenate rollouts of the same G. */
-export function concatRollouts(rs: readonly Rollout[]): Rollout {
+/** Concatenate scored rollouts of the same G and reward functions. */
+export function concatScored(a: Scored, b: Scored): Scored {
+  const cat = <T>(x: readonly T[] | null, y: readonly T[] | null, fill: (i: number) => T[]): T[] | null =>
+    x === null && y === null ? null : [...(x ?? fill(0)), ...(y ?? fill(1))];
+  const ra = a.rollout;
+  const rb = b.rollout;
+  const n = ra.completionIds.length;
   return {
-    prompts: rs.flatMap((r) => r.prompts),
-    numGenerations: rs[0].numGenerations,
-    promptIds: rs.flatMap((r) => r.promptIds),
-    completionIds: rs.flatMap((r) => r.completionIds),
-    completions: rs.flatMap((r) => r.completions),
-    finishReasons: rs.flatMap((r) => r.finishReasons),
-    samplingLogprobs: rs.flatMap((r) => r.samplingLogprobs),
+    rollout: {
+      prompts: [...ra.prompts, ...rb.prompts],
+      numGenerations: ra.numGenerations,
+      promptIds: [...ra.promptIds, ...rb.promptIds],
+      completionIds: [...ra.completionIds, ...rb.completionIds],
+      completions: [...ra.completions, ...rb.completions],
+      finishReasons: [...ra.finishReasons, ...rb.finishReasons],
+      samplingLogprobs: [...ra.samplingLogprobs, ...rb.samplingLogprobs],
+      tokenMasks: cat(ra.tokenMasks, rb.tokenMasks, (k) => (k === 0 ? ra : rb).completionIds.map((c) => c.map(() => 1))),
+      envRewards: cat(ra.envRewards, rb.envRewards, (k) => (k === 0 ? ra : rb).completionIds.map(() => null)),
+      envInfos: cat(ra.envInfos, rb.envInfos, (k) => (k === 0 ? ra : rb).completionIds.map(() => null)),
+    },
+    rewards: {
+      names: a.rewards.names,
+      perFunction: a.rewards.perFunction.map((f, k) => [...f, ...b.rewards.perFunction[k]]),
+      total: [...a.rewards.total, ...b.rewards.total],
+      allNull: [...a.rewards.allNull, ...b.rewards.allNull.map((i) => i + n)],
+    },
   };
 }
 
@@ -170,12 +179,26 @@ export function rewardArgs(r: Rollout): RewardArgs {
   };
   const keys = new Set(r.prompts.flatMap((p) => Object.keys(p.columns)));
   for (const k of keys) if (!(k in args)) args[k] = per((p) => p.columns[k]);
+  if (r.envRewards !== null) args.env_reward = [...r.envRewards];
+  if (r.envInfos !== null) args.env_info = [...r.envInfos];
   return args;
 }
 
-/** Rewards of every completion: per function and the weighted nansum (src/rewards/types.ts computeRewards). */
-export function scoreRollout(r: Rollout, fns: readonly RewardFn[], weights?: readonly number[] | null): Promise<RewardBreakdown> {
-  return computeRewards(fns, rewardArgs(r), weights ?? undefined);
+/**
+ * Rewards of every completion: per function and the weighted nansum (src/rewards/types.ts computeRewards); with a
+ * missingEosPenalty, completions that did not end with EOS (or a stop string) lose that much (TRL).
+ */
+export async function scoreRollout(
+  r: Rollout,
+  fns: readonly RewardFn[],
+  weights?: readonly number[] | null,
+  missingEosPenalty: number | null = null,
+): Promise<RewardBreakdown> {
+  const out = await computeRewards(fns, rewardArgs(r), weights ?? undefined);
+  if (missingEosPenalty !== null) {
+    out.total = out.total.map((t, i) => (r.finishReasons[i] === "length" ? t - missingEosPenalty : t));
+  }
+  return out;
 }
 
 /** Prompt + completion rows packed for one forward pass: prompts left-padded to P, completions right-padded to Tc. */
@@ -186,7 +209,7 @@ export interface PackedRollout {
   attentionMask: Tensor;
   /** [B, Tc] i32, the completion ids (pad where the completion ended). */
   completionIds: Tensor;
-  /** [B, Tc] f32, 1 on completion tokens. */
+  /** [B, Tc] f32, 1 on the policy's completion tokens (0 on padding and environment tokens). */
   completionMask: Tensor;
   promptWidth: number;
   completionWidth: number;
@@ -196,6 +219,7 @@ export function packRollout(
   promptIds: readonly (readonly number[])[],
   completionIds: readonly (readonly number[])[],
   padId: number,
+  tokenMasks?: readonly (readonly number[] | null)[] | null,
 ): PackedRollout {
   const b = promptIds.length;
   const p = Math.max(1, ...promptIds.map((x) => x.length));
@@ -213,18 +237,19 @@ export function packRollout(
       attn[off + j] = 1;
     }
     const c = completionIds[i];
+    const tm = tokenMasks?.[i] ?? null;
     for (let j = 0; j < c.length; j++) {
       ids[i * t + p + j] = c[j];
       attn[i * t + p + j] = 1;
       cids[i * tc + j] = c[j];
-      cmask[i * tc + j] = 1;
+      cmask[i * tc + j] = tm === null ? 1 : tm[j]; // environment tokens are context, not actions
     }
   }
   return {
-    inputIds: fromArray(ids, [b, t]),
-    attentionMask: fromArray(attn, [b, t]),
-    completionIds: fromArray(cids, [b, tc]),
-    completionMask: fromArray(cmask, [b, tc]),
+    inputIds: new Tensor(ids, [b, t]),
+    attentionMask: new Tensor(attn, [b, t]),
+    completionIds: new Tensor(cids, [b, tc]),
+    completionMask: new Tensor(cmask, [b, tc]),
     promptWidth: p,
     completionWidth: tc,
   };
@@ -239,12 +264,14 @@ export interface CompletionScores {
 
 /**
  * Per-token completion log-probs of `model` (TRL `_get_per_token_logps_and_entropies`: logits divided by the
- * sampling temperature). Only the Tc positions that predict completion tokens go through the LM head.
+ * sampling temperature exactly, as TRL's GRPO and RLOO do; its PPO and online DPO divide by T + 1e-7, a guard
+ * against T = 0 that the config schemas make unnecessary). Only the Tc positions that predict completion tokens
+ * go through the LM head.
  */
 export function completionLogprobs(
   model: CausalLM,
   packed: PackedRollout,
-  o: { temperature?: number; entropies?: boolean } = {},
+  o: { temperature?: number; entropies?: boolean; entropyGrad?: boolean } = {},
 ): CompletionScores {
   const { promptWidth: p, completionWidth: tc } = packed;
   const hidden = model.forwardHidden({ inputIds: packed.inputIds, attentionMask: packed.attentionMask }); // (B, P+Tc, D)
@@ -254,11 +281,22 @@ export function completionLogprobs(
   if (temp > 0 && temp !== 1) logits = mul(logits, 1 / temp);
   const logps = tokenLogprobs(logits, packed.completionIds); // (B, Tc)
   if (!o.entropies) return { logps };
-  const entropies = noGrad(() => entropy(detach(logits)));
+  // the entropy bonus needs the gradient; the metric alone does not
+  const entropies = o.entropyGrad ? entropy(logits) : noGrad(() => entropy(detach(logits)));
   return { logps, entropies: reshape(entropies, [packed.inputIds.shape[0], tc]) };
 }
 
-/** completionLogprobs without gradient, in micro-batches of `batchSize` rows, as one [B, Tc] tensor of width `packed`. */
+/** Prompt + completion rows of a rollout packed for one forward pass (environment tokens masked out). */
+export function packRows(r: Rollout, rows: readonly number[], padId: number): PackedRollout {
+  return packRollout(
+    rows.map((i) => r.promptIds[i]),
+    rows.map((i) => r.completionIds[i]),
+    padId,
+    r.tokenMasks === null ? null : rows.map((i) => (r.tokenMasks as number[][])[i]),
+  );
+}
+
+/** Per-completion token log-probs of `model` without gradient, `batchSize` rows per forward pass. */
 export function completionLogprobsNoGrad(
   model: CausalLM,
   rollout: Rollout,
@@ -270,11 +308,11 @@ export function completionLogprobsNoGrad(
     const out: Float32Array[] = [];
     for (let i = 0; i < rollout.completionIds.length; i += batchSize) {
       const packed = packRollout(rollout.promptIds.slice(i, i + batchSize), rollout.completionIds.slice(i, i + batchSize), padId);
-      const lp = completionLogprobs(model, packed, { temperature }).logps.hostData();
+      const lp = completionLogprobs(model, packed, { temperature }).logps;
       const tc = packed.completionWidth;
-      for (let r = 0; r * tc < lp.length; r++) {
+      for (let r = 0; r < lp.shape[0]; r++) {
         const n = rollout.completionIds[i + r].length;
-        out.push(Float32Array.from(lp.subarray(r * tc, r * tc + n)));
+        out.push(Float32Array.from(lp.data.subarray(r * tc, r * tc + n)));
       }
     }
     return out;
@@ -287,7 +325,7 @@ export function padRows(rows: readonly ArrayLike<number>[], tc: number): Tensor 
   rows.forEach((r, i) => {
     out.set(Array.from(r).slice(0, tc), i * tc);
   });
-  return fromArray(out, [rows.length, tc]);
+  return new Tensor(out, [rows.length, tc]);
 }
 
 const mean = (xs: readonly number[]) => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);

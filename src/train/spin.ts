@@ -1,164 +1,164 @@
-// SPIN (Self-Play fINe-tuning, Chen et al. 2024) as verl's recipe frames it: iterated DPO on {prompt, completion}
-// rows where the chosen completion is the data's and the rejected one is the policy's own sample. Each iteration
-// samples every prompt once with the current policy, then trains DPO (any lossType, the shared loop, a fresh
-// optimizer) against a reference that is refreshed to the current policy at the start of the iteration
-// (`refreshReference`, the paper's θ_t; false keeps the initial policy as the reference throughout).
-// TRL has no SPIN trainer. Differs from verl: sampling happens once per iteration, not per step.
+// SPIN (Self-Play fINe-tuning, Chen et al. 2024) as verl's recipe runs it, an algorithm of the one online loop:
+// DPO on {prompt, completion} rows where the chosen completion is the data's and the rejected one is the policy's
+// own sample, drawn each step. A self-play iteration is an epoch over the prompts; at the start of each one the
+// reference is refreshed to the current policy (`refreshReference`, the paper's theta_t; false keeps the initial
+// policy as the reference). Every DPO lossType works (losses/dpo.ts). TRL has no SPIN trainer. Differs from the
+// paper: samples are drawn per step with the current policy (verl), not once per iteration.
 
 import { z } from "zod";
-import type { PromptCompletionRow } from "../data/formats.js";
-import { encodePromptCompletion } from "../io/chat_encoding.js";
-import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
-import type { CausalLM } from "../models/causal_lm.js";
-import type { LoraModel } from "../models/lora.js";
-import { Rng } from "../nn/rng.js";
-import { resolveConfig } from "./config.js";
-import { createDpoTask, DPO_FIELDS, DPO_RULES, resolvePolicy } from "./dpo.js";
-import { runTraining, TrainingError } from "./loop.js";
-import type { Metrics } from "./metrics.js";
-import { createReferencePolicy, type ReferencePolicy } from "./online_dpo.js";
-import { type Sample, samplePolicy } from "./online_policy.js";
-import { type PreferencePair, type PromptCompletion, padIdOf, truncateSequence } from "./preference_data.js";
-import { type RunControl, runControl } from "./run_state.js";
+import { DPO_LOSSES, type DpoConfig, type DpoLossType, F_DIVERGENCES, type FDivergenceType, resolveDpoConfig } from "../losses/dpo.js";
+import { TrainingError } from "./loop.js";
+import { ONLINE_FIELDS, resolveOnlineConfig } from "./online_config.js";
+import { pairDpoLoss } from "./online_dpo.js";
+import { type OnlineTrainOptions, type OnlineTrainResult, trainOnline } from "./online_entry.js";
+import type { OnlineAlgorithm } from "./online_loop.js";
+import type { PromptExample, Rollout } from "./rollout.js";
 
-const { precomputeRefLogProbs: _p, ...DPO_FIELDS_LIVE } = DPO_FIELDS;
+const DPO_LOSS_TYPES = Object.keys(DPO_LOSSES) as [DpoLossType, ...DpoLossType[]];
+const F_DIVERGENCE_TYPES = Object.keys(F_DIVERGENCES) as [FDivergenceType, ...FDivergenceType[]];
 
 export const SPIN_FIELDS = {
-  ...DPO_FIELDS_LIVE,
-  learningRate: z.number().positive().default(5e-7).describe("Peak learning rate (per iteration)"),
-  numIterations: z.number().int().positive().default(3).describe("Self-play iterations (sample, then train DPO)"),
-  maxNewTokens: z.number().int().positive().default(64).describe("Tokens generated at most per rejected completion"),
-  temperature: z.number().min(0).default(1).describe("Sampling temperature of the rejected completions (0: greedy)"),
-  topP: z.number().positive().max(1).default(1).describe("Nucleus sampling mass"),
-  refreshReference: z.boolean().default(true).describe("Copy the policy into the reference at the start of every iteration"),
+  ...ONLINE_FIELDS,
+  learningRate: z.number().positive().default(5e-7).describe("Peak learning rate."),
+  numTrainEpochs: z
+    .number()
+    .positive()
+    .default(3)
+    .describe("Self-play iterations: passes over the prompts, each against a refreshed reference."),
+  perDeviceTrainBatchSize: z.number().int().positive().default(8).describe("Prompts (pairs) per micro-batch."),
+  numGenerations: z.number().int().min(1).max(1).default(1).describe("One policy sample (the rejected completion) per prompt."),
+  maxCompletionLength: z
+    .number()
+    .int()
+    .positive()
+    .default(64)
+    .describe("Tokens per sampled completion (and per data completion, truncated)."),
+  refreshReference: z.boolean().default(true).describe("Copy the policy into the reference at the start of every iteration."),
+  beta: z.number().positive().default(0.1).describe("Inverse temperature of the implicit reward."),
+  lossType: z
+    .union([z.enum(DPO_LOSS_TYPES), z.array(z.enum(DPO_LOSS_TYPES)).min(1)])
+    .default(["sigmoid"])
+    .describe(`DPO loss variant or list (${DPO_LOSS_TYPES.join(", ")}).`),
+  lossWeights: z.array(z.number()).nullable().default(null).describe("One weight per lossType entry; null = all 1."),
+  labelSmoothing: z.number().min(0).max(1).default(0).describe("cDPO / robust / AOT noise rate, exo_pair epsilon."),
+  fDivergenceType: z.enum(F_DIVERGENCE_TYPES).default("reverse_kl").describe("Transform of each log-ratio."),
+  fAlphaDivergenceCoef: z.number().default(0.5).describe("alpha of alpha_divergence."),
+  discopopTau: z.number().positive().default(0.05).describe("DiscoPOP temperature."),
 };
 export const SPIN_SCHEMA = z.object(SPIN_FIELDS).strict();
 export type SpinTrainConfig = z.output<typeof SPIN_SCHEMA>;
-export type SpinTrainInput = Partial<z.input<typeof SPIN_SCHEMA>>;
-export const SPIN_RULES: ((c: SpinTrainConfig) => string | null)[] = DPO_RULES.map((r) => (c) => r({ ...c, precomputeRefLogProbs: false }));
 
-export function resolveSpinConfig(input: SpinTrainInput = {}): SpinTrainConfig {
-  return resolveConfig("spin", SPIN_SCHEMA, input as Record<string, unknown>, SPIN_RULES);
-}
+const spinLossConfig = (c: SpinTrainConfig): DpoConfig => ({
+  lossType: c.lossType,
+  lossWeights: c.lossWeights,
+  beta: c.beta,
+  labelSmoothing: c.labelSmoothing,
+  discopopTau: c.discopopTau,
+  fDivergenceType: c.fDivergenceType,
+  fAlphaDivergenceCoef: c.fAlphaDivergenceCoef,
+});
 
-export interface SpinOptions extends RunControl {
-  /** The policy (trained in place). With a LoraModel the base is the reference and cannot be refreshed. */
-  model: CausalLM | LoraModel<CausalLM>;
-  tokenizer: Tokenizer;
-  /** {prompt, completion} rows: the completion is the chosen ("real") answer. */
-  rows: readonly PromptCompletionRow[];
-  config?: SpinTrainInput;
-  /**
-   * Iteration k writes checkpoints and metrics under `<outputDir>/iteration-<k>`. With `resume`, every iteration
-   * resumes from its folder: finished ones only replay their sampling (so the RNG and the opponent are the same)
-   * and restore their final weights; the interrupted one continues from its newest checkpoint.
-   */
-  outputDir?: string | null;
-  quiet?: boolean;
-  /** Called before each iteration samples (0-based), after any reference refresh. */
-  onIterationStart?: (iteration: number, state: { policy: CausalLM; reference: ReferencePolicy }) => void;
-  /** Called with each iteration's pairs before it trains. */
-  onPairs?: (iteration: number, pairs: PreferencePair[]) => void;
-}
-
-export interface SpinIterationMetrics extends Metrics {
-  iteration: number;
-  first_loss: number;
-  last_loss: number;
-  /** Fraction of prompts whose sample equals the data completion token for token. */
-  frac_sample_equals_data: number;
-  "completions/mean_length": number;
-}
-
-export interface SpinResult {
-  config: SpinTrainConfig;
-  iterations: SpinIterationMetrics[];
-  history: Metrics[][];
-  reference: ReferencePolicy;
-}
-
-type Text = string | ChatMessage[];
-
-/** The data side of every pair: prompt and chosen completion ids, truncated as the DPO trainer truncates. */
-function encodeRows(tok: Tokenizer, rows: readonly PromptCompletionRow[], c: SpinTrainConfig): PromptCompletion[] {
-  return rows.map((r, i) => {
-    const enc = encodePromptCompletion(tok, r.prompt as Text, r.completion as Text);
-    const s = truncateSequence({ promptIds: enc.ids.slice(0, enc.promptLength), completionIds: enc.ids.slice(enc.promptLength) }, c);
-    if (s.completionIds.length === 0) throw new TrainingError(`[spin] row ${i + 1}: the completion has no tokens left after truncation`);
-    return s;
-  });
-}
-
-const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-
-export async function trainSpin(opts: SpinOptions): Promise<SpinResult> {
-  const c = resolveSpinConfig(opts.config);
-  const tok = opts.tokenizer;
-  const padId = padIdOf(tok);
-  if (opts.rows.length === 0) throw new TrainingError("[spin] the dataset has no rows");
-  const reference = createReferencePolicy(opts.model, padId);
-  if (c.refreshReference && reference.model === null && c.numIterations > 1) {
-    throw new TrainingError("[spin] refreshReference needs a full model: a LoRA base cannot follow the policy (merge first)");
-  }
-  const { policy, trainable } = resolvePolicy(opts.model);
-  const rng = new Rng(c.seed);
-  const eosIds = tok.eosTokenId === null ? [] : [tok.eosTokenId];
-  const data = encodeRows(tok, opts.rows, c);
-  const iterations: SpinIterationMetrics[] = [];
-  const history: Metrics[][] = [];
-
-  for (let it = 0; it < c.numIterations; it++) {
-    if (it > 0 && c.refreshReference) reference.sync(1); // θ_t becomes the opponent and the reference
-    opts.onIterationStart?.(it, { policy, reference });
-    const samples: Sample[] = [];
-    const chunk = Math.max(1, c.perDeviceTrainBatchSize * c.gradientAccumulationSteps);
-    for (let i = 0; i < data.length; i += chunk) {
-      const prompts = data.slice(i, i + chunk).map((d) => d.promptIds);
-      samples.push(
-        ...samplePolicy(policy, prompts, {
-          maxNewTokens: c.maxNewTokens,
-          temperature: c.temperature,
-          topP: c.topP,
-          eosIds,
-          rng,
-          tokenizer: tok,
-        }),
-      );
+export const SPIN_RULES: ((c: SpinTrainConfig) => string | null)[] = [
+  (c) => {
+    try {
+      resolveDpoConfig(spinLossConfig(c));
+      return null;
+    } catch (e) {
+      return (e as Error).message;
     }
-    const pairs: PreferencePair[] = data.map((d, index) => ({
-      index,
-      chosen: d,
-      rejected: truncateSequence({ promptIds: d.promptIds, completionIds: samples[index].completionIds }, c),
-    }));
-    opts.onPairs?.(it, pairs);
-    const task = createDpoTask({
-      policy,
-      config: { ...c, precomputeRefLogProbs: false },
-      padId,
-      reference: (seqs) => reference.logps(seqs),
-    });
-    const run = await runTraining({
-      model: trainable,
-      task,
-      rows: pairs,
-      config: c,
-      outputDir: opts.outputDir ? `${opts.outputDir}/iteration-${it}` : null,
-      fullConfig: { trainer: "spin", iteration: it, ...c },
-      label: `spin ${it + 1}/${c.numIterations}`,
-      quiet: opts.quiet,
-      ...runControl(opts),
-    });
-    history.push(run.history);
-    const train = run.history.filter((h) => typeof h.loss === "number");
-    const last = train.at(-1) ?? {};
-    iterations.push({
-      ...Object.fromEntries(Object.entries(last).filter(([k]) => k.startsWith("rewards/") || k.startsWith("logps/"))),
-      iteration: it,
-      first_loss: (train[0]?.loss as number) ?? Number.NaN,
-      last_loss: (last.loss as number) ?? Number.NaN,
-      frac_sample_equals_data: pairs.filter((p) => same(p.chosen.completionIds, p.rejected.completionIds)).length / pairs.length,
-      "completions/mean_length": samples.reduce((a, s) => a + s.completionIds.length, 0) / samples.length,
-    });
-  }
-  return { config: c, iterations, history, reference };
+  },
+  (c) => (c.numIterations !== 1 ? "SPIN's iterations are numTrainEpochs; leave numIterations at 1" : null),
+  (c) => (c.dynamicSampling ? "dynamicSampling applies to group-RL trainers (GRPO, RLOO), not SPIN" : null),
+];
+
+export function resolveSpinConfig(input?: Record<string, unknown>): SpinTrainConfig {
+  return resolveOnlineConfig("spin", SPIN_SCHEMA, input, { rules: SPIN_RULES });
+}
+
+/** Rows 2k (the data completion, chosen) and 2k + 1 (the policy's sample, rejected) for each prompt k. */
+export function interleaveData(prompts: readonly PromptExample[], samples: Rollout, maxCompletionLength: number): Rollout {
+  const data = prompts.map((p) => (p.completionIds ?? []).slice(0, maxCompletionLength));
+  const both = <T>(mine: (k: number) => T, theirs: T[]) => prompts.flatMap((_, k) => [mine(k), theirs[k]]);
+  return {
+    prompts: [...prompts],
+    numGenerations: 2,
+    promptIds: prompts.flatMap((p) => [p.promptIds, p.promptIds]),
+    completionIds: both((k) => data[k], samples.completionIds),
+    completions: both((k) => prompts[k].columns.completion as string, samples.completions).map((x) => (typeof x === "string" ? x : "")),
+    finishReasons: both(() => "eos" as const, samples.finishReasons),
+    samplingLogprobs: both((k) => data[k].map(() => 0), samples.samplingLogprobs),
+    tokenMasks: null,
+    envRewards: null,
+    envInfos: null,
+  };
+}
+
+export function spinAlgorithm(onPairs?: (rollout: Rollout) => void): OnlineAlgorithm<SpinTrainConfig, null> {
+  let perBatch = 0;
+  return {
+    label: "spin",
+    scored: false,
+    promptsPerBatch: (c) => (perBatch = c.perDeviceTrainBatchSize * c.gradientAccumulationSteps),
+    numGenerations: () => 1,
+    stepsPerBatch: () => 1,
+    scoringTemperature: () => 1,
+    needsOld: () => false,
+    needsRef: () => true,
+    syncsReference: (c) => c.refreshReference,
+    beforeBatch(cursor, n, ctx) {
+      // a new iteration starts with the first batch that begins in a new epoch (derived from the cursor alone,
+      // so a resumed run refreshes exactly where the uninterrupted one did)
+      if (!ctx.config.refreshReference || cursor === 0) return;
+      if (Math.floor(cursor / n) > Math.floor((cursor - perBatch) / n)) (ctx.reference as NonNullable<typeof ctx.reference>).sync(1);
+    },
+    async collect(prompts, ctx) {
+      for (const p of prompts) if (p.completionIds === undefined) throw new TrainingError(`[spin] row ${p.index + 1} has no completion`);
+      return interleaveData(prompts, await ctx.sample(prompts, 1), ctx.config.maxCompletionLength);
+    },
+    prepare(batch) {
+      const r = batch.rollout;
+      const n = r.prompts.length;
+      let same = 0;
+      for (let k = 0; k < n; k++) {
+        const a = r.completionIds[2 * k];
+        const b = r.completionIds[2 * k + 1];
+        if (a.length === b.length && a.every((x, i) => x === b[i])) same++;
+      }
+      batch.metrics.frac_sample_equals_data = same / n;
+      batch.metrics["completions/mean_length"] = r.prompts.reduce((a, _, k) => a + r.completionIds[2 * k + 1].length, 0) / n;
+      onPairs?.(r);
+      return null;
+    },
+    plan(batch, _s, c) {
+      const n = batch.rollout.prompts.length;
+      const micro: number[][] = [];
+      for (let s = 0; s < n; s += c.perDeviceTrainBatchSize)
+        micro.push(Array.from({ length: Math.min(c.perDeviceTrainBatchSize, n - s) }, (_, j) => s + j));
+      return [[micro]];
+    },
+    microLoss(batch, _s, prompts, ctx) {
+      return pairDpoLoss(
+        batch,
+        prompts.map((k) => 2 * k),
+        prompts.map((k) => 2 * k + 1),
+        ctx,
+        spinLossConfig(ctx.config),
+        batch.rollout.prompts.length,
+      );
+    },
+  };
+}
+
+export interface SpinOptions extends OnlineTrainOptions<SpinTrainConfig> {
+  /** Called with every batch's pairs (rows 2k: data, 2k + 1: sample). */
+  onPairs?: (rollout: Rollout) => void;
+}
+
+export async function trainSpin(opts: SpinOptions): Promise<OnlineTrainResult<SpinTrainConfig>> {
+  const c = resolveSpinConfig(opts.config as Record<string, unknown>);
+  return trainOnline(opts, c, spinAlgorithm(opts.onPairs), {
+    dataKind: "prompt_completion",
+    scored: false,
+    evalUnsupported: "SPIN has no reward to evaluate (its pairs come from the data)",
+  });
 }

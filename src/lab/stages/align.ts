@@ -119,13 +119,13 @@ export const ALIGN_METHODS: Record<string, Method> = {
     const res = await trainPpo({
       model: policy,
       tokenizer: ctx.tokenizer,
-      rows: promptRows(ctx).slice(0, rl.steps * rl.promptsPerStep * 2),
+      data: promptRows(ctx).slice(0, rl.steps * rl.promptsPerStep * 2),
       rewardFuncs: [accuracyReward()],
       config: {
         learningRate: rl.learningRate,
         maxSteps: rl.steps,
         perDeviceTrainBatchSize: rl.promptsPerStep * 2,
-        responseLength: pr.sample.maxNewTokens,
+        maxCompletionLength: pr.sample.maxNewTokens,
         temperature: rl.temperature,
         loggingSteps: 1,
         seed,
@@ -136,7 +136,7 @@ export const ALIGN_METHODS: Record<string, Method> = {
     // policy + value trained; reference frozen (PPO's k1 penalty needs it)
     return {
       policy,
-      curve: curveOf(res.history, "objective/scores"),
+      curve: curveOf(res.run.history, "objective/scores"),
       curveMetric: "objective/scores",
       stateBytes: trainingStateBytes([policy, res.valueModel], [policy]),
     };

@@ -3,6 +3,19 @@
 
 // Layers whose names would clash at the root (argmax, Policy, Candidate) are namespaces.
 export * as agent from "./agent/index.js";
+// the multi-turn environment contract of the online trainers, and its built-ins, also at the root
+export {
+  calculatorEnvironment,
+  type EnvEpisode,
+  type Environment,
+  type EnvReply,
+  type EnvRow,
+  type EnvTurn,
+  environmentReward,
+  evaluateExpression,
+  gridEnvironment,
+  gridPromptRows,
+} from "./agent/index.js";
 export { OutOfMemoryError } from "./backend/allocator.js";
 export {
   availableBackends,

@@ -11,6 +11,7 @@ import {
   gkdLoss,
   grpoLoss,
   LossError,
+  ppoLoss,
   reinforcePlusPlusAdvantages,
   reverseKlAdvantages,
   rolloutCorrection,
@@ -131,6 +132,27 @@ describe("entropy bonus and rollout-correction weights in grpoLoss", () => {
     near(grpoLoss(x, { lossType: "bnpo", beta: 0.3 }).loss.item(), (-0.5 - 0) / 2, 1e-12);
     near(grpoLoss({ ...x, importanceSamplingWeights: f64([[2]]) }, { lossType: "bnpo" }).loss.item(), -2, 1e-12);
     assert.throws(() => grpoLoss({ ...x, importanceSamplingWeights: f64([[1, 1, 1]]) }), /importanceSamplingWeights/);
+  });
+});
+
+describe("PPO with rollout-correction weights", () => {
+  test("the per-token policy loss is multiplied by the weights before the masked mean; the value loss is not", () => {
+    const mask = f64([[1, 1, 0]]);
+    const x = {
+      logprobs: f64([[-1, -2, -3]], true),
+      oldLogprobs: f64([[-1, -2, -3]]),
+      values: f64([[0.5, 0.5, 0.5]]),
+      oldValues: f64([[0.5, 0.5, 0.5]]),
+      advantages: f64([[2, -1, 7]]),
+      returns: f64([[1, 1, 1]]),
+      mask,
+    };
+    const plain = ppoLoss(x, { whitenAdvantages: false });
+    near(plain.pgLoss.item(), (-2 + 1) / 2, 1e-12); // ratio 1: -A
+    const weighted = ppoLoss({ ...x, importanceSamplingWeights: f64([[0.5, 3, 9]]) }, { whitenAdvantages: false });
+    near(weighted.pgLoss.item(), (-2 * 0.5 + 1 * 3) / 2, 1e-12);
+    near(weighted.vfLoss.item(), plain.vfLoss.item(), 0);
+    near(ppoLoss({ ...x, importanceSamplingWeights: f64([[0]]) }, { whitenAdvantages: false }).pgLoss.item(), 0, 0);
   });
 });
 

@@ -5,12 +5,19 @@
 // identically, and the sampled reverse KL falls.
 
 import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
+import { buildProgram } from "../src/cli/program.js";
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
 import { parseHfConfig } from "../src/io/hf_config.js";
+import { saveTokenizer } from "../src/io/tokenizer.js";
+import { saveCausalLM } from "../src/models/causal_lm.js";
 import { type CausalLM, createCausalLM } from "../src/models/index.js";
 import { tensor } from "../src/tensor/index.js";
-import { type GkdSource, trainDistill, trainGkd } from "../src/train/gkd.js";
+import { trainDistill } from "../src/train/distill.js";
+import { type GkdSource, trainGkd } from "../src/train/gkd.js";
 import { completionLogprobsNoGrad, type Rollout } from "../src/train/rollout.js";
 import { trainSft } from "../src/train/sft.js";
 
@@ -37,7 +44,7 @@ function tiny(seed: number, width = 32): CausalLM {
 }
 
 let teacherCache: CausalLM | null = null;
-/** A teacher that learned the data's pattern (SFT), shared by the tests. */
+/** A teacher that half-learned the data's pattern (20 SFT steps: peaked, not one-hot), shared by the tests. */
 async function teacher(): Promise<CausalLM> {
   if (teacherCache !== null) return teacherCache;
   const t = tiny(9);
@@ -45,7 +52,7 @@ async function teacher(): Promise<CausalLM> {
     model: t,
     tokenizer: TOK,
     data: ROWS,
-    config: { learningRate: 1e-2, maxSteps: 60, perDeviceTrainBatchSize: 8, seed: 1 },
+    config: { learningRate: 1e-2, maxSteps: 20, perDeviceTrainBatchSize: 8, seed: 1 },
     quiet: true,
   });
   teacherCache = t;
@@ -189,5 +196,37 @@ describe("reverse-KL on-policy distillation", () => {
     const last = a.kl.slice(-3).reduce((x, y) => x + y, 0) / 3;
     console.log(`reverse KL ${first.toFixed(4)} -> ${last.toFixed(4)}`);
     assert.ok(last < 0.75 * first, `sampled reverse KL should fall: ${first} -> ${last}`);
+  });
+});
+
+describe("nexus gkd", () => {
+  test("distills a teacher folder into a student folder from the command line and saves the student", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nexus-gkd-cli-"));
+    try {
+      for (const [name, seed] of [
+        ["student", 1],
+        ["teacher", 2],
+      ] as const) {
+        saveCausalLM(tiny(seed), join(dir, name));
+        saveTokenizer(TOK, join(dir, name));
+      }
+      writeFileSync(join(dir, "rows.jsonl"), `${ROWS.map((r) => JSON.stringify(r)).join("\n")}\n`);
+      const out = join(dir, "out");
+      const args = ["gkd", "--model", join(dir, "student"), "--teacher", join(dir, "teacher"), "--data", join(dir, "rows.jsonl")];
+      await buildProgram().parseAsync(
+        [...args, "--output", out, "--max-steps", "2", "--lmbda", "1", "--max-completion-length", "4", "--logging-steps", "1"],
+        { from: "user" },
+      );
+      assert.ok(existsSync(join(out, "model.safetensors")) && existsSync(join(out, "tokenizer.json")));
+      const rows = readFileSync(join(out, "metrics.jsonl"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      assert.equal(rows.length, 2);
+      assert.ok(rows.every((r) => Number.isFinite(r.loss) && r.loss >= 0));
+      await assert.rejects(buildProgram().parseAsync([...args, "--output", out, "--eval-data", "x"], { from: "user" }), /eval/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ppoLoss } from "../src/losses/ppo.js";
 import { namedReward } from "../src/rewards/types.js";
+import { startServer } from "../src/serve/server.js";
 import { Tensor, tensor } from "../src/tensor/index.js";
 import { frozenCopy } from "../src/train/policy.js";
 import { ppoAdvantages, ppoRewards, trainPpo } from "../src/train/ppo.js";
@@ -195,5 +196,52 @@ describe("PPO training", () => {
     }
     // the first minibatch of the first epoch has ratio 1; over two epochs it stays near 1
     assert.ok(Math.abs((last["val/ratio"] as number) - 1) < 0.5);
+  });
+});
+
+describe("PPO with a remote generator and dynamic sampling", () => {
+  test("rollouts come from nexus serve (its log-probs match the policy's), groups without a signal are dropped, correction is logged", async (t) => {
+    const served = tinyModel(8);
+    const server = await startServer({ model: served, tokenizer: TOK, port: 0, host: "127.0.0.1" });
+    t.after(() => server.close());
+    const policy = tinyModel(8);
+    let checked = 0;
+    const res = await trainPpo({
+      model: policy,
+      tokenizer: TOK,
+      data: PROMPTS,
+      rewardFuncs: [countA],
+      config: {
+        maxSteps: 2,
+        numGenerations: 2,
+        perDeviceTrainBatchSize: 4,
+        maxCompletionLength: 5,
+        temperature: 1,
+        numPpoEpochs: 1,
+        learningRate: 1e-2,
+        loggingSteps: 1,
+        seed: 2,
+        valueModelInit: "policy",
+        generatorUrl: server.url,
+        dynamicSampling: true,
+        dynamicSamplingMaxRounds: 3,
+      },
+      quiet: true,
+      onBatch: (b) => {
+        const total = (b.rewards as { total: number[] }).total;
+        for (let k = 0; k < total.length; k += 2) assert.notEqual(total[k], total[k + 1], "only groups with a signal are kept");
+        if (checked > 0) return;
+        for (const [i, lp] of b.rollout.samplingLogprobs.entries()) {
+          for (const [j, v] of lp.entries()) assert.ok(Math.abs(v - (b.old as Float32Array[])[i][j]) < 1e-4, `completion ${i} token ${j}`);
+        }
+        checked++;
+      },
+    });
+    const h = res.run.history as Record<string, number>[];
+    assert.equal(checked, 1);
+    for (const m of h) {
+      assert.ok(m["dynamic_sampling/kept_groups"] >= 1);
+      assert.ok(Number.isFinite(m["sampling/importance_sampling_ratio/mean"]));
+    }
   });
 });

@@ -2,7 +2,8 @@
 // computes them (advantages from `gae`, whitened here by default). Rollouts and rewards live elsewhere.
 // Source: Schulman et al. 2017, "Proximal Policy Optimization Algorithms"; Huang et al. 2024 (N+ details).
 // Differences from TRL: one mask for policy and value terms (TRL's value mask covers one token more);
-// whitening runs on this call's advantages (TRL whitens the whole rollout batch once before its epochs).
+// whitening runs on this call's advantages (TRL whitens the whole rollout batch once before its epochs);
+// optional rollout-correction weights multiply the per-token policy loss (TRL's PPO has none).
 
 import {
   add,
@@ -56,6 +57,8 @@ export interface PpoInputs {
   returns: Tensor;
   /** 1 on completion tokens [B, T]; default all 1. */
   mask?: Tensor;
+  /** Rollout/training mismatch weights ([B, T] or [B, 1], constants) multiplying the per-token policy loss. */
+  importanceSamplingWeights?: Tensor;
 }
 
 export interface PpoOutput {
@@ -85,9 +88,12 @@ export function ppoLoss(inputs: PpoInputs, config?: Partial<PpoConfig>): PpoOutp
   const { logprobs, values } = inputs;
   requireRank("ppoLoss", "logprobs", logprobs, 2);
   const mask = inputs.mask ?? ones(logprobs.shape, logprobs.dtype);
-  for (const [name, t] of Object.entries({ ...inputs, mask })) {
+  const { importanceSamplingWeights: isw, ...perToken } = inputs;
+  for (const [name, t] of Object.entries({ ...perToken, mask })) {
     if (t !== undefined) requireShape("ppoLoss", name, t, logprobs.shape);
   }
+  if (isw !== undefined)
+    requireShape("ppoLoss", "importanceSamplingWeights", isw, isw.shape[1] === 1 ? [logprobs.shape[0], 1] : logprobs.shape);
   const oldLogprobs = detach(inputs.oldLogprobs);
   const oldValues = detach(inputs.oldValues);
   const returns = detach(inputs.returns);
@@ -103,7 +109,8 @@ export function ppoLoss(inputs: PpoInputs, config?: Partial<PpoConfig>): PpoOutp
   const ratio = exp(sub(logprobs, oldLogprobs));
   const pg1 = mul(neg(adv), ratio);
   const pg2 = mul(neg(adv), clamp(ratio, 1 - cfg.cliprange, 1 + cfg.cliprange));
-  const pgLoss = maskedMean(maximum(pg1, pg2), mask);
+  const perTokenPg = maximum(pg1, pg2);
+  const pgLoss = maskedMean(isw === undefined ? perTokenPg : mul(perTokenPg, detach(isw)), mask);
 
   return {
     loss: add(pgLoss, mul(vfLoss, cfg.vfCoef)),

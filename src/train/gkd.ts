@@ -1,33 +1,21 @@
-// On-policy distillation on the one online loop. GKD as TRL's GKDTrainer (Agarwal et al. 2306.13649): per
-// micro-batch, with probability lmbda the completions are the student's own samples (on-policy), else the
-// teacher's (seqKd) or the data's; the loss is the generalized JSD (losses/distill.ts gkdLoss, beta) between the
-// student's and the teacher's next-token distributions on the completion tokens, normalised by the batch's token
-// count. Reverse-KL distillation (trainDistill): the student samples, the teacher's log-probs of those tokens give
-// per-token advantages log pi_teacher - log pi_student, trained with the GRPO surrogate (Thinking Machines 2025);
-// the teacher may be a model or any function returning its log-probs. Differs from TRL: the loss temperature is
-// an option (TRL's loss always uses 1; its `temperature` only samples).
+// GKD as TRL's GKDTrainer (Agarwal et al. 2306.13649), an algorithm of the one online loop: per micro-batch, with
+// probability lmbda the completions are the student's own samples (on-policy), else the teacher's (seqKd) or the
+// data's; the loss is the generalized JSD (losses/distill.ts gkdLoss, beta) between the student's and the
+// teacher's next-token distributions on the completion tokens, normalised by the batch's token count.
+// Differs from TRL: the loss temperature is an option (TRL's loss always uses 1; its `temperature` only samples).
+// Not here: reverse-KL distillation against a teacher's log-probs (distill.ts).
 
 import { z } from "zod";
-import { gkdLoss, reverseKlAdvantages, sampledReverseKl } from "../losses/distill.js";
-import { GLOBAL_TOKEN_NORMALISED, GRPO_AGGREGATIONS, type GrpoLossType, grpoLoss } from "../losses/grpo.js";
+import { gkdLoss } from "../losses/distill.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { LoraModel } from "../models/lora.js";
-import { detach, div, linear, noGrad, slice, type Tensor } from "../tensor/index.js";
+import { linear, noGrad, slice, type Tensor } from "../tensor/index.js";
 import { ConfigError } from "./config.js";
-import { entropySum, groupMicroBatch } from "./grpo.js";
 import { TrainingError } from "./loop.js";
 import { ONLINE_FIELDS, resolveOnlineConfig } from "./online_config.js";
 import { type OnlineTrainOptions, type OnlineTrainResult, trainOnline } from "./online_entry.js";
 import { consecutiveMicroBatches, type MicroLoss, type OnlineAlgorithm } from "./online_loop.js";
-import {
-  completionLogprobsNoGrad,
-  type PackedRollout,
-  type PromptExample,
-  packRows,
-  padRows,
-  type Rollout,
-  rolloutFromSamples,
-} from "./rollout.js";
+import { type PackedRollout, type PromptExample, packRows, type Rollout, rolloutFromSamples } from "./rollout.js";
 import { sampleCompletions } from "./sampling.js";
 
 export const GKD_FIELDS = {
@@ -156,9 +144,9 @@ export interface GkdOptions extends OnlineTrainOptions<GkdTrainConfig> {
   onSources?: (sources: GkdSource[]) => void;
 }
 
-const studentVocab = (m: CausalLM | LoraModel<CausalLM>) => (m instanceof LoraModel ? m.base : m).config.vocabSize;
+export const studentVocab = (m: CausalLM | LoraModel<CausalLM>) => (m instanceof LoraModel ? m.base : m).config.vocabSize;
 
-function checkTeacher(label: string, teacher: CausalLM, vocab: number): void {
+export function checkTeacher(label: string, teacher: CausalLM, vocab: number): void {
   if (teacher.config.vocabSize !== vocab) {
     throw new ConfigError(`[${label}] the teacher's vocabulary (${teacher.config.vocabSize}) differs from the student's (${vocab})`);
   }
@@ -173,111 +161,5 @@ export async function trainGkd(opts: GkdOptions): Promise<OnlineTrainResult<GkdT
     dataKind: "prompt_completion",
     scored: false,
     evalUnsupported: "GKD has no reward to evaluate",
-  });
-}
-
-// ---- reverse-KL on-policy distillation --------------------------------------------------------------------
-
-const LOSS_TYPES = Object.keys(GRPO_AGGREGATIONS) as [GrpoLossType, ...GrpoLossType[]];
-
-export const DISTILL_FIELDS = {
-  ...ONLINE_FIELDS,
-  learningRate: z.number().positive().default(1e-6).describe("Peak learning rate."),
-  perDeviceTrainBatchSize: z.number().int().positive().default(8).describe("Completions per micro-batch."),
-  numGenerations: z.number().int().min(1).default(1).describe("Student samples per prompt."),
-  lossType: z.enum(LOSS_TYPES).default("dapo").describe("Token aggregation of the surrogate (losses/grpo.ts)."),
-  epsilon: z.number().min(0).lt(1).default(0.2).describe("Lower clip of the token ratio (numIterations > 1)."),
-  epsilonHigh: z.number().min(0).nullable().default(null).describe("Upper clip; null = epsilon."),
-};
-export const DISTILL_SCHEMA = z.object(DISTILL_FIELDS).strict();
-export type DistillTrainConfig = z.output<typeof DISTILL_SCHEMA>;
-
-/** The teacher's log-probs of each completion's tokens (a model is scored locally; a function may call a server). */
-export type TeacherLogprobs = (rollout: Rollout, padId: number) => Float32Array[] | Promise<Float32Array[]>;
-
-export function resolveDistillConfig(input?: Record<string, unknown>): DistillTrainConfig {
-  return resolveOnlineConfig("distill", DISTILL_SCHEMA, input, {
-    rules: [
-      (c) =>
-        (c.perDeviceTrainBatchSize * c.gradientAccumulationSteps) % c.numGenerations === 0
-          ? null
-          : `the generation batch must hold whole groups of numGenerations = ${c.numGenerations}`,
-    ],
-  });
-}
-
-export function distillAlgorithm(teacher: TeacherLogprobs): OnlineAlgorithm<DistillTrainConfig, Float32Array[]> {
-  return {
-    label: "distill",
-    scored: false,
-    promptsPerBatch: (c) => (c.perDeviceTrainBatchSize * c.gradientAccumulationSteps) / c.numGenerations,
-    numGenerations: (c) => c.numGenerations,
-    stepsPerBatch: (c) => c.numIterations,
-    needsOld: () => true,
-    needsRef: () => false,
-    async prepare(batch, ctx) {
-      const r = batch.rollout;
-      const t = await teacher(r, ctx.padId);
-      if (t.length !== r.completionIds.length || t.some((x, i) => x.length !== r.completionIds[i].length)) {
-        throw new TrainingError("[distill] the teacher's log-probs must have one value per completion token");
-      }
-      const w = Math.max(1, ...r.completionIds.map((x) => x.length));
-      const mask = padRows(
-        r.completionIds.map((ids, i) => (batch.counts[i] ? (r.tokenMasks?.[i] ?? ids.map(() => 1)) : ids.map(() => 0))),
-        w,
-      );
-      const student = padRows(batch.old as Float32Array[], w);
-      const teacherT = padRows(t, w);
-      batch.metrics["distill/reverse_kl"] = sampledReverseKl({ studentLogps: student, teacherLogps: teacherT, mask });
-      const adv = reverseKlAdvantages({ studentLogps: student, teacherLogps: teacherT, mask });
-      return r.completionIds.map((_, i) => Float32Array.from(adv.data.subarray(i * w, (i + 1) * w)));
-    },
-    plan: (batch, _s, c) =>
-      Array.from({ length: c.numIterations }, () => [
-        consecutiveMicroBatches(batch.rollout.completionIds.length, c.perDeviceTrainBatchSize),
-      ]),
-    microLoss(batch, adv, rows, ctx): MicroLoss {
-      const c = ctx.config;
-      const { micro, entropies, isWeights, isSums } = groupMicroBatch(batch, rows, ctx);
-      const advantages = padRows(
-        rows.map((i) => adv[i]),
-        micro.packed.completionWidth,
-      );
-      const out = grpoLoss(
-        {
-          perTokenLogps: micro.logps,
-          oldPerTokenLogps: micro.old === undefined ? undefined : detach(micro.old),
-          advantages,
-          completionMask: micro.mask,
-          numItemsInBatch: batch.activeTokens,
-          importanceSamplingWeights: isWeights,
-        },
-        { lossType: c.lossType, epsilon: c.epsilon, epsilonHigh: c.epsilonHigh, maxCompletionLength: c.maxCompletionLength },
-      );
-      const numMicro = Math.ceil(batch.rollout.completionIds.length / c.perDeviceTrainBatchSize);
-      const loss = GLOBAL_TOKEN_NORMALISED.has(c.lossType) ? out.loss : div(out.loss, numMicro);
-      return { loss, advantages, micro, sums: { entropy: entropySum(entropies, micro.mask), ...isSums } };
-    },
-  };
-}
-
-export interface DistillOptions extends OnlineTrainOptions<DistillTrainConfig> {
-  /** The teacher: a model (scored locally at the sampling temperature) or a function returning its log-probs. */
-  teacher: CausalLM | TeacherLogprobs;
-}
-
-export async function trainDistill(opts: DistillOptions): Promise<OnlineTrainResult<DistillTrainConfig>> {
-  const c = resolveDistillConfig(opts.config as Record<string, unknown>);
-  let fn: TeacherLogprobs;
-  if (typeof opts.teacher === "function") fn = opts.teacher;
-  else {
-    const t = opts.teacher;
-    if (typeof opts.model !== "string") checkTeacher("distill", t, studentVocab(opts.model));
-    fn = (r, padId) => completionLogprobsNoGrad(t, r, padId, c.perDeviceTrainBatchSize, c.temperature);
-  }
-  return trainOnline(opts, c, distillAlgorithm(fn), {
-    dataKind: "prompt_only",
-    scored: false,
-    evalUnsupported: "reverse-KL distillation has no reward to evaluate",
   });
 }

@@ -3,6 +3,7 @@
 export * from "./checkpoint.js";
 export * from "./config.js";
 export * from "./cpo.js";
+export * from "./distill.js";
 export * from "./dpo.js";
 export * from "./evaluate.js";
 export * from "./gkd.js";

@@ -28,7 +28,12 @@ export const PPO_FIELDS = {
   ...ONLINE_FIELDS,
   learningRate: z.number().positive().default(3e-6).describe("Peak learning rate (policy and value model)."),
   perDeviceTrainBatchSize: z.number().int().positive().default(8).describe("Rows (one completion each) per micro-batch."),
-  numGenerations: z.number().int().min(1).max(1).default(1).describe("PPO samples one completion per prompt."),
+  numGenerations: z
+    .number()
+    .int()
+    .min(1)
+    .default(1)
+    .describe("Completions per prompt (TRL: 1); more lets dynamic sampling drop prompts whose completions all score the same."),
   maxCompletionLength: z.number().int().positive().default(53).describe("Tokens generated at most per completion (TRL response_length)."),
   temperature: z.number().positive().default(0.7).describe("Sampling temperature (log-probs are taken under it too)."),
   numPpoEpochs: z.number().int().positive().default(4).describe("Optimisation passes over each rollout batch."),
@@ -55,6 +60,11 @@ export const PPO_RULES: ((c: PpoTrainConfig) => string | null)[] = [
     c.perDeviceTrainBatchSize * c.gradientAccumulationSteps * c.numMiniBatches < 2
       ? "a PPO batch needs at least 2 rows (advantages are whitened over it)"
       : null,
+  (c) =>
+    (c.perDeviceTrainBatchSize * c.gradientAccumulationSteps * c.numMiniBatches) % c.numGenerations === 0
+      ? null
+      : `a PPO batch (perDeviceTrainBatchSize x gradientAccumulationSteps x numMiniBatches) must hold whole groups of numGenerations = ${c.numGenerations}`,
+  (c) => (c.dynamicSampling && c.numGenerations < 2 ? "dynamicSampling compares completions of a prompt: set numGenerations >= 2" : null),
 ];
 
 export function resolvePpoConfig(input?: Record<string, unknown>): PpoTrainConfig {
@@ -134,8 +144,8 @@ export function ppoAlgorithm(value: SequenceClassifier): OnlineAlgorithm<PpoTrai
   return {
     label: "ppo",
     scored: true,
-    promptsPerBatch: (c) => c.perDeviceTrainBatchSize * c.gradientAccumulationSteps * c.numMiniBatches,
-    numGenerations: () => 1,
+    promptsPerBatch: (c) => (c.perDeviceTrainBatchSize * c.gradientAccumulationSteps * c.numMiniBatches) / c.numGenerations,
+    numGenerations: (c) => c.numGenerations,
     stepsPerBatch: () => 1,
     needsOld: () => true,
     needsRef: () => true,
@@ -207,7 +217,7 @@ export function ppoAlgorithm(value: SequenceClassifier): OnlineAlgorithm<PpoTrai
     },
     microLoss(batch, st, rows, ctx, share): MicroLoss {
       const c = ctx.config;
-      const { micro, entropies } = groupMicroBatch(batch, rows, ctx);
+      const { micro, entropies, isWeights, isSums } = groupMicroBatch(batch, rows, ctx);
       const tc = micro.packed.completionWidth;
       const pick = (xs: Float32Array[]) =>
         padRows(
@@ -224,6 +234,7 @@ export function ppoAlgorithm(value: SequenceClassifier): OnlineAlgorithm<PpoTrai
           advantages: pick(st.advantages),
           returns: pick(st.returns),
           mask: micro.mask,
+          importanceSamplingWeights: isWeights,
         },
         { cliprange: c.cliprange, cliprangeValue: c.cliprangeValue, vfCoef: c.vfCoef, whitenAdvantages: false },
       );
@@ -246,6 +257,7 @@ export function ppoAlgorithm(value: SequenceClassifier): OnlineAlgorithm<PpoTrai
           "val/clipfrac_avg": [out.vfClipfrac.item(), 1],
           "policy/entropy_avg": [n > 0 ? e / n : 0, 1],
           "val/ratio": [m.ratio, 1],
+          ...isSums,
         },
       };
     },
@@ -294,17 +306,4 @@ export async function trainPpo(opts: PpoTrainOptions): Promise<PpoTrainResult> {
     },
   });
   return { ...res, valueModel };
-}
-
-/** Bytes of float parameters held by each model of a PPO setup and by AdamW's two moments (benchmarks). */
-export function ppoModelBytes(policy: CausalLM, value: SequenceClassifier, reward: SequenceClassifier | null, reference: CausalLM | null) {
-  const bytes = (m: Module) => m.parameters().reduce((a, p) => a + p.data.byteLength, 0);
-  const trainable = [policy, value].reduce((a, m) => a + m.trainableParameters().reduce((x, p) => x + p.data.byteLength, 0), 0);
-  return {
-    policy: bytes(policy),
-    value: bytes(value),
-    reward: reward ? bytes(reward) : 0,
-    reference: reference ? bytes(reference) : 0,
-    optimizer: 2 * trainable,
-  };
 }

@@ -77,8 +77,8 @@ function jsdByHand(student: CausalLM, t: CausalLM, r: Rollout, beta: number): nu
     const v = ls.shape[2];
     for (let k = 0; k < c.length; k++) {
       const pos = r.promptIds[i].length - 1 + k;
-      const s = logSoftmax(ls.data.subarray(pos * v, (pos + 1) * v));
-      const q = logSoftmax(lt.data.subarray(pos * v, (pos + 1) * v));
+      const s = logSoftmax(ls.hostData().subarray(pos * v, (pos + 1) * v));
+      const q = logSoftmax(lt.hostData().subarray(pos * v, (pos + 1) * v));
       let d = 0;
       for (let j = 0; j < v; j++) {
         const m = Math.log((1 - beta) * Math.exp(s[j]) + beta * Math.exp(q[j]));

@@ -113,7 +113,7 @@ test("GRPO with a calculator environment learns to call it: tool use and held-ou
         for (const [t, m] of tm.entries()) {
           if (m === 0) {
             envTokens++;
-            assert.equal(mb.mask.data[j * tc + t], 0);
+            assert.equal(mb.mask.hostData()[j * tc + t], 0);
             assert.equal(b.rollout.samplingLogprobs[i][t], 0);
           }
         }

@@ -129,7 +129,7 @@ describe("asynchronous rollouts", () => {
     const b = await run(1);
     for (const [[n, p], [, q]] of [...a.model.namedParameters()].map((x, i) => [x, [...b.model.namedParameters()][i]] as const)) {
       assert.ok(
-        p.data.every((v, i) => v === q.data[i]),
+        p.hostData().every((v, i) => v === q.hostData()[i]),
         `${n} differs`,
       );
     }

@@ -36,18 +36,18 @@ describe("PPO rewards", () => {
     });
     const want = lp.map((x, i) => (mask[i] ? f(f(f(x) - f(ref[i])) * f(-0.05)) : 0));
     assert.deepEqual(
-      Array.from(out.nonScoreReward.data, (x) => x + 0),
+      Array.from(out.nonScoreReward.hostData(), (x) => x + 0),
       want,
     ); // + 0: -0 -> 0
     const rewards = [...want];
     rewards[3] = f(rewards[3] + 2);
     rewards[6] = f(rewards[6] - 1);
     assert.deepEqual(
-      Array.from(out.rewards.data, (x) => x + 0),
+      Array.from(out.rewards.hostData(), (x) => x + 0),
       rewards,
     );
     // e.g. token 1 of row 0: -0.05 * (-1 - -1.5) = -0.025
-    assertClose(out.nonScoreReward.data[1], -0.025, { atol: 1e-8 });
+    assertClose(out.nonScoreReward.hostData()[1], -0.025, { atol: 1e-8 });
   });
 
   test("missing-EOS penalty: subtracted only from completions that ran out of tokens; stopTokenId ends completions", async () => {
@@ -113,14 +113,14 @@ describe("PPO rewards", () => {
     const lp = tensor([-1, -2, -0.5, 0, -1.5, -0.2, 0, 0], { shape: [2, 4] });
     // V_t = 1 on every completion token, scores 1, klCoef 0: delta_t = V_{t+1} - V_t = 0 inside, 1 - V_last = 0 at the end
     const a = ppoAdvantages(
-      { logprobs: lp, refLogprobs: lp, values: new Tensor(Float32Array.from(mask.data), mask.shape), scores: [1, 1], mask },
+      { logprobs: lp, refLogprobs: lp, values: new Tensor(Float32Array.from(mask.hostData()), mask.shape), scores: [1, 1], mask },
       { klCoef: 0, klEstimator: "k1", whitenRewards: false, gamma: 1, lam: 0.95 },
     );
-    assert.ok(a.advantages.data.every((x) => x === 0));
+    assert.ok(a.advantages.hostData().every((x) => x === 0));
     assertClose(a.returns, mask);
-    const logprobs = tensor(Array.from(lp.data), { shape: [2, 4], requiresGrad: true });
+    const logprobs = tensor(Array.from(lp.hostData()), { shape: [2, 4], requiresGrad: true });
     const values = tensor(
-      Array.from(mask.data, (x) => x * 0.5),
+      Array.from(mask.hostData(), (x) => x * 0.5),
       { shape: [2, 4], requiresGrad: true },
     );
     const out = ppoLoss(
@@ -129,9 +129,9 @@ describe("PPO rewards", () => {
     );
     assert.equal(out.pgLoss.item(), 0);
     out.loss.backward();
-    assert.ok((logprobs.grad as Tensor).data.every((g) => g === 0));
+    assert.ok((logprobs.grad as Tensor).hostData().every((g) => g === 0));
     assert.ok(
-      (values.grad as Tensor).data.some((g) => g !== 0),
+      (values.grad as Tensor).hostData().some((g) => g !== 0),
       "the value model still learns from V - R",
     );
   });
@@ -166,13 +166,13 @@ describe("PPO training", () => {
       quiet: true,
     });
     assert.equal(res.run.step, 2);
-    for (const [n, p] of ref.namedParameters()) assert.deepEqual(p.data, ref0.get(n), `reference ${n} changed`);
+    for (const [n, p] of ref.namedParameters()) assert.deepEqual(p.hostData(), ref0.get(n), `reference ${n} changed`);
     const changed = (before: Map<string, Float32Array>, params: Iterable<[string, Tensor]>) =>
-      [...params].filter(([n, p]) => p.data.some((v, i) => v !== before.get(n)?.[i])).length;
+      [...params].filter(([n, p]) => p.hostData().some((v, i) => v !== before.get(n)?.[i])).length;
     assert.equal(changed(pol0, model.namedParameters()), model.parameters().length, "every policy weight moves");
     const v0 = snapshot(tinyModel(3));
     assert.ok(
-      [...res.valueModel.namedParameters()].some(([n, p]) => n.startsWith("model.") && p.data.some((v, i) => v !== v0.get(n)?.[i])),
+      [...res.valueModel.namedParameters()].some(([n, p]) => n.startsWith("model.") && p.hostData().some((v, i) => v !== v0.get(n)?.[i])),
       "the value model's backbone moved away from the starting policy's",
     );
     const last = res.run.history.at(-1) ?? {};

@@ -33,7 +33,7 @@ function tinyModel(seed = 0): CausalLM {
   });
   return createCausalLM(cfg, { seed });
 }
-const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.data)]));
+const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData())]));
 const base = { maxSteps: 2, numGenerations: 4, perDeviceTrainBatchSize: 8, maxCompletionLength: 5, learningRate: 1e-2, seed: 5 };
 
 describe("RLOO trainer", () => {
@@ -79,12 +79,13 @@ describe("RLOO trainer", () => {
       },
       onMicroBatch: (b, _rows, out) => {
         const mb = out.micro as MicroBatch;
-        const a = out.advantages!.data;
+        const a = out.advantages!.hostData();
         const tc = mb.packed.completionWidth;
         let want = 0;
         mb.rows.forEach((_, j) => {
           let lr = 0;
-          for (let t = 0; t < tc; t++) lr += mb.mask.data[j * tc + t] * (mb.logps.data[j * tc + t] - mb.old!.data[j * tc + t]);
+          for (let t = 0; t < tc; t++)
+            lr += mb.mask.hostData()[j * tc + t] * (mb.logps.hostData()[j * tc + t] - mb.old!.hostData()[j * tc + t]);
           const rho = Math.exp(lr);
           want += -Math.min(rho * a[j], Math.min(Math.max(rho, 0.95), 1.05) * a[j]);
         });
@@ -106,7 +107,7 @@ describe("RLOO trainer", () => {
     const model = tinyModel(2);
     const before = snapshot(model);
     const lora = applyLora(model, { r: 4, targetModules: ["q_proj", "v_proj"] }, { seed: 1 });
-    const adaptersBefore = lora.trainableParameters().map((t) => Float32Array.from(t.data));
+    const adaptersBefore = lora.trainableParameters().map((t) => Float32Array.from(t.hostData()));
     await trainRloo({
       model: lora,
       tokenizer: TOK,
@@ -115,13 +116,13 @@ describe("RLOO trainer", () => {
       config: { ...base, beta: 0 },
       quiet: true,
       onMicroBatch: () => {
-        for (const t of lora.trainableParameters()) assert.ok((t.grad?.data ?? []).every((x: number) => x === 0));
+        for (const t of lora.trainableParameters()) assert.ok((t.grad?.hostData() ?? []).every((x: number) => x === 0));
       },
     });
-    for (const [i, t] of lora.trainableParameters().entries()) assert.deepEqual(t.data, adaptersBefore[i]);
+    for (const [i, t] of lora.trainableParameters().entries()) assert.deepEqual(t.hostData(), adaptersBefore[i]);
     // with a signal and beta > 0 (reference = base with adapters off), adapters move and the base does not
     await trainRloo({ model: lora, tokenizer: TOK, data: PROMPTS, rewardFuncs: [ones], config: { ...base, beta: 0.1 }, quiet: true });
-    assert.ok(lora.trainableParameters().some((t, i) => t.data.some((x, k) => x !== adaptersBefore[i][k])));
-    for (const [name, t] of model.namedParameters()) assert.deepEqual(t.data, before.get(name), `base ${name} moved`);
+    assert.ok(lora.trainableParameters().some((t, i) => t.hostData().some((x, k) => x !== adaptersBefore[i][k])));
+    for (const [name, t] of model.namedParameters()) assert.deepEqual(t.hostData(), before.get(name), `base ${name} moved`);
   });
 });

@@ -28,7 +28,13 @@ describe("SPIN", () => {
       const e = encodePromptCompletion(TOK, r.prompt, r.completion);
       return { promptIds: e.ids.slice(0, e.promptLength), completionIds: e.ids.slice(e.promptLength) };
     });
-    const dataLogp = (m: typeof model) => noGrad(() => scoreSequences(m, data, 0).logps.data.reduce((a, b) => a + b, 0) / data.length);
+    const dataLogp = (m: typeof model) =>
+      noGrad(
+        () =>
+          scoreSequences(m, data, 0)
+            .logps.hostData()
+            .reduce((a, b) => a + b, 0) / data.length,
+      );
     const batches: Rollout[] = [];
     const res = await trainSpin({
       model,
@@ -88,7 +94,7 @@ describe("SPIN", () => {
       },
       quiet: true,
     });
-    for (const [n, v] of ref0) assert.deepEqual([...ref.namedParameters()].find(([m]) => m === n)?.[1].data, v);
+    for (const [n, v] of ref0) assert.deepEqual([...ref.namedParameters()].find(([m]) => m === n)?.[1].hostData(), v);
     assert.ok(Math.abs((res.run.history[1].loss as number) - Math.LN2) > 1e-4);
   });
 });

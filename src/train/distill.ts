@@ -69,7 +69,7 @@ export function distillAlgorithm(teacher: TeacherLogprobs): OnlineAlgorithm<Dist
       const teacherT = padRows(t, w);
       batch.metrics["distill/reverse_kl"] = sampledReverseKl({ studentLogps: student, teacherLogps: teacherT, mask });
       const adv = reverseKlAdvantages({ studentLogps: student, teacherLogps: teacherT, mask });
-      return r.completionIds.map((_, i) => Float32Array.from(adv.data.subarray(i * w, (i + 1) * w)));
+      return r.completionIds.map((_, i) => Float32Array.from(adv.hostData().subarray(i * w, (i + 1) * w)));
     },
     plan: (batch, _s, c) =>
       Array.from({ length: c.numIterations }, () => [

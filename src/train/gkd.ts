@@ -111,7 +111,7 @@ export function gkdAlgorithm(teacher: CausalLM, onSources?: (sources: GkdSource[
         { beta: c.beta, temperature: c.lossTemperature },
       );
       let n = 0;
-      for (const x of packed.completionMask.data) n += x;
+      for (const x of packed.completionMask.hostData()) n += x;
       return { loss: out.loss, sums: { jsd: [out.loss.item() * Math.max(1, batch.activeTokens), n] } };
     },
   };
@@ -150,6 +150,7 @@ export function checkTeacher(label: string, teacher: CausalLM, vocab: number): v
   if (teacher.config.vocabSize !== vocab) {
     throw new ConfigError(`[${label}] the teacher's vocabulary (${teacher.config.vocabSize}) differs from the student's (${vocab})`);
   }
+  teacher.to();
   teacher.requiresGrad(false);
   teacher.eval();
 }

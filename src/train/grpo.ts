@@ -15,7 +15,7 @@ import { GLOBAL_TOKEN_NORMALISED, GRPO_AGGREGATIONS, type GrpoLossType, grpoLoss
 import { rolloutCorrection } from "../losses/rollout_correction.js";
 import { overlongPenalty } from "../rewards/rule.js";
 import { type RewardArgs, RewardError, type RewardFn } from "../rewards/types.js";
-import { div, Tensor } from "../tensor/index.js";
+import { div, fromArray, Tensor } from "../tensor/index.js";
 import { ConfigError } from "./config.js";
 import { ONLINE_FIELDS, type OnlineConfig, resolveOnlineConfig } from "./online_config.js";
 import { type OnlineTrainOptions, type OnlineTrainResult, rewardSourceCount, trainOnline } from "./online_entry.js";
@@ -223,7 +223,7 @@ async function processSupervisionAdvantages(
   const adv = processAdvantages(stepRewards, ends, { numGenerations: c.numGenerations, completionLength: width });
   const flat = stepRewards.flat();
   if (flat.length > 0) batch.metrics["step_reward/mean"] = flat.reduce((a, b) => a + b, 0) / flat.length;
-  return Array.from({ length: split.length }, (_, i) => (adv.data as Float32Array).slice(i * width, (i + 1) * width));
+  return Array.from({ length: split.length }, (_, i) => (adv.hostData() as Float32Array).slice(i * width, (i + 1) * width));
 }
 
 // ---- the algorithm --------------------------------------------------------------------------------------------
@@ -235,11 +235,12 @@ export type GroupAdvantages = { seq: Float32Array; token: null } | { seq: null; 
 function advantagesOf(batch: GenerationBatch, c: GrpoTrainConfig): GroupAdvantages {
   const total = (batch.rewards as NonNullable<GenerationBatch["rewards"]>).total;
   if (c.advantageEstimator === "grpo") {
+    // advantages are host arithmetic: their inputs are host tensors (float64 where it matters)
     const adv = grpoAdvantages(new Tensor(Float32Array.from(total), [total.length]), {
       numGenerations: c.numGenerations,
       scaleRewards: c.scaleRewards,
     });
-    return { seq: adv.data as Float32Array, token: null };
+    return { seq: adv.hostData() as Float32Array, token: null };
   }
   const r = batch.rollout;
   const width = Math.max(1, ...r.completionIds.map((x) => x.length));
@@ -260,7 +261,7 @@ function advantagesOf(batch: GenerationBatch, c: GrpoTrainConfig): GroupAdvantag
     {
       rewards: new Tensor(Float64Array.from(total), [total.length]),
       mask,
-      kl: kl ? new Tensor(Float64Array.from(kl.data), kl.shape) : undefined,
+      kl: kl ? new Tensor(Float64Array.from(kl.hostData()), kl.shape) : undefined,
     },
     {
       baseline: c.advantageEstimator === "reinforce_pp_baseline" ? "group_mean" : "none",
@@ -268,7 +269,7 @@ function advantagesOf(batch: GenerationBatch, c: GrpoTrainConfig): GroupAdvantag
       klCoef: c.rewardKlCoef,
     },
   );
-  return { seq: null, token: r.completionIds.map((_, i) => Float32Array.from(adv.data.subarray(i * width, (i + 1) * width))) };
+  return { seq: null, token: r.completionIds.map((_, i) => Float32Array.from(adv.hostData().subarray(i * width, (i + 1) * width))) };
 }
 
 /** The policy side of a group-RL micro-batch: packed rows, log-probs (and entropies), old / reference / IS weights. */
@@ -280,10 +281,13 @@ export function groupMicroBatch<C extends OnlineConfig>(
 ): { micro: MicroBatch; entropies: Tensor; isWeights?: Tensor; isSums: Record<string, [number, number]> } {
   const packed = packRows(batch.rollout, rows, ctx.padId);
   const tc = packed.completionWidth;
-  const maskData = packed.completionMask.data as Float32Array;
-  rows.forEach((i, r) => {
-    if (!batch.counts[i]) maskData.fill(0, r * tc, (r + 1) * tc);
-  });
+  if (rows.some((i) => !batch.counts[i])) {
+    const maskData = Float32Array.from(packed.completionMask.hostData());
+    rows.forEach((i, r) => {
+      if (!batch.counts[i]) maskData.fill(0, r * tc, (r + 1) * tc);
+    });
+    packed.completionMask = fromArray(maskData, packed.completionMask.shape);
+  }
   const { logps, entropies } = completionLogprobs(ctx.policy, packed, {
     temperature: ctx.config.temperature,
     entropies: true,
@@ -319,9 +323,11 @@ export function groupMicroBatch<C extends OnlineConfig>(
 export function entropySum(entropies: Tensor, mask: Tensor): [number, number] {
   let e = 0;
   let n = 0;
+  const md = mask.hostData();
+  const ed = entropies.hostData();
   for (let k = 0; k < mask.size; k++) {
-    if (mask.data[k] === 0) continue;
-    e += entropies.data[k];
+    if (md[k] === 0) continue;
+    e += ed[k];
     n++;
   }
   return [e, n];
@@ -352,7 +358,7 @@ export function grpoAlgorithm(tok: Tokenizer, stepRewardFn?: StepRewardFn): Onli
       const tc = micro.packed.completionWidth;
       const advantages =
         state.seq !== null
-          ? new Tensor(
+          ? fromArray(
               Float32Array.from(rows, (i) => (state.seq as Float32Array)[i]),
               [rows.length],
             )
@@ -387,10 +393,12 @@ export function grpoAlgorithm(tok: Tokenizer, stepRewardFn?: StepRewardFn): Onli
 /** TRL's clip_ratio/* (or cispo_clip_ratio) over counted tokens, the mean ratio, and the masked mean KL. */
 function grpoMetrics(w: Tensor, adv: Tensor, mask: Tensor, kl: Tensor | undefined, c: GrpoTrainConfig): Record<string, [number, number]> {
   const [b, t] = mask.shape;
-  const wd = w.data;
+  // metrics on the host: one download each of the ratios and the KL; advantages and mask are host-made
+  const wd = w.hostData();
   const wt = w.shape[1];
-  const ad = adv.data;
-  const md = mask.data;
+  const ad = adv.hostData();
+  const md = mask.hostData();
+  const kd = kl?.hostData();
   const lo = 1 - c.epsilon;
   const hiEps = c.epsilonHigh ?? c.epsilon;
   const hi = 1 + hiEps;
@@ -410,7 +418,7 @@ function grpoMetrics(w: Tensor, adv: Tensor, mask: Tensor, kl: Tensor | undefine
       if (wi > hi && a > 0) high++;
       if (wi > hiEps && a > 0) cispo++;
       ratio += wi;
-      if (kl !== undefined) klSum += kl.data[k];
+      if (kd !== undefined) klSum += kd[k];
       n++;
     }
   }

@@ -7,7 +7,7 @@
 
 import { z } from "zod";
 import { type DpoConfig, dpoLoss } from "../losses/dpo.js";
-import { maskedSum, mean, mul, noGrad, slice, sub, Tensor } from "../tensor/index.js";
+import { fromArray, maskedSum, mean, mul, noGrad, slice, sub } from "../tensor/index.js";
 import { pairMetrics } from "./dpo.js";
 import { TrainingError } from "./loop.js";
 import { ONLINE_FIELDS, type OnlineConfig, resolveOnlineConfig } from "./online_config.js";
@@ -182,9 +182,10 @@ export function pairDpoLoss<C extends OnlineConfig>(
   const refRows = batch.ref as Float32Array[];
   const refSeq = rows.map((i) => refRows[i].reduce((a, x, t) => a + (masks === null || masks[i][t] !== 0 ? x : 0), 0));
   const tc = packed.completionWidth;
+  const maskData = packed.completionMask.hostData();
   const lengths = rows.map((_, r) => {
     let n = 0;
-    for (let t = 0; t < tc; t++) n += packed.completionMask.data[r * tc + t];
+    for (let t = 0; t < tc; t++) n += maskData[r * tc + t];
     return n;
   });
   const pc = slice(seq, 0, 0, b);
@@ -193,10 +194,10 @@ export function pairDpoLoss<C extends OnlineConfig>(
     {
       policyChosenLogps: pc,
       policyRejectedLogps: pr,
-      refChosenLogps: new Tensor(Float32Array.from(refSeq.slice(0, b)), [b]),
-      refRejectedLogps: new Tensor(Float32Array.from(refSeq.slice(b)), [b]),
-      chosenLengths: new Tensor(Float32Array.from(lengths.slice(0, b)), [b]),
-      rejectedLengths: new Tensor(Float32Array.from(lengths.slice(b)), [b]),
+      refChosenLogps: fromArray(Float32Array.from(refSeq.slice(0, b)), [b]),
+      refRejectedLogps: fromArray(Float32Array.from(refSeq.slice(b)), [b]),
+      chosenLengths: fromArray(Float32Array.from(lengths.slice(0, b)), [b]),
+      rejectedLengths: fromArray(Float32Array.from(lengths.slice(b)), [b]),
       chosenTokenLogps: slice(tokenLogps, 0, 0, b),
       chosenMask: slice(packed.completionMask, 0, 0, b),
     },
@@ -204,7 +205,7 @@ export function pairDpoLoss<C extends OnlineConfig>(
   );
   const beta = lossConfig.beta ?? 0.1;
   const m = noGrad(() => {
-    const kl = mean(sub(seq, new Tensor(Float32Array.from(refSeq), [2 * b]))).item(); // summed over tokens, mean over the 2b sequences
+    const kl = mean(sub(seq, fromArray(Float32Array.from(refSeq), [2 * b]))).item(); // summed over tokens, mean over the 2b sequences
     return {
       ...pairMetrics(out.chosenRewards, out.rejectedRewards, pc, pr),
       "objective/kl": kl,

@@ -93,7 +93,8 @@ export async function trainOnline<C extends OnlineConfig, S>(
   spec: OnlineTrainSpec,
 ): Promise<OnlineTrainResult<C>> {
   const label = algorithm.label;
-  const model = typeof opts.model === "string" ? await resolveModel(opts.model) : opts.model;
+  // a folder is loaded onto the current backend; a model object is moved there in place (as HF's Trainer does)
+  const model = typeof opts.model === "string" ? await resolveModel(opts.model) : opts.model.to();
   const tok = resolveTokenizer(opts.tokenizer, opts.model, label);
   const base = model instanceof LoraModel ? model.base : model;
   checkTokenizerFitsModel(tok, base.config.vocabSize, label);

@@ -16,13 +16,15 @@ import { clipGradNorm } from "../nn/clip.js";
 import type { Module } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
 import type { RewardBreakdown, RewardFn } from "../rewards/types.js";
-import type { Tensor } from "../tensor/index.js";
+import { scope, type Tensor } from "../tensor/index.js";
+import { syncGradients } from "./grad_sync.js";
 import { afterStep, createLoopSchedule, createOptimizer, type RunResult, TrainingError } from "./loop.js";
 import { type Metrics, MetricsLogger } from "./metrics.js";
 import { NonFiniteGuard } from "./nonfinite.js";
 import { correctionApplies, type OnlineConfig } from "./online_config.js";
 import { type PendingBatch, type PendingBatchJson, pendingFromJson, pendingToJson } from "./online_resume.js";
 import { createReferencePolicy, type ReferencePolicy, referenceTensors, resolvePolicy } from "./policy.js";
+import { atPrecision } from "./precision.js";
 import {
   completionLogprobsNoGrad,
   concatScored,
@@ -184,7 +186,12 @@ interface OnlineTrainerState extends Record<string, unknown> {
 /** A sampled batch, or a step without one (dynamic sampling kept no group). */
 type Sampled = { batch: PendingBatch; skipped: null } | { batch: null; skipped: Metrics };
 
+/** The one online loop, at the config's precision. */
 export async function runOnline<C extends OnlineConfig, S>(o: OnlineRunOptions<C, S>): Promise<RunResult> {
+  return atPrecision(o.config.precision, () => runOnlineAt(o));
+}
+
+async function runOnlineAt<C extends OnlineConfig, S>(o: OnlineRunOptions<C, S>): Promise<RunResult> {
   const { config: cfg, algorithm: algo, tokenizer: tok } = o;
   const label = algo.label;
   if (o.prompts.length === 0) throw new TrainingError(`[${label}] the dataset has no prompts`);
@@ -429,15 +436,19 @@ export async function runOnline<C extends OnlineConfig, S>(o: OnlineRunOptions<C
         let stepLoss = 0;
         for (const rows of micros) {
           if (source.kind === "remote" && queue.length > 0) await new Promise((r) => setImmediate(r)); // socket I/O
-          const out = algo.microLoss(batch, state, rows, ctx, 1 / micros.length);
-          stepLoss += out.loss.item(); // non-finite: caught with the gradients before the update
-          out.loss.backward();
-          o.onMicroBatch?.(batch, rows, out);
-          for (const [k, [num, den]] of Object.entries(out.sums ?? {})) {
-            const cur = sums[k] ?? [0, 0];
-            sums[k] = [cur[0] + num, cur[1] + den];
-          }
+          // on a device, what the micro-batch allocated is freed at the end of its scope (gradients are kept)
+          scope(() => {
+            const out = algo.microLoss(batch, state, rows, ctx, 1 / micros.length);
+            stepLoss += out.loss.item(); // non-finite: caught with the gradients before the update
+            out.loss.backward();
+            o.onMicroBatch?.(batch, rows, out);
+            for (const [k, [num, den]] of Object.entries(out.sums ?? {})) {
+              const cur = sums[k] ?? [0, 0];
+              sums[k] = [cur[0] + num, cur[1] + den];
+            }
+          });
         }
+        syncGradients(optimizer.params());
         lossTotal += stepLoss;
         const verdict = guard.check(step + 1, stepLoss);
         gradNorm = verdict.norm;

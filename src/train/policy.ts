@@ -8,7 +8,7 @@
 import { CausalLM } from "../models/causal_lm.js";
 import { LoraModel, withAdaptersDisabled } from "../models/lora.js";
 import type { Module } from "../nn/module.js";
-import { noGrad, type Tensor } from "../tensor/index.js";
+import { add, mul, noGrad, type Tensor } from "../tensor/index.js";
 import { TrainingError } from "./loop.js";
 
 /** The model a trainer runs forward passes on, and the module whose trainable parameters it optimizes. */
@@ -74,8 +74,7 @@ export function createReferencePolicy(model: CausalLM | LoraModel<CausalLM>, opt
       for (const [name, p] of ref.namedParameters()) {
         const src = own.get(name);
         if (src === undefined) throw new TrainingError(`[reference] reference parameter ${name} is missing from the policy`);
-        if (alpha === 1) p.data.set(src.data);
-        else for (let i = 0; i < p.data.length; i++) p.data[i] = alpha * src.data[i] + (1 - alpha) * p.data[i];
+        noGrad(() => p.assign(alpha === 1 ? src : add(mul(src, alpha), mul(p, 1 - alpha))));
       }
     },
     model: ref,

@@ -15,7 +15,7 @@ import { SequenceClassifier, saveClassifier } from "../models/heads.js";
 import { LoraModel } from "../models/lora.js";
 import { Module } from "../nn/module.js";
 import { Rng } from "../nn/rng.js";
-import { maskedMean, mul, noGrad, slice, square, sub, sum, Tensor } from "../tensor/index.js";
+import { fromArray, maskedMean, mul, noGrad, slice, square, sub, sum, type Tensor } from "../tensor/index.js";
 import { entropySum, groupMicroBatch } from "./grpo.js";
 import { TrainingError } from "./loop.js";
 import { ONLINE_FIELDS, resolveOnlineConfig } from "./online_config.js";
@@ -91,13 +91,14 @@ export function ppoRewards(r: PpoRewardInputs): { kl: Tensor; nonScoreReward: Te
     const kl = mul(KL_ESTIMATORS[r.klEstimator](r.logprobs, r.refLogprobs), r.mask);
     const nonScoreReward = mul(kl, -r.klCoef);
     const [b, t] = r.mask.shape;
-    const rewards = new Tensor(Float32Array.from(nonScoreReward.data), [b, t]);
+    const out = Float32Array.from(nonScoreReward.hostData());
+    const md = r.mask.hostData();
     for (let i = 0; i < b; i++) {
       let last = t - 1;
-      while (last >= 0 && r.mask.data[i * t + last] === 0) last--;
-      if (last >= 0) rewards.data[i * t + last] += r.scores[i];
+      while (last >= 0 && md[i * t + last] === 0) last--;
+      if (last >= 0) out[i * t + last] += r.scores[i];
     }
-    return { kl, nonScoreReward, rewards };
+    return { kl, nonScoreReward, rewards: fromArray(out, [b, t]) };
   });
 }
 
@@ -137,7 +138,8 @@ interface PpoState {
 
 const rowsOf = (t: Tensor, lens: readonly number[]): Float32Array[] => {
   const w = t.shape[1];
-  return lens.map((n, i) => Float32Array.from(t.data.subarray(i * w, i * w + n)));
+  const d = t.hostData();
+  return lens.map((n, i) => Float32Array.from(d.subarray(i * w, i * w + n)));
 };
 
 export function ppoAlgorithm(value: SequenceClassifier): OnlineAlgorithm<PpoTrainConfig, PpoState> {
@@ -294,6 +296,7 @@ export async function trainPpo(opts: PpoTrainOptions): Promise<PpoTrainResult> {
     }
   }
   if (value === rm) throw new TrainingError("[ppo] the value model must be a separate copy of the reward model");
+  value.to();
   value.requiresGrad(true);
   rm?.requiresGrad(false);
   const valueModel = value;

@@ -6,7 +6,7 @@
 
 import { z } from "zod";
 import { rlooAdvantages } from "../losses/advantages.js";
-import { clamp, detach, div, exp, maskedSum, mean, minimum, mul, neg, sub, Tensor } from "../tensor/index.js";
+import { clamp, detach, div, exp, fromArray, maskedSum, mean, minimum, mul, neg, sub, Tensor } from "../tensor/index.js";
 import { entropySum, GROUP_RL_FIELDS, groupMicroBatch } from "./grpo.js";
 import { correctionApplies, resolveOnlineConfig } from "./online_config.js";
 import { type OnlineTrainOptions, type OnlineTrainResult, trainOnline } from "./online_entry.js";
@@ -56,7 +56,7 @@ export function rlooRewardAdvantages(
     return klSums === null ? clipped : clipped - c.beta * klSums[i];
   });
   const adv = Float32Array.from(
-    rlooAdvantages(new Tensor(Float64Array.from(shaped), [shaped.length]), { numGenerations: c.numGenerations }).data,
+    rlooAdvantages(new Tensor(Float64Array.from(shaped), [shaped.length]), { numGenerations: c.numGenerations }).hostData(),
   );
   if (c.normalizeAdvantages) {
     const xs = Array.from(adv);
@@ -102,7 +102,7 @@ export function rlooAlgorithm(): OnlineAlgorithm<RlooTrainConfig, Float32Array> 
     microLoss(batch, all, rows, ctx): MicroLoss {
       const c = ctx.config;
       const { micro, entropies, isWeights, isSums } = groupMicroBatch(batch, rows, ctx);
-      const a = new Tensor(
+      const a = fromArray(
         Float32Array.from(rows, (i) => all[i]),
         [rows.length],
       );
@@ -112,15 +112,17 @@ export function rlooAlgorithm(): OnlineAlgorithm<RlooTrainConfig, Float32Array> 
       const lo = 1 - c.epsilon;
       const hi = 1 + (c.epsilonHigh ?? c.epsilon);
       let perSeq = neg(minimum(mul(rho, a), mul(clamp(rho, lo, hi), a)));
-      if (isWeights !== undefined) perSeq = mul(perSeq, new Tensor(Float32Array.from(isWeights.data), [rows.length]));
+      if (isWeights !== undefined) perSeq = mul(perSeq, fromArray(Float32Array.from(isWeights.hostData()), [rows.length]));
       const numMicro = Math.ceil(batch.rollout.completionIds.length / c.perDeviceTrainBatchSize);
       const loss = div(mean(perSeq), numMicro);
       let clipped = 0;
       let r = 0;
+      const rd = rho.hostData();
+      const ad = a.hostData();
       rows.forEach((_, j) => {
-        const w = rho.data[j];
+        const w = rd[j];
         r += w;
-        if ((w < lo && a.data[j] < 0) || (w > hi && a.data[j] > 0)) clipped++;
+        if ((w < lo && ad[j] < 0) || (w > hi && ad[j] > 0)) clipped++;
       });
       const sums: Record<string, [number, number]> = {
         "clip_ratio/region_mean": [clipped, rows.length],

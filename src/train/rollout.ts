@@ -12,7 +12,7 @@ import { encodePromptCompletion } from "../io/chat_encoding.js";
 import type { ChatMessage, Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { computeRewards, type RewardArgs, type RewardBreakdown, type RewardFn } from "../rewards/types.js";
-import { detach, entropy, linear, mul, noGrad, reshape, slice, Tensor, tokenLogprobs } from "../tensor/index.js";
+import { detach, entropy, fromArray, linear, mul, noGrad, reshape, slice, type Tensor, tokenLogprobs } from "../tensor/index.js";
 import type { SampledCompletion } from "./sampling.js";
 
 /** One dataset row, tokenized; `columns` are its other fields (gold answers, metadata). */
@@ -246,10 +246,10 @@ export function packRollout(
     }
   }
   return {
-    inputIds: new Tensor(ids, [b, t]),
-    attentionMask: new Tensor(attn, [b, t]),
-    completionIds: new Tensor(cids, [b, tc]),
-    completionMask: new Tensor(cmask, [b, tc]),
+    inputIds: fromArray(ids, [b, t]),
+    attentionMask: fromArray(attn, [b, t]),
+    completionIds: fromArray(cids, [b, tc]),
+    completionMask: fromArray(cmask, [b, tc]),
     promptWidth: p,
     completionWidth: tc,
   };
@@ -308,11 +308,11 @@ export function completionLogprobsNoGrad(
     const out: Float32Array[] = [];
     for (let i = 0; i < rollout.completionIds.length; i += batchSize) {
       const packed = packRollout(rollout.promptIds.slice(i, i + batchSize), rollout.completionIds.slice(i, i + batchSize), padId);
-      const lp = completionLogprobs(model, packed, { temperature }).logps;
+      const lp = completionLogprobs(model, packed, { temperature }).logps.hostData();
       const tc = packed.completionWidth;
-      for (let r = 0; r < lp.shape[0]; r++) {
+      for (let r = 0; r * tc < lp.length; r++) {
         const n = rollout.completionIds[i + r].length;
-        out.push(Float32Array.from(lp.data.subarray(r * tc, r * tc + n)));
+        out.push(Float32Array.from(lp.subarray(r * tc, r * tc + n)));
       }
     }
     return out;
@@ -325,7 +325,7 @@ export function padRows(rows: readonly ArrayLike<number>[], tc: number): Tensor 
   rows.forEach((r, i) => {
     out.set(Array.from(r).slice(0, tc), i * tc);
   });
-  return new Tensor(out, [rows.length, tc]);
+  return fromArray(out, [rows.length, tc]);
 }
 
 const mean = (xs: readonly number[]) => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);

@@ -149,7 +149,7 @@ export function trainerArgs(name: TrainerName, f: Fixtures, output: string, step
       "--learning-rate",
       "1e-2",
     ],
-    spin: ["--data", f.sft, "--per-device-train-batch-size", "2", "--learning-rate", "1e-2", "--num-iterations", "2"],
+    spin: ["--data", f.sft, "--per-device-train-batch-size", "2", "--learning-rate", "1e-2", "--num-train-epochs", "2"],
   };
   return [name, ...common, ...table[name]];
 }

@@ -2,7 +2,7 @@
 // ends with the same weights, optimizer state and metrics, byte for byte, as the uninterrupted run — for the
 // offline loop (SFT), the group-RL loop (GRPO, with numIterations 2 and the RNG/cursor it must restore) and the
 // online-policy loop (PPO with its shuffles; online DPO with a TR-DPO reference that changes during the run), and
-// SPIN, whose resume replays the sampling of its finished iterations.
+// SPIN stopped by its signal inside a later self-play iteration.
 
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -169,29 +169,23 @@ describe("one checkpoint path: interrupted + resumed == uninterrupted, byte for 
     assert.ok(a.equals(readFileSync(join(dir, "checkpoint-5", "trainer_tensors.safetensors"))));
   });
 
-  test("SPIN: interrupted in its second iteration and resumed, equal to the uninterrupted run", async () => {
+  test("SPIN: interrupted (Ctrl-C) in its second iteration, after the reference refresh, and resumed, equal to the uninterrupted run", async () => {
     const rows = ["ab", "cd", "ba", "dc"].map((prompt) => ({ prompt, completion: `=${prompt}` }));
-    const config = {
-      numIterations: 2,
-      maxSteps: 3,
-      perDeviceTrainBatchSize: 2,
-      maxNewTokens: 4,
-      learningRate: 1e-2,
-      loggingSteps: 1,
-      seed: 8,
-    };
-    const run = (outputDir: string, extra: { signal?: AbortSignal; resume?: boolean; onPairs?: (it: number) => void }) =>
-      trainSpin({ model: tinyModel(6), tokenizer: TOK, rows, config, outputDir, quiet: true, ...extra });
+    // two self-play iterations (epochs) of two batches each: step 3 is the first of iteration 2
+    const config = { numTrainEpochs: 2, perDeviceTrainBatchSize: 2, maxCompletionLength: 4, learningRate: 1e-2, loggingSteps: 1, seed: 8 };
+    const run = (outputDir: string, extra: { signal?: AbortSignal; resume?: boolean; onPairs?: () => void }) =>
+      trainSpin({ model: tinyModel(6), tokenizer: TOK, data: rows, config, outputDir, quiet: true, ...extra });
     const full = tmp();
     await run(full, {});
     const dir = tmp();
     const ac = new AbortController();
+    let batches = 0;
     await assert.rejects(
-      run(dir, { signal: ac.signal, onPairs: (it) => it === 1 && ac.abort() }),
-      (e: Error) => e instanceof TrainingInterrupted && e.step === 1,
+      run(dir, { signal: ac.signal, onPairs: () => ++batches === 3 && ac.abort() }),
+      (e: Error) => e instanceof TrainingInterrupted && e.step === 3,
     );
-    assert.deepEqual(listCheckpoints(join(dir, "iteration-1")), [1]);
+    assert.deepEqual(listCheckpoints(dir), [3]);
     await run(dir, { resume: true });
-    assertSameRun(join(full, "iteration-1"), join(dir, "iteration-1"), 3);
+    assertSameRun(full, dir, 4);
   });
 });

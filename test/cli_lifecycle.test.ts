@@ -139,7 +139,8 @@ describe("nexus <trainer>: output folders", () => {
     const before = readFileSync(join(out, "model.safetensors"));
     const r = nexus("init", "--preset", "tiny", "--output", out, "--seed", "5");
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /\[init\] .*init already holds another run \(model\.safetensors\)/);
+    assert.match(r.stderr, /\[init\] .*init already holds a model or run \(model\.safetensors\): pass --overwrite to replace it/);
+    assert.doesNotMatch(r.stderr, /--resume/, "init cannot resume: the message does not offer it");
     assert.ok(readFileSync(join(out, "model.safetensors")).equals(before), "the model was not touched");
     assert.equal(nexus("init", "--preset", "tiny", "--output", out, "--seed", "5", "--overwrite").code, 0);
     assert.ok(!readFileSync(join(out, "model.safetensors")).equals(before));

@@ -139,7 +139,12 @@ export function initModel(opts: InitOptions): ModelConfig {
   const tok: Tokenizer = tokArg === "char" ? defaultCharTokenizer() : loadTokenizer(tokArg);
   const config = presetConfig(opts.preset, tok, opts.modelType ?? "llama");
   const model = createCausalLM(config, { seed: opts.seed ?? 0 });
-  prepareOutputDir(opts.output, { label: "init", overwrite: opts.overwrite, protect: [tokArg === "char" ? null : tokArg] });
+  prepareOutputDir(opts.output, {
+    label: "init",
+    overwrite: opts.overwrite,
+    resumable: false,
+    protect: [tokArg === "char" ? null : tokArg],
+  });
   saveCausalLM(model, opts.output);
   saveTokenizer(tok, opts.output);
   return config;

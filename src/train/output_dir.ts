@@ -51,6 +51,8 @@ export interface OutputDirOptions {
   checkpointBytes?: number;
   /** Name of the flag that chose the folder, for messages (default `--output`). */
   flag?: string;
+  /** Whether the command can continue a run (offer --resume in the refusal); false for `nexus init`. Default true. */
+  resumable?: boolean;
 }
 
 /** Names of the entries in `dir` that belong to an earlier run (empty when none or no folder). */
@@ -117,7 +119,9 @@ export function prepareOutputDir(dir: string, o: OutputDirOptions): void {
   if (previous.length > 0 && !o.resume) {
     if (!o.overwrite) {
       throw new OutputDirError(
-        `${tag} ${dir} already holds another run (${listShort(previous)}): pass --resume to continue it, --overwrite to replace it, or choose another ${flag}`,
+        o.resumable === false
+          ? `${tag} ${dir} already holds a model or run (${listShort(previous)}): pass --overwrite to replace it, or choose another ${flag}`
+          : `${tag} ${dir} already holds another run (${listShort(previous)}): pass --resume to continue it, --overwrite to replace it, or choose another ${flag}`,
       );
     }
     clearRunFiles(dir, o);

@@ -108,15 +108,15 @@ export function evaluateRewardModel(model: SequenceClassifier, pairs: readonly R
 }
 
 export async function trainRewardModel(opts: RewardTrainerOptions): Promise<RewardTrainerResult> {
-  const cfg = resolveTrainerConfig("reward", REWARD_SCHEMA, opts.config as Record<string, unknown>);
+  const cfg = resolveTrainerConfig("rm", REWARD_SCHEMA, opts.config as Record<string, unknown>);
   const model = resolveClassifier(opts.model, "sequence", {
     numLabels: 1,
     seed: cfg.seed,
-    tag: "reward",
+    tag: "rm",
     role: "reward model",
   }) as SequenceClassifier;
-  const tok = resolveTokenizer(opts.tokenizer, opts.model, "reward");
-  checkTokenizerFitsModel(tok, model.config.vocabSize, "reward");
+  const tok = resolveTokenizer(opts.tokenizer, opts.model, "rm");
+  checkTokenizerFitsModel(tok, model.config.vocabSize, "rm");
   const padId = tok.padTokenId ?? tok.eosTokenId ?? 0;
   if (model.config.padTokenId === null) (model.config as { padTokenId: number | null }).padTokenId = padId; // as TRL sets it
 
@@ -127,7 +127,7 @@ export async function trainRewardModel(opts: RewardTrainerOptions): Promise<Rewa
     return max === null ? pairs : pairs.filter((p) => p.chosen.length <= max && p.rejected.length <= max);
   };
   const pairs = load(opts.data);
-  if (pairs.length === 0) throw new Error(`[reward] no pair fits maxLength ${cfg.maxLength}`);
+  if (pairs.length === 0) throw new Error(`[rm] no pair fits maxLength ${cfg.maxLength}`);
   const evalPairs = opts.evalData ? load(opts.evalData) : null;
 
   const task: TrainingTask<RewardPair> = {
@@ -159,7 +159,7 @@ export async function trainRewardModel(opts: RewardTrainerOptions): Promise<Rewa
     outputDir,
     ...runControl(opts),
     fullConfig: resolved,
-    label: "reward",
+    label: "rm",
     quiet: opts.quiet,
     stopAfterStep: opts.stopAfterStep,
   });

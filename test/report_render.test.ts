@@ -68,9 +68,28 @@ function htmlAsXml(html: string): string {
 }
 
 const CLAIMS: Claim[] = [
-  { id: "grpo_beats_sft", statement: "GRPO improves over SFT", measured: "41.2 % → 63.0 % pass@1", holds: true },
+  {
+    id: "grpo_beats_sft",
+    statement: "GRPO improves over SFT",
+    measured: "41.2 % → 63.0 % pass@1",
+    holds: true,
+    verdict: "holds",
+    difference: 21.8,
+    interval: [12.04, 30.1],
+    unit: "pp",
+  },
   { id: "mc_noisier", statement: "MC labels are noisier than exact ones", measured: "F1 0.71 vs 1.00", holds: false },
   { id: "grpo_memory", statement: "GRPO needs less memory than PPO", measured: null, holds: null },
+  {
+    id: "prm_search",
+    statement: "PRM search beats majority",
+    measured: "N=16: 30.0 % vs 31.0 %",
+    holds: false,
+    verdict: "not shown",
+    difference: 1,
+    interval: [-4.2, 6.25],
+    unit: "pp",
+  },
 ];
 
 function sampleLine() {
@@ -343,14 +362,16 @@ describe("html report", () => {
     assert.ok(html.includes('<td class="num fail" title="high">1.235</td>'));
     assert.ok(html.includes('<td class="num pass">0.630</td>') && html.includes("<td>—</td>"));
   });
-  test("claims render ✓ / ✗ / not measured with a summary", () => {
+  test("claims render verdict words, marks, the difference with its interval, and a summary", () => {
     const html = renderReport(sampleReport());
     const rows = html.match(/<tr class="claim [a-z]+">.*?<\/tr>/g)!;
-    assert.equal(rows.length, 3);
+    assert.equal(rows.length, 4);
     assert.ok(rows[0]!.includes("✓") && rows[0]!.includes("grpo_beats_sft") && rows[0]!.includes("41.2 % → 63.0 % pass@1"));
-    assert.ok(rows[1]!.includes("✗") && rows[1]!.includes('class="fail">fails'));
+    assert.ok(rows[0]!.includes("Δ +21.8 pp, 95% CI [+12.0, +30.1]") && rows[0]!.includes('class="pass">holds'));
+    assert.ok(rows[1]!.includes("✗") && rows[1]!.includes('class="fail">contradicted'), "an old holds: false reads as contradicted");
     assert.ok(rows[2]!.includes("not measured") && !rows[2]!.includes("✓") && !rows[2]!.includes("✗"));
-    assert.ok(html.includes("1 of 3 claims hold, 1 fails, 1 not measured"));
+    assert.ok(rows[3]!.includes("~") && rows[3]!.includes('class="warn">not shown') && rows[3]!.includes("95% CI [−4.20, +6.25]"));
+    assert.ok(html.includes("1 of 4 claims hold, 1 contradicted, 1 not shown, 1 not measured"));
   });
   test("deterministic, and bad input is rejected with a tagged error", () => {
     assert.equal(renderReport(sampleReport()), renderReport(sampleReport()));
@@ -382,9 +403,10 @@ describe("terminal tables", () => {
   test("claims table: aligned ids, marks, no colour codes when off", () => {
     const text = formatClaimsTable(CLAIMS, { color: false });
     assert.deepEqual(text.split("\n"), [
-      "✓ grpo_beats_sft  GRPO improves over SFT: 41.2 % → 63.0 % pass@1",
-      "✗ mc_noisier      MC labels are noisier than exact ones: F1 0.71 vs 1.00",
-      "– grpo_memory     GRPO needs less memory than PPO: not measured",
+      "✓ grpo_beats_sft  GRPO improves over SFT: 41.2 % → 63.0 % pass@1 [holds; Δ +21.8 pp, 95% CI [+12.0, +30.1]]",
+      "✗ mc_noisier      MC labels are noisier than exact ones: F1 0.71 vs 1.00 [contradicted]",
+      "– grpo_memory     GRPO needs less memory than PPO: [not measured]",
+      "~ prm_search      PRM search beats majority: N=16: 30.0 % vs 31.0 % [not shown; Δ +1.00 pp, 95% CI [−4.20, +6.25]]",
     ]);
     const coloured = formatClaimsTable(CLAIMS, { color: true });
     assert.ok(coloured.includes("\x1b[32m✓\x1b[0m") && coloured.includes("\x1b[31m✗\x1b[0m"));

@@ -2,6 +2,8 @@
 // table / claim shapes that both the HTML report and the terminal summary render.
 // It draws nothing and writes nothing; formatting is locale-free so the same numbers give the same bytes.
 
+import type { Verdict } from "../eval/bootstrap.js";
+
 export class ReportError extends Error {
   override name = "ReportError";
 }
@@ -63,21 +65,63 @@ export interface Claim {
   statement: string;
   /** What was measured, e.g. "41.2 % → 63.0 % pass@1"; empty or null when not measured. */
   measured: string | null;
-  /** true holds, false fails, null not measured. */
+  /** Kept for compatibility: true only when the verdict is "holds", null when not measured, else false. */
   holds: boolean | null;
+  /** holds (95% interval above 0), contradicted (below 0), not shown (contains 0), not measured. */
+  verdict?: Verdict;
+  /** The pre-registered comparison: contender − baseline, in `unit`. */
+  difference?: number | null;
+  /** 95% interval of the difference. */
+  interval?: [number, number] | null;
+  /** Unit of difference and interval for display ("pp", "F1", "MB", "AUROC"). */
+  unit?: string;
+  /** The comparison chosen before the run, in words. */
+  comparison?: string;
 }
 
-/** The status word for a claim, shared by the HTML and terminal renderings. */
-export function claimMark(holds: boolean | null): string {
-  return holds === true ? "✓" : holds === false ? "✗" : "–";
+/** A claim's verdict; claims without one (older results) map holds true/false/null to holds/contradicted/not measured. */
+export function claimVerdict(c: Claim): Verdict {
+  if (c.verdict !== undefined) return c.verdict;
+  return c.holds === true ? "holds" : c.holds === false ? "contradicted" : "not measured";
 }
 
-/** "3 of 4 claims hold, 1 fails, 0 not measured". */
+/** The status mark for a verdict, shared by the HTML and terminal renderings. */
+export function claimMark(v: Verdict | boolean | null): string {
+  const verdict: Verdict = typeof v === "string" ? v : v === true ? "holds" : v === false ? "contradicted" : "not measured";
+  return VERDICT_MARKS[verdict];
+}
+
+const VERDICT_MARKS = Object.freeze({ holds: "✓", contradicted: "✗", "not shown": "~", "not measured": "–" } satisfies Record<
+  Verdict,
+  string
+>);
+
+/** The cell class of a verdict. */
+export const VERDICT_CLASSES = Object.freeze({
+  holds: "pass",
+  contradicted: "fail",
+  "not shown": "warn",
+  "not measured": "muted",
+} satisfies Record<Verdict, CellClass>);
+
+/** "Δ +5.2 pp, 95% CI [+1.0, +9.3]" (empty when the claim has no difference). */
+export function claimInterval(c: Claim): string {
+  if (c.difference === undefined || c.difference === null || !Number.isFinite(c.difference)) return "";
+  const f = (x: number) => `${x >= 0 ? "+" : "−"}${formatNumber(Math.abs(x), decimalsFor(c))}`;
+  const unit = c.unit ? ` ${c.unit}` : "";
+  const ci = c.interval ? `, 95% CI [${f(c.interval[0])}, ${f(c.interval[1])}]` : ", no interval";
+  return `Δ ${f(c.difference)}${unit}${ci}`;
+}
+
+function decimalsFor(c: Claim): number {
+  const span = Math.max(Math.abs(c.difference ?? 0), ...(c.interval ?? []).map(Math.abs));
+  return span >= 100 ? 0 : span >= 10 ? 1 : span >= 0.1 ? 2 : 3;
+}
+
+/** "3 of 9 claims hold, 1 contradicted, 4 not shown, 1 not measured". */
 export function claimSummary(claims: Claim[]): string {
-  const held = claims.filter((c) => c.holds === true).length;
-  const failed = claims.filter((c) => c.holds === false).length;
-  const unmeasured = claims.length - held - failed;
-  return `${held} of ${claims.length} claims hold, ${failed} ${failed === 1 ? "fails" : "fail"}, ${unmeasured} not measured`;
+  const n = (v: Verdict) => claims.filter((c) => claimVerdict(c) === v).length;
+  return `${n("holds")} of ${claims.length} claims hold, ${n("contradicted")} contradicted, ${n("not shown")} not shown, ${n("not measured")} not measured`;
 }
 
 /** A cell's text (numbers formatted) and its optional class/title. */

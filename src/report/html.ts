@@ -5,7 +5,20 @@
 
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { type Cell, type Claim, cellParts, checkTable, claimMark, claimSummary, escapeXml, ReportError, type Table } from "./format.js";
+import {
+  type Cell,
+  type Claim,
+  cellParts,
+  checkTable,
+  claimInterval,
+  claimMark,
+  claimSummary,
+  claimVerdict,
+  escapeXml,
+  ReportError,
+  type Table,
+  VERDICT_CLASSES,
+} from "./format.js";
 
 /** A chart with an optional caption; a bare string is an SVG from svg.ts with no caption. */
 export interface Figure {
@@ -150,19 +163,23 @@ function td(cell: Cell, digits: number | undefined): string {
   return `<td${attrs}>${escapeXml(p.text)}</td>`;
 }
 
-/** The claims table: mark, id, statement, what was measured, and the verdict in words. */
+/** The claims table: mark, id, statement, what was measured with the difference and its 95% interval, and the verdict in words. */
 export function renderClaims(claims: Claim[]): string {
   const e = escapeXml;
   const rows = claims.map((c) => {
-    const cls = c.holds === true ? "pass" : c.holds === false ? "fail" : "muted";
-    const verdict = c.holds === true ? "holds" : c.holds === false ? "fails" : "not measured";
+    const verdict = claimVerdict(c);
+    const cls = VERDICT_CLASSES[verdict];
     const measured = c.measured ? e(c.measured) : '<span class="muted">not measured</span>';
+    const ci = claimInterval(c);
+    const how = c.comparison ? `<br/><span class="muted">${e(c.comparison)}</span>` : "";
     return (
-      `<tr class="claim ${cls}"><td class="mark ${cls}">${claimMark(c.holds)}</td><td><code>${e(c.id)}</code></td>` +
-      `<td>${e(c.statement)}</td><td>${measured}</td><td class="${cls}">${verdict}</td></tr>`
+      `<tr class="claim ${cls}"><td class="mark ${cls}">${claimMark(verdict)}</td><td><code>${e(c.id)}</code></td>` +
+      `<td>${e(c.statement)}${how}</td><td>${measured}${ci ? `<br/>${e(ci)}` : ""}</td><td class="${cls}">${verdict}</td></tr>`
     );
   });
-  const head = ["", "claim", "statement", "measured", "result"].map((h) => `<th scope="col">${h}</th>`).join("");
+  const head = ["", "claim", "statement (pre-registered comparison)", "measured (difference, 95% CI)", "verdict"]
+    .map((h) => `<th scope="col">${h}</th>`)
+    .join("");
   return `<div class="table-wrap"><table class="claims"><caption>Claims</caption><thead><tr>${head}</tr></thead><tbody>${rows.join("")}</tbody></table></div>`;
 }
 

@@ -2,7 +2,7 @@
 // any report table as aligned columns. Colour (ANSI) only when asked or when stdout is a TTY and NO_COLOR is
 // unset. It prints nothing itself; the CLI decides where the lines go.
 
-import { type Claim, cellParts, checkTable, claimMark, type Table } from "./format.js";
+import { type Claim, cellParts, checkTable, claimInterval, claimMark, claimVerdict, type Table } from "./format.js";
 
 export interface TextOptions {
   /** ANSI colours; default: stdout is a TTY and NO_COLOR is not set. */
@@ -26,18 +26,22 @@ function pad(s: string, w: number, right = false): string {
 }
 
 /**
- * One line per claim, ids padded to one column:
- * `✓ grpo_beats_sft  GRPO improves over SFT: 41.2 % → 63.0 % pass@1`; unmeasured claims end in "not measured".
+ * One line per claim, ids padded to one column, then the verdict and the interval:
+ * `✓ grpo_beats_sft  GRPO improves over SFT: 41.2 % → 63.0 % pass@1 [holds; Δ +21.8 pp, 95% CI [+12.0, +30.1]]`;
+ * unmeasured claims end in "not measured".
  */
 export function formatClaimsTable(claims: Claim[], opts?: TextOptions): string {
   const color = useColor(opts);
   const w = Math.max(0, ...claims.map((c) => width(c.id)));
   return claims
     .map((c) => {
-      const tone = c.holds === true ? ANSI.pass : c.holds === false ? ANSI.fail : ANSI.muted;
-      const mark = color ? `${tone}${claimMark(c.holds)}${ANSI.reset}` : claimMark(c.holds);
-      const measured = c.measured ? c.measured : c.holds === null ? "not measured" : "(no measurement given)";
-      return `${mark} ${pad(c.id, w)}  ${c.statement}: ${measured}`;
+      const verdict = claimVerdict(c);
+      const tone = verdict === "holds" ? ANSI.pass : verdict === "contradicted" ? ANSI.fail : ANSI.muted;
+      const mark = color ? `${tone}${claimMark(verdict)}${ANSI.reset}` : claimMark(verdict);
+      if (verdict === "not measured") return `${mark} ${pad(c.id, w)}  ${c.statement}: ${c.measured ? `${c.measured} ` : ""}[not measured]`;
+      const measured = c.measured ? c.measured : "(no measurement given)";
+      const ci = claimInterval(c);
+      return `${mark} ${pad(c.id, w)}  ${c.statement}: ${measured} [${verdict}${ci ? `; ${ci}` : ""}]`;
     })
     .join("\n");
 }

@@ -7,7 +7,7 @@
 
 import type { Tokenizer } from "../io/tokenizer.js";
 import { Rng } from "../nn/rng.js";
-import { fromArray, type Tensor } from "../tensor/index.js";
+import { fromArray, memoryCheckpoint, type Tensor } from "../tensor/index.js";
 import { ENGINE_DEFAULTS, type EngineResult, RolloutEngine } from "./engine.js";
 import { blocksFor, bytesPerBlock, geometryOf } from "./paged_cache.js";
 import { checkSampling, type SamplingOptions } from "./sampling.js";
@@ -132,6 +132,7 @@ export function generate(model: GenerativeLM, prompts: readonly (readonly number
       },
     });
   });
+  memoryCheckpoint(); // the paged KV cache is allocated: the generation's own memory
   engine.runToCompletion();
   return out.map(({ promptIds, completionIds, logprobs, finishReason, text }) =>
     text === undefined ? { promptIds, completionIds, logprobs, finishReason } : { promptIds, completionIds, logprobs, finishReason, text },

@@ -6,7 +6,7 @@
 
 import { kernels } from "../backend/index.js";
 import type { AdamwHyper, Buf } from "../backend/types.js";
-import { add, keep, mul, noGrad, onDevice, shapeStr, type Tensor, zeros } from "../tensor/index.js";
+import { add, keep, memoryCheckpoint, mul, noGrad, onDevice, shapeStr, type Tensor, zeros } from "../tensor/index.js";
 
 export class OptimError extends Error {
   override name = "OptimError";
@@ -164,6 +164,7 @@ export class AdamW extends Optimizer {
       }
     }
     if (ps.length > 0) k.adamwMulti(ps, gs, ms, vs, hyper);
+    memoryCheckpoint();
   }
 
   stateDict(): AdamWState {
@@ -313,6 +314,7 @@ export class SGD extends Optimizer {
         }
       }
     });
+    memoryCheckpoint();
   }
 
   stateDict(): SGDState {

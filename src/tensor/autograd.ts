@@ -5,6 +5,7 @@
 
 import { kernels } from "../backend/index.js";
 import { GRADIENTS, type GradFn } from "./gradients.js";
+import { memoryCheckpoint } from "./memory.js";
 import { add } from "./ops/elementwise.js";
 import { clone } from "./ops/shape.js";
 import { sameShape, stridesOf } from "./shape_utils.js";
@@ -168,6 +169,7 @@ function defaultSeed(root: Tensor, grad?: Tensor): Tensor {
 
 /** loss.backward(): accumulate d(root)/d(leaf) into every leaf's `.grad`. */
 export function backward(root: Tensor, grad?: Tensor, opts: BackwardOptions = {}): void {
+  memoryCheckpoint(); // the forward graph is complete: usually the peak of a training step
   const leaves: Tensor[] = [];
   for (const t of topoOrder(root)) if (t.node === null && t.requiresGrad) leaves.push(t);
   const seed = defaultSeed(root, grad);

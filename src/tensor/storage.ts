@@ -234,6 +234,29 @@ function trackHost(a: HostArray): void {
   hostLive += a.byteLength;
   if (hostLive > hostPeak) hostPeak = hostLive;
   hostFinalizer.register(a, a.byteLength);
+  if (a.byteLength >= RSS_SAMPLE_BYTES) sampleRss();
+}
+
+/** Bytes idle in the host pool's free lists (allocated from the system, not in a live tensor). */
+export function hostPoolFreeBytes(): number {
+  return freeBytes;
+}
+
+// RSS is sampled when a large host array appears (the resident set grows with them) and at memory checkpoints.
+const RSS_SAMPLE_BYTES = 1 << 20;
+let rssPeak = 0;
+
+/** Read the process RSS into the sampled high-water mark; returns the current RSS. */
+export function sampleRss(): number {
+  const rss = process.memoryUsage.rss();
+  if (rss > rssPeak) rssPeak = rss;
+  return rss;
+}
+
+/** Highest sampled RSS since the last reset (`reset`: start again from the current RSS). */
+export function rssPeakBytes(reset = false): number {
+  if (reset) rssPeak = process.memoryUsage.rss();
+  return rssPeak;
 }
 
 /** Host bytes counted as live now and their high-water mark. */

@@ -133,6 +133,48 @@ describe("every command's --help", () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /unknown option '--simulations'/);
   });
+
+  test("an online trainer shows only the shared online options its algorithm uses, and refuses the others saying why", async () => {
+    const get = (p: string) => shownOptions(all.find((l) => l.path.join(" ") === p)!.cmd);
+    const sampling = ["--num-generations", "--num-iterations", "--dynamic-sampling", "--importance-sampling-cap", "--reward-weights"];
+    for (const f of [...sampling, "--eval-steps", "--eval-num-generations"]) assert.ok(get("grpo").has(f), `grpo lacks ${f}`);
+    for (const c of ["spin", "gkd"]) for (const f of [...sampling, "--missing-eos-penalty"]) assert.ok(!get(c).has(f), `${c} shows ${f}`);
+    for (const f of ["--num-generations", "--num-iterations", "--dynamic-sampling", "--importance-sampling-cap"])
+      assert.ok(!get("online-dpo").has(f), `online-dpo shows ${f}`);
+    assert.ok(get("online-dpo").has("--reward-weights") && get("online-dpo").has("--missing-eos-penalty"));
+    assert.ok(!get("ppo").has("--num-iterations") && get("ppo").has("--num-ppo-epochs") && get("ppo").has("--num-generations"));
+    // a trainer without --eval-data offers no evaluation schedule either
+    for (const { path, cmd } of all) {
+      const shown = shownOptions(cmd);
+      if (shown.has("--eval-steps") || shown.has("--eval-num-generations"))
+        assert.ok(shown.has("--eval-data"), `${path.join(" ")} shows an evaluation option without --eval-data`);
+    }
+    const spin = ["spin", "--model", "m", "--data", "d", "--output", "o"];
+    const cases: [string[], string, string][] = [
+      [[...spin, "--num-generations", "2"], "--num-generations", "nexus spin does not use it: SPIN samples one completion per prompt"],
+      [[...spin, "--eval-steps", "2"], "--eval-steps", "nexus spin does not use it: it evaluates no held-out data"],
+      [["gkd", "--reward-weights", "1"], "--reward-weights", "nexus gkd does not use it: GKD has no reward"],
+      [
+        ["online-dpo", "--importance-sampling-cap", "2"],
+        "--importance-sampling-cap",
+        "nexus online-dpo does not use it: online DPO's loss takes no rollout-correction weights",
+      ],
+      [["ppo", "--num-iterations", "2"], "--num-iterations", "nexus ppo does not use it: PPO's passes over a batch are --num-ppo-epochs"],
+    ];
+    for (const [args, flag, want] of cases) {
+      const r = await run(args);
+      assert.equal(r.code, 1, args.join(" "));
+      assert.ok(r.stderr.includes(`unknown option '${flag}' (${want}`), `${args.join(" ")}: ${r.stderr}`);
+    }
+    // in a config file too, with the file and the key as written
+    const tmp = mkdtempSync(join(tmpdir(), "nexus-vocab-spin-"));
+    const f = join(tmp, "spin.yaml");
+    writeFileSync(f, "reward_weights: [1]\n");
+    const r = await run([...spin, "--config", f]);
+    rmSync(tmp, { recursive: true, force: true });
+    assert.equal(r.code, 1);
+    assert.ok(r.stderr.includes(`[spin] ${f}: unknown key 'reward_weights' (nexus spin does not use it: SPIN has no reward)`), r.stderr);
+  });
 });
 
 describe("flag parsing", () => {
@@ -192,6 +234,10 @@ describe("flag parsing", () => {
       [["label", "mc", "--separator", "x"], "(did you mean --step-separator?)"],
       [["ppo", "--response-length", "9"], "(did you mean --max-completion-length?)"],
       [["spin", "--eval-data", "x"], "nexus spin does not evaluate held-out data"],
+      [["sft", "--lr", "1e-4"], "(did you mean --learning-rate?)"],
+      [["sft", "--bf16"], "(Nexus spells it --precision bf16)"],
+      [["grpo", "--gradient_checkpointing"], "Nexus has no gradient checkpointing"],
+      [["grpo", "--use_vllm"], "point --generator-url at a vLLM server"],
     ];
     for (const [args, want] of cases) {
       const r = await run(args);

@@ -6,11 +6,12 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
+import * as root from "../src/index.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
@@ -77,6 +78,37 @@ describe("README.md", () => {
     assert.ok(run.filter((b) => b.lang === "bash").length >= 3, "bash blocks");
     for (const b of blocks) assert.ok(b.lang === "bash" || b.lang === "ts", `README.md:${b.line}: a block without a known language`);
     for (const b of blocks) if (b.skip !== null) assert.ok(b.skip.length > 5, `README.md:${b.line}: say why it is skipped`);
+  });
+
+  test("every name a ts block imports from nexus-align is exported by the package root, types included", () => {
+    const names = new Set<string>();
+    const types = new Set<string>();
+    for (const b of blocks.filter((x) => x.lang === "ts")) {
+      for (const m of b.code.matchAll(/import\s*(type\s*)?\{([^}]*)\}\s*from\s*"nexus-align"/g)) {
+        for (const part of m[2]!.split(",")) {
+          const name = part.trim().split(/\s+as\s+/)[0]!;
+          if (m[1] !== undefined) types.add(name);
+          else if (name.startsWith("type ")) types.add(name.slice(5).trim());
+          else if (name !== "") names.add(name);
+        }
+      }
+    }
+    assert.ok(names.size >= 10 && types.size >= 1, `found ${names.size} imported names and ${types.size} types`);
+    assert.deepEqual(
+      [...names].filter((n) => !(n in root)),
+      [],
+    );
+    // types vanish at run time: each must be declared by a module and named in the root's exports
+    const sources = (d: string): string[] =>
+      readdirSync(d, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(d, e.name)) : [join(d, e.name)]));
+    const rootText = readFileSync(join(ROOT, "src/index.ts"), "utf8");
+    const starred = [...rootText.matchAll(/export \* from "\.\/(\w+)\/index\.js"/g)].map((m) => m[1]);
+    for (const t of types) {
+      const decl = sources(join(ROOT, "src")).filter((f) => new RegExp(`export (interface|type) ${t}\\b`).test(readFileSync(f, "utf8")));
+      assert.ok(decl.length > 0, `type ${t} is declared`);
+      const folder = decl[0]!.slice(join(ROOT, "src").length + 1).split("/")[0];
+      assert.ok(rootText.includes(`type ${t},`) || starred.includes(folder), `type ${t} is exported from the root`);
+    }
   });
 
   test("links point inside the repository and exist (the design doc is docs/DESIGN.md)", () => {

@@ -8,6 +8,7 @@ import { loadCausalLM } from "../models/causal_lm.js";
 import { GKD_SCHEMA, trainGkd } from "../train/gkd.js";
 import { SHARED } from "./shared_options.js";
 import { registerTrainCommand, writeResolvedConfig } from "./train_command.js";
+import { uncorrectedFields, unscoredFields } from "./unused_fields.js";
 
 export function registerGkd(program: Command): void {
   registerTrainCommand(program, {
@@ -18,6 +19,12 @@ export function registerGkd(program: Command): void {
       teacher: z.string().describe("Teacher model folder (HF layout; same vocabulary as the student)"),
     }),
     aliases: { maxNewTokens: "maxCompletionLength" },
+    unused: {
+      numGenerations: "GKD samples one completion per prompt",
+      numIterations: "distillation takes one pass per batch",
+      ...unscoredFields("GKD"),
+      ...uncorrectedFields("GKD"),
+    },
     action: async (ctx) => {
       const { teacher: teacherDir, ...config } = ctx.config;
       const teacher = await loadCausalLM(teacherDir);

@@ -9,6 +9,7 @@ import { ONLINE_DPO_RULES, ONLINE_DPO_SCHEMA, trainOnlineDpo } from "../train/on
 import { loadRewardSources, REWARD_SOURCE_FIELDS, splitRewardSources } from "./reward_sources.js";
 import { SHARED } from "./shared_options.js";
 import { registerTrainCommand, writeResolvedConfig } from "./train_command.js";
+import { uncorrectedFields } from "./unused_fields.js";
 
 export function registerOnlineDpo(program: Command): void {
   registerTrainCommand(program, {
@@ -17,6 +18,13 @@ export function registerOnlineDpo(program: Command): void {
     schema: ONLINE_DPO_SCHEMA.extend({ maxCompletionLength: SHARED.maxCompletionLength, ...REWARD_SOURCE_FIELDS }),
     rules: ONLINE_DPO_RULES,
     evalData: true,
+    unused: {
+      numGenerations: "online DPO samples two completions per prompt (TRL)",
+      numIterations: "online DPO takes one step per batch",
+      dynamicSampling: "dynamic sampling applies to group-RL trainers (GRPO, RLOO, PPO)",
+      dynamicSamplingMaxRounds: "dynamic sampling applies to group-RL trainers (GRPO, RLOO, PPO)",
+      ...uncorrectedFields("online DPO"),
+    },
     aliases: { maxNewTokens: "maxCompletionLength" },
     action: async (ctx) => {
       const { config, sources } = splitRewardSources(ctx.config);

@@ -26,6 +26,7 @@ export function registerPpo(program: Command): void {
     schema: PPO_CLI_SCHEMA,
     rules: PPO_RULES,
     evalData: true,
+    unused: { numIterations: "PPO's passes over a batch are --num-ppo-epochs" },
     aliases: { responseLength: "maxCompletionLength" },
     action: async (ctx) => {
       const { config: withValue, sources } = splitRewardSources(ctx.config);

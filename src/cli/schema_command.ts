@@ -145,7 +145,7 @@ export interface ResolvedOptions<T> {
  * CLI's precedence without commander). `flagGiven(k)` says whether option k was on the command line.
  */
 export function resolveCommandOptions<S extends z.ZodObject>(
-  spec: Pick<CommandSpec<S>, "name" | "schema" | "rules" | "aliases">,
+  spec: Pick<CommandSpec<S>, "name" | "schema" | "rules" | "aliases" | "hints">,
   flags: Record<string, unknown>,
   flagGiven: (key: string) => boolean = (k) => flags[k] !== undefined,
 ): ResolvedOptions<z.output<S>> {
@@ -162,7 +162,9 @@ export function resolveCommandOptions<S extends z.ZodObject>(
       const field = spec.aliases?.[e.field] ?? e.field;
       const target = field in shape ? values : field in globalShape ? globals : null;
       if (target === null || field === "config") {
-        throw new OptionsError(`${where} ${configFile}: unknown key '${e.key}'${keySuggestion(e.key, known, spec.aliases)}`);
+        throw new OptionsError(
+          `${where} ${configFile}: unknown key '${e.key}'${keySuggestion(e.key, known, { ...spec.hints, ...spec.aliases })}`,
+        );
       }
       const info = fieldInfo((shape[field] ?? globalShape[field]) as z.ZodType);
       try {

@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { SPIN_RULES, SPIN_SCHEMA, trainSpin } from "../train/spin.js";
 import { SHARED } from "./shared_options.js";
 import { registerTrainCommand, writeResolvedConfig } from "./train_command.js";
+import { uncorrectedFields, unscoredFields } from "./unused_fields.js";
 
 export function registerSpin(program: Command): void {
   registerTrainCommand(program, {
@@ -18,6 +19,12 @@ export function registerSpin(program: Command): void {
       ),
     }),
     rules: SPIN_RULES,
+    unused: {
+      numGenerations: "SPIN samples one completion per prompt, the rejected one",
+      numIterations: "SPIN's iterations are --num-train-epochs",
+      ...unscoredFields("SPIN"),
+      ...uncorrectedFields("SPIN"),
+    },
     aliases: { maxNewTokens: "maxCompletionLength" },
     action: async (ctx) => {
       writeResolvedConfig(ctx.output, ctx.resolved);

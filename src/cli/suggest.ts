@@ -1,7 +1,7 @@
 // Did-you-mean for unknown flags and config keys: the same name in kebab-case (TRL's snake_case and camelCase
 // spellings: `--per_device_train_batch_size` → `--per-device-train-batch-size`), other names of our concepts
-// (TRL's `--output_dir` → `--output`, older Nexus `--policy` → `--model`), a command's own hints, then the closest
-// known name.
+// (TRL's `--output_dir` → `--output`, older Nexus `--policy` → `--model`), a command's own hints, what to do instead
+// of a TRL argument Nexus does not have (`--bf16` → `--precision bf16`), then the closest known name.
 
 import { camelCase, kebabCase } from "./fields.js";
 
@@ -23,6 +23,36 @@ export const OTHER_NAMES: Readonly<Record<string, string>> = Object.freeze({
   separator: "stepSeparator",
   policy: "model",
   policyModel: "model",
+  lr: "learningRate",
+  batchSize: "perDeviceTrainBatchSize",
+  trainBatchSize: "perDeviceTrainBatchSize",
+  perDeviceBatchSize: "perDeviceTrainBatchSize",
+  epochs: "numTrainEpochs",
+  numEpochs: "numTrainEpochs",
+  gradAccum: "gradientAccumulationSteps",
+  numSamples: "numGenerations",
+  numReturnSequences: "numGenerations",
+  evalFile: "evalData",
+  testFile: "evalData",
+});
+
+/**
+ * TRL / transformers arguments that Nexus spells another way or does not have, with what to do instead; said when
+ * the command has no option of that name (a command's own hints come first).
+ */
+export const TRL_NOTES: Readonly<Record<string, string>> = Object.freeze({
+  bf16: "Nexus spells it --precision bf16",
+  fp16: "Nexus has no fp16; use --precision bf16 (on cuda)",
+  tf32: "on cuda, --precision fp32 multiplies in TF32 unless NEXUS_STRICT_FP32=1",
+  gradientCheckpointing: "Nexus has no gradient checkpointing; lower --per-device-train-batch-size and raise --gradient-accumulation-steps",
+  reportTo: "Nexus logs to <output>/metrics.jsonl, one JSON object per logged step",
+  pushToHub: "Nexus writes the model to --output in Hugging Face layout; upload that folder yourself",
+  useVllm: "point --generator-url at a vLLM server, or any OpenAI-compatible one",
+  evalStrategy: "Nexus evaluates every --eval-steps N steps and at the end; 0: only at the end",
+  saveStrategy: "Nexus checkpoints every --save-steps N steps and at the end; 0: only at the end",
+  loggingStrategy: "Nexus logs every --logging-steps N steps",
+  deepspeed: "Nexus trains on one device; see the data-parallel hook (setGradientSync) in the README",
+  fsdp: "Nexus trains on one device; see the data-parallel hook (setGradientSync) in the README",
 });
 
 export function editDistance(a: string, b: string): number {
@@ -68,6 +98,8 @@ export function suggestField(
   if (known.has(camel)) return { field: camel };
   const other = OTHER_NAMES[camel];
   if (other !== undefined && known.has(other)) return { field: other };
+  const note = TRL_NOTES[camel];
+  if (note !== undefined) return { hint: note };
   const near = closest(camel, known);
   return near === null ? null : { field: near };
 }

@@ -86,19 +86,51 @@ export interface TrainCommandSpec<S extends z.ZodObject> {
   aliases?: Readonly<Record<string, string>>;
   /** What to say about flags this trainer does not have. */
   hints?: Readonly<Record<string, string>>;
+  /**
+   * Fields of the method's config schema that this command does not use (a field shared by a family of trainers
+   * whose value is fixed or meaningless here), each with the reason: no flag, no config-file key, and naming one
+   * is refused with the reason. The trainer gets the field's default. Without `evalData`, the evaluation fields
+   * (evalSteps, evalNumGenerations) are left out too.
+   */
+  unused?: Readonly<Record<string, string>>;
   epilog?: string;
   action: (ctx: TrainCommandContext<z.output<S>>) => void | Promise<void>;
 }
 
-function fullSchema<S extends z.ZodObject>(spec: Pick<TrainCommandSpec<S>, "name" | "schema" | "evalData">) {
+type SchemaSpec<S extends z.ZodObject> = Pick<TrainCommandSpec<S>, "name" | "schema" | "evalData" | "unused">;
+
+/** Fields of the method's schema the command leaves out, with the reason (spec.unused, and evaluation without evalData). */
+function unusedFields<S extends z.ZodObject>(spec: SchemaSpec<S>): Record<string, string> {
+  const shape = spec.schema.shape as Record<string, z.ZodType>;
+  const out: Record<string, string> = {};
+  if (!spec.evalData) {
+    for (const k of ["evalSteps", "evalNumGenerations"]) if (k in shape) out[k] = "it evaluates no held-out data";
+  }
+  for (const [k, why] of Object.entries(spec.unused ?? {})) {
+    if (!(k in shape)) throw new ConfigError(`[cli ${spec.name}] unused field '${k}' is not in the config schema`);
+    out[k] = why;
+  }
+  return out;
+}
+
+function fullSchema<S extends z.ZodObject>(spec: SchemaSpec<S>) {
   const paths = { ...TRAIN_COMMAND_FIELDS, ...(spec.evalData ? EVAL_DATA_FIELD : {}) };
+  const unused = unusedFields(spec);
   const method: Record<string, z.ZodType> = {};
   for (const [key, field] of Object.entries(spec.schema.shape as Record<string, z.ZodType>)) {
     if (key in paths || key === "evalData") throw new ConfigError(`[cli ${spec.name}] config field '${key}' clashes with a common flag`);
     // a config field that is also a global flag (precision) is set by that flag: the trainer gets the global's value
-    if (!(key in GLOBAL_OPTIONS)) method[key] = field;
+    if (!(key in GLOBAL_OPTIONS) && !(key in unused)) method[key] = field;
   }
   return z.object({ ...paths, ...method }).strict();
+}
+
+/** What to say about a flag or config key the command does not take: --eval-data without evaluation, unused fields. */
+function trainHints<S extends z.ZodObject>(spec: SchemaSpec<S> & Pick<TrainCommandSpec<S>, "hints">): Record<string, string> {
+  const unused = Object.fromEntries(
+    Object.entries(unusedFields(spec)).map(([k, why]) => [k, `nexus ${spec.name} does not use it: ${why}`]),
+  );
+  return { ...(spec.evalData ? {} : { evalData: evalDataHint(spec.name) }), ...unused, ...spec.hints };
 }
 
 function context<S extends z.ZodObject>(
@@ -135,7 +167,7 @@ export function registerTrainCommand<S extends z.ZodObject>(program: Command, sp
     description: spec.description,
     schema,
     aliases: { ...TRAIN_ALIASES, ...spec.aliases },
-    hints: { ...(spec.evalData ? {} : { evalData: evalDataHint(spec.name) }), ...spec.hints },
+    hints: trainHints(spec),
     epilog: spec.epilog,
     action: async (all, run) => {
       const ctx = context(spec, all as Record<string, unknown>, run);
@@ -198,12 +230,16 @@ async function withInterrupts(name: string, ctx: TrainCommandContext<unknown>, a
  * that wants the CLI's precedence without commander). `given(k)` says whether flag k was on the command line.
  */
 export function resolveTrainCommand<S extends z.ZodObject>(
-  spec: Pick<TrainCommandSpec<S>, "name" | "schema" | "rules" | "evalData" | "aliases">,
+  spec: Pick<TrainCommandSpec<S>, "name" | "schema" | "rules" | "evalData" | "aliases" | "unused" | "hints">,
   opts: Record<string, unknown>,
   given: (key: string) => boolean = (k) => opts[k] !== undefined,
 ): TrainCommandContext<z.output<S>> {
   const schema = fullSchema(spec);
-  const r = resolveCommandOptions({ name: spec.name, schema, aliases: { ...TRAIN_ALIASES, ...spec.aliases } }, opts, given);
+  const r = resolveCommandOptions(
+    { name: spec.name, schema, aliases: { ...TRAIN_ALIASES, ...spec.aliases }, hints: trainHints(spec) },
+    opts,
+    given,
+  );
   return context(spec, r.values as Record<string, unknown>);
 }
 

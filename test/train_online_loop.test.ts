@@ -6,6 +6,7 @@
 // a batch still log, evaluate and checkpoint; metrics describe the trained batch), presets that fill only unset
 // fields, GRPO with a reward model, held-out reward on evalData (refused with a reason by trainers without a
 // reward), the accuracy reward refusing rows without a gold column, and the reward in GRPO's progress line.
+
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,6 +1,6 @@
 // The whole state of a training run, saved and restored in one place: trainable weights, optimizer moments,
 // step, running totals, RNG state, data position (cursor), a trainer's own typed state and its tensors (e.g. a
-// synced reference), with the resolved config next to them. Every loop (runTraining, runOnlineRl, runOnline)
+// synced reference), with the resolved config next to them. Every loop (runTraining, runOnline)
 // starts, checkpoints and resumes through `RunCheckpointer`: it readies the output folder, removes what a kill
 // during a save left, resumes from the newest checkpoint that verifies (naming those it skips and why), refuses a
 // changed config unless allowed, and drops metrics records past the resumed step.

@@ -50,7 +50,16 @@ describe("search bon → eval bon", () => {
   test("eval's metrics equal those recomputed from the candidates search wrote", async () => {
     const out = join(dir, "bon.jsonl");
     // a single digit is an answer, so a random policy sometimes gets one right
-    const args = ["--model", join(dir, "policy"), "--orm", join(dir, "orm"), "--data", join(dir, "prompts.jsonl"), "--output", out];
+    const args = [
+      "--model",
+      join(dir, "policy"),
+      "--reward-model",
+      join(dir, "orm"),
+      "--data",
+      join(dir, "prompts.jsonl"),
+      "--output",
+      out,
+    ];
     const s = await runNexus([
       "search",
       "bon",

@@ -114,10 +114,19 @@ describe("every command's --help", () => {
         "--max-completion-tokens",
         "--max-new-tokens",
         "--response-length",
+        "--prm",
+        "--orm",
       ]) {
         assert.ok(!shown.has(old), `${name} still has ${old}`);
       }
       if (shown.has("--model")) assert.match(shown.get("--model")!, /folder/, name);
+      // a PRM folder is --prm-model and an outcome reward model folder --reward-model, in search and in training alike
+      if (shown.has("--prm-model")) assert.match(shown.get("--prm-model")!, /PRM folder/, name);
+      if (shown.has("--reward-model")) assert.match(shown.get("--reward-model")!, /reward model folder/i, name);
+    }
+    for (const flag of ["--prm-model", "--reward-model"]) {
+      const users = all.filter((l) => shownOptions(l.cmd).has(flag)).map((l) => l.path[0]);
+      assert.ok(users.includes("search") && users.includes("grpo"), `${flag}: ${users.join(", ")}`);
     }
     // each shared name is used by several commands, so the check above is not vacuous
     for (const flag of Object.keys(expected)) assert.ok((seen.get(flag) ?? 0) >= 3, `${flag} appears in ${seen.get(flag) ?? 0} commands`);
@@ -235,6 +244,8 @@ describe("flag parsing", () => {
       [["ppo", "--response-length", "9"], "(did you mean --max-completion-length?)"],
       [["spin", "--eval-data", "x"], "nexus spin does not evaluate held-out data"],
       [["sft", "--lr", "1e-4"], "(did you mean --learning-rate?)"],
+      [["search", "bon", "--orm", "x"], "(did you mean --reward-model?)"],
+      [["grpo", "--prm", "x"], "(did you mean --prm-model?)"],
       [["sft", "--bf16"], "(Nexus spells it --precision bf16)"],
       [["grpo", "--gradient_checkpointing"], "Nexus has no gradient checkpointing"],
       [["grpo", "--use_vllm"], "point --generator-url at a vLLM server"],
@@ -254,7 +265,7 @@ describe("flag parsing", () => {
     );
     const g = join(dir, "typo2.yaml");
     writeFileSync(g, "maxStepTokens: 4\n");
-    const r = await run(["search", "beam", "--config", g, "--model", "m", "--prm", "p", "--data", "d", "--output", "o"]);
+    const r = await run(["search", "beam", "--config", g, "--model", "m", "--prm-model", "p", "--data", "d", "--output", "o"]);
     assert.equal(r.code, 1);
     assert.ok(r.stderr.includes(`[search beam] ${g}: unknown key 'maxStepTokens' (did you mean 'maxStepLength'?)`), r.stderr);
     const h = join(dir, "range.yaml");

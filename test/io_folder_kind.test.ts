@@ -76,7 +76,7 @@ describe("folder kinds", () => {
       "bon",
       "--model",
       f("prm"),
-      "--orm",
+      "--reward-model",
       f("orm"),
       "--data",
       f("prompts.jsonl"),

@@ -108,7 +108,7 @@ describe("nexus score", () => {
 describe("nexus search", () => {
   test("beam with a PRM: one row per prompt, budget = N first steps + at most N per later round", () => {
     const out = join(dir, "beam_out.jsonl");
-    const args = ["search", "beam", "--model", join(dir, "policy"), "--prm", join(dir, "prm"), "--data", join(dir, "prompts.jsonl")];
+    const args = ["search", "beam", "--model", join(dir, "policy"), "--prm-model", join(dir, "prm"), "--data", join(dir, "prompts.jsonl")];
     const r = nexus(...args, "--output", out, "--n", "4", "--width", "2", "--max-rounds", "2", "--max-step-length", "4", "--seed", "1");
     assert.equal(r.code, 0, r.stderr);
     const [row] = readRows(out);
@@ -124,8 +124,8 @@ describe("nexus search", () => {
     const base = ["search", "bon", "--model", join(dir, "policy"), "--data", join(dir, "prompts.jsonl"), "--output", join(dir, "x.jsonl")];
     const r = nexus(...base);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /needs --prm or --orm/);
-    const r2 = nexus(...base, "--orm", join(dir, "orm"), "--selection", "nope");
+    assert.match(r.stderr, /needs --prm-model or --reward-model/);
+    const r2 = nexus(...base, "--reward-model", join(dir, "orm"), "--selection", "nope");
     assert.match(r2.stderr, /--selection.*'nope' is not one of best, weighted, majority/);
   });
 });

@@ -48,8 +48,8 @@ const METAVARS: Readonly<Record<string, string>> = Object.freeze({
   data: "file",
   evalData: "file",
   output: "path",
-  prm: "dir",
-  orm: "dir",
+  prmModel: "dir",
+  teacher: "dir",
   rewardModel: "dir",
   valueModel: "dir",
 });

@@ -1,9 +1,10 @@
 // `nexus search bon | vote | beam | lookahead | mcts`: test-time search with a policy folder (--model) and a PRM
-// or ORM folder over a JSONL of {prompt, answer?} rows; writes one row per prompt {prompt, answer, prediction,
-// correct?, steps, score, budget, candidates: [{answer, score, finished, correct?}]}, which `nexus eval bon`
-// reads. Answers are read by the one extractor (--answer-pattern; rewards/answer.ts). Seeded (one sampling
-// stream per run). Each strategy has only the options it uses. MCTS uses the PRM's value when --prm is given,
-// else terminal-guided backups checked against the row's gold answer. Not here: the strategies (src/search/).
+// (--prm-model) or outcome reward model (--reward-model) folder over a JSONL of {prompt, answer?} rows; writes one
+// row per prompt {prompt, answer, prediction, correct?, steps, score, budget, candidates: [{answer, score, finished,
+// correct?}]}, which `nexus eval bon` reads. Answers are read by the one extractor (--answer-pattern;
+// rewards/answer.ts). Seeded (one sampling stream per run). Each strategy has only the options it uses. MCTS uses
+// the PRM's value when --prm-model is given, else terminal-guided backups checked against the row's gold answer.
+// Not here: the strategies (src/search/).
 
 import type { Command } from "commander";
 import { z } from "zod";
@@ -45,8 +46,8 @@ const COMMON = {
   answerPattern: SHARED.answerPattern,
   seed: SHARED.seed,
 };
-const PRM = z.string().describe("PRM folder (*ForTokenClassification)");
-const ORM = z.string().describe("ORM folder (*ForSequenceClassification)");
+const PRM = z.string().describe("PRM folder (*ForTokenClassification, as nexus prm writes)");
+const ORM = z.string().describe("outcome reward model folder (*ForSequenceClassification, as nexus rm writes)");
 const N = z.number().int().positive().default(8);
 const WIDTH = z.number().int().positive().default(2).describe("expansions per kept beam (N/width beams kept)");
 const MAX_ROUNDS = z.number().int().positive().default(16);
@@ -56,8 +57,8 @@ const SCHEMAS = {
   bon: z
     .object({
       ...COMMON,
-      prm: PRM.nullable().default(null),
-      orm: ORM.nullable().default(null),
+      prmModel: PRM.nullable().default(null),
+      rewardModel: ORM.nullable().default(null),
       n: N.describe("solutions sampled per prompt"),
       aggregation: SHARED.aggregation.describe("PRM step aggregation into a solution score"),
       selection: SELECTION,
@@ -66,8 +67,8 @@ const SCHEMAS = {
   vote: z
     .object({
       ...COMMON,
-      prm: PRM.nullable().default(null).describe("PRM folder: weights the vote with --weighted"),
-      orm: ORM.nullable().default(null).describe("ORM folder: weights the vote with --weighted"),
+      prmModel: PRM.nullable().default(null).describe("PRM folder: weights the vote with --weighted"),
+      rewardModel: ORM.nullable().default(null).describe("outcome reward model folder: weights the vote with --weighted"),
       n: N.describe("solutions sampled per prompt"),
       weighted: z.boolean().default(false).describe("weight each answer's votes by the reward model's score"),
       aggregation: SHARED.aggregation.describe("PRM step aggregation into a solution score"),
@@ -76,7 +77,7 @@ const SCHEMAS = {
   beam: z
     .object({
       ...COMMON,
-      prm: PRM,
+      prmModel: PRM,
       n: N.describe("beams"),
       width: WIDTH,
       maxRounds: MAX_ROUNDS.describe("steps per solution at most"),
@@ -87,7 +88,7 @@ const SCHEMAS = {
   lookahead: z
     .object({
       ...COMMON,
-      prm: PRM,
+      prmModel: PRM,
       n: N.describe("beams"),
       width: WIDTH,
       k: z.number().int().min(0).default(1).describe("greedy rollout steps that rank a beam"),
@@ -99,7 +100,9 @@ const SCHEMAS = {
   mcts: z
     .object({
       ...COMMON,
-      prm: PRM.nullable().default(null).describe("PRM folder (its last-step value); else terminal-guided backups need an answer column"),
+      prmModel: PRM.nullable()
+        .default(null)
+        .describe("PRM folder (its last-step value); else terminal-guided backups need an answer column"),
       simulations: z.number().int().positive().default(32).describe("tree simulations per prompt"),
       expansions: z.number().int().positive().default(4).describe("children per expansion"),
       exploration: z.number().min(0).default(2).describe("UCT exploration constant"),
@@ -132,9 +135,9 @@ function isCorrect(answer: AnswerExtractor, steps: readonly string[], gold: unkn
 }
 
 async function load(o: Opts<Strategy>, aggregation: StepAggregation | null): Promise<Loaded> {
-  const prmDir = "prm" in o ? o.prm : null;
-  const ormDir = "orm" in o ? o.orm : null;
-  if (prmDir !== null && ormDir !== null) throw new SearchError("[search] pass --prm or --orm, not both");
+  const prmDir = "prmModel" in o ? o.prmModel : null;
+  const ormDir = "rewardModel" in o ? o.rewardModel : null;
+  if (prmDir !== null && ormDir !== null) throw new SearchError("[search] pass --prm-model or --reward-model, not both");
   const answer = answerExtractor(o.answerPattern);
   const lm = await loadCausalLM(o.model);
   const tok = loadTokenizer(o.tokenizer ?? o.model);
@@ -212,8 +215,8 @@ function checkRows<K extends Strategy>(strategy: K, o: Opts<K>): Record<string, 
   const rows = readJsonl(o.data);
   rows.forEach((r, i) => {
     if (typeof r.prompt !== "string") throw new SearchError(`[search ${strategy}] ${o.data}:${i + 1}: "prompt" must be a string`);
-    if (strategy === "mcts" && (o as Opts<"mcts">).prm === null && r.answer === undefined)
-      throw new SearchError(`[search mcts] ${o.data}:${i + 1}: terminal-guided MCTS (no --prm) needs an "answer" column`);
+    if (strategy === "mcts" && (o as Opts<"mcts">).prmModel === null && r.answer === undefined)
+      throw new SearchError(`[search mcts] ${o.data}:${i + 1}: terminal-guided MCTS (no --prm-model) needs an "answer" column`);
   });
   return rows;
 }
@@ -221,10 +224,16 @@ function checkRows<K extends Strategy>(strategy: K, o: Opts<K>): Record<string, 
 async function runSearch<K extends Strategy>(strategy: K, o: Opts<K>): Promise<void> {
   if (strategy === "bon") {
     const b = o as Opts<"bon">;
-    if (b.prm === null && b.orm === null && b.selection !== "majority") throw new SearchError("[search bon] needs --prm or --orm");
+    if (b.prmModel === null && b.rewardModel === null && b.selection !== "majority")
+      throw new SearchError("[search bon] needs --prm-model or --reward-model (or --selection majority)");
   }
-  if (strategy === "vote" && (o as Opts<"vote">).weighted && (o as Opts<"vote">).prm === null && (o as Opts<"vote">).orm === null)
-    throw new SearchError("[search vote] --weighted needs --prm or --orm");
+  if (
+    strategy === "vote" &&
+    (o as Opts<"vote">).weighted &&
+    (o as Opts<"vote">).prmModel === null &&
+    (o as Opts<"vote">).rewardModel === null
+  )
+    throw new SearchError("[search vote] --weighted needs --prm-model or --reward-model");
   const rows = checkRows(strategy, o);
   const m = await load(o, "aggregation" in o ? o.aggregation : null);
   const out: Record<string, unknown>[] = [];

@@ -59,7 +59,7 @@ const HOW: Record<FolderKind, string> = {
 
 /**
  * Throw unless `dir` holds one of `want` (a folder whose config.json names no known architecture passes).
- * `tag` names the caller, `role` the option or use the folder is for ("--prm", "a policy").
+ * `tag` names the caller, `role` the option or use the folder is for ("--prm-model", "a policy").
  */
 export function expectFolderKind(dir: string, want: readonly FolderKind[], tag: string, role: string): FolderInfo {
   const info = folderInfo(dir);

@@ -20,6 +20,7 @@ const BENCHES: Record<string, Loader> = {
   grpo: lazy("grpo.ts", "benchGrpo"),
   gpu: lazy("gpu.ts", "benchGpu"),
   cpu_threads: lazy("cpu_threads.ts", "benchCpuThreads"),
+  rollouts: lazy("rollouts.ts", "benchRollouts"),
 };
 
 /** Import bench/<file> on demand; a string return is the reason it cannot run. */

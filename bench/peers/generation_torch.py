@@ -1,6 +1,7 @@
-# Generation peer: the same work as bench/generation.ts in plain PyTorch (fp32, inference_mode): batched
-# sampling at temperature 1 with a KV cache grown by torch.cat each step (as HF's DynamicCache does), and a
-# teacher-forced forward (logits for every position). Prints one JSON line on stdout.
+# Generation peer: the same work as bench/generation.ts and bench/rollouts.ts in plain PyTorch (fp32,
+# inference_mode): batched sampling at temperature 1 with a KV cache grown by torch.cat each step (as HF's
+# DynamicCache does) or, with --cache static, preallocated and written in place (HF's StaticCache without compile),
+# and a teacher-forced forward (logits for every position). Prints one JSON line on stdout.
 # It is not a model library: random weights, no HF transformers, no tokenizer, no padding (all prompts equal).
 # Threads, BLAS core type and library path come from the caller's environment; this script only calls
 # torch.set_num_threads(--threads).
@@ -32,6 +33,7 @@ p.add_argument("--reps", type=int, default=3)
 p.add_argument("--warmup", type=int, default=1)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--seed", type=int, default=0)
+p.add_argument("--cache", choices=["dynamic", "static"], default="dynamic", help="KV cache: torch.cat per step, or preallocated")
 args = p.parse_args()
 
 torch.set_num_threads(args.threads)
@@ -69,7 +71,9 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(b, t, self.nkv, self.hd).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        if cache is not None:
+        if isinstance(cache, StaticCache):
+            k, v = cache.update(layer, k, v)
+        elif cache is not None:
             if layer < len(cache):
                 k = torch.cat((cache[layer][0], k), dim=2)  # (B, Hkv, S_past + T, Dh), like HF DynamicCache
                 v = torch.cat((cache[layer][1], v), dim=2)
@@ -86,6 +90,24 @@ class Attention(nn.Module):
             w = w + torch.full((t, s), torch.finfo(w.dtype).min).triu(s - t + 1)
         o = torch.matmul(F.softmax(w, dim=-1, dtype=torch.float32), v)
         return self.o_proj(o.transpose(1, 2).reshape(b, t, self.nh * self.hd))
+
+
+class StaticCache:
+    """Preallocated keys/values [B, Hkv, S_max, Dh] per layer, written in place (HF StaticCache, eager)."""
+
+    def __init__(self, b, nkv, hd, s_max, layers):
+        self.k = [torch.zeros(b, nkv, s_max, hd) for _ in range(layers)]
+        self.v = [torch.zeros(b, nkv, s_max, hd) for _ in range(layers)]
+        self.pos = 0
+
+    def update(self, layer, k, v):
+        t = k.shape[2]
+        self.k[layer][:, :, self.pos : self.pos + t] = k
+        self.v[layer][:, :, self.pos : self.pos + t] = v
+        end = self.pos + t
+        if layer == len(self.k) - 1:
+            self.pos = end
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
 
 
 class MLP(nn.Module):
@@ -148,7 +170,10 @@ gen = torch.Generator().manual_seed(args.seed)
 
 def run_generate():
     ids = torch.randint(0, args.vocab, (args.batch, args.prompt), generator=gen)
-    cache = []
+    if args.cache == "static":
+        cache = StaticCache(args.batch, args.kv_heads, args.hidden // args.heads, args.prompt + args.new, args.layers)
+    else:
+        cache = []
     out = []
     with torch.inference_mode():
         logits = model(ids, 0, cache, True)[:, -1]

@@ -13,17 +13,21 @@ import { fileURLToPath } from "node:url";
 import { createCpuKernels, loadCpuAddon } from "../src/backend/cpu.js";
 import { availableBackends, withBackend } from "../src/backend/index.js";
 import { sampleToken } from "../src/generate/sampling.js";
+import { Linear, linearMany } from "../src/nn/layers.js";
+import { Rng } from "../src/nn/rng.js";
 import {
   attention,
   copyBlocks,
   linear,
   linearPacked,
   noGrad,
+  packGroup,
   packWeight,
   pagedAttention,
   pagedKvWrite,
   sampleTokens,
   Tensor,
+  withPackedWeights,
   zeros,
 } from "../src/tensor/index.js";
 import { mulberry32 } from "./helpers/check.js";
@@ -211,6 +215,36 @@ describe("decode ops", () => {
         const d = maxDiff(got, want);
         assert.ok(d < 2e-5 * Math.sqrt(k), `${[m, n, k]}: max error ${d}`);
       }
+    });
+
+    test(`${backend}: linearMany runs a packed group as one GEMM with the separate layers' values; adapters opt out`, () => {
+      withBackend(backend, () =>
+        noGrad(() => {
+          const rng = new Rng(3);
+          const layers = [new Linear(40, 24, { rng, bias: true }), new Linear(40, 8, { rng }), new Linear(40, 70, { rng })];
+          layers[0].bias?.data.set(rand(24, 9)); // a nonzero bias on the first part
+          const x = new Tensor(rand(5 * 40, 4), [5, 40]);
+          const want = layers.map((l) => l.forward(x).data);
+          const group = packGroup(layers.map((l) => l.weight));
+          let calls = 0;
+          const fake = (y: Tensor) => {
+            calls++;
+            return y;
+          };
+          const got = withPackedWeights({ weights: new Map(), groups: new Map([[layers[0].weight, group]]) }, () => {
+            const ys = linearMany(x, layers);
+            // an adapter on one layer (its forward replaced) makes the group run layer by layer
+            layers[1].forward = (y: Tensor) => fake(linear(y, layers[1].weight));
+            linearMany(x, layers);
+            Reflect.deleteProperty(layers[1], "forward");
+            return ys.map((y) => y.data);
+          });
+          assert.equal(calls, 1, "the adapted layer ran its own forward");
+          got.forEach((g, i) => {
+            assert.ok(maxDiff(g, want[i]) < 1e-5, `layer ${i}: ${maxDiff(g, want[i])}`);
+          });
+        }),
+      );
     });
 
     test(`${backend}: sampleTokens picks what the row definition picks, with its log-prob`, () => {

@@ -221,6 +221,22 @@ describe("rollout engine on the fixtures", () => {
     assert.ok(worst < 1e-4, `max |engine - teacher-forced| = ${worst}`);
   });
 
+  test("packed (grouped q/k/v, gate/up) and unpacked weights give the same greedy ids and log-probs", async () => {
+    const m = await model("qwen2-tiny");
+    const reqs = prompts([9, 30, 4, 17, 12, 6], 13).map((p, i) => ({
+      prompt: p,
+      maxNewTokens: 10,
+      sampling: { temperature: 0 },
+      rng: new Rng(i),
+    }));
+    const packed = runEngine(new RolloutEngine(m, { kvCacheBlocks: 32, packWeights: true }), reqs);
+    const plain = runEngine(new RolloutEngine(m, { kvCacheBlocks: 32, packWeights: false }), reqs);
+    packed.forEach((r, i) => {
+      assert.deepEqual(r.completionIds, plain[i].completionIds);
+      assert.ok(maxDiff(r.logprobs, plain[i].logprobs) < 1e-5);
+    });
+  });
+
   test("cancel frees a request's blocks at once; bad requests are refused", async () => {
     const m = await model("llama-tiny");
     const engine = new RolloutEngine(m, { kvCacheBlocks: 16 });

@@ -7,6 +7,7 @@
 // (serve) calls step() between other work. Not here: HTTP, adapters' weights (a hook selects them), beam search.
 
 import type { Tokenizer } from "../io/tokenizer.js";
+import { Attention, MLP } from "../models/decoder.js";
 import { Linear } from "../nn/layers.js";
 import { Module } from "../nn/module.js";
 import type { Rng } from "../nn/rng.js";
@@ -15,7 +16,10 @@ import {
   indexSelect,
   linear,
   noGrad,
+  type PackedGroup,
+  type PackedSet,
   type PackedWeight,
+  packGroup,
   packWeight,
   reshape,
   type SamplingRows,
@@ -158,7 +162,7 @@ export class RolloutEngine {
   readonly cache: PagedKVCache;
   private readonly scheduler: Scheduler<Seq>;
   private readonly seqs = new Map<number, Seq>();
-  private packed: Map<Tensor, PackedWeight> = new Map();
+  private packed: PackedSet = { weights: new Map(), groups: new Map() };
   private nextId = 0;
   /** Steps run, tokens computed (prefill + decode), tokens sampled, preemptions. */
   readonly stats = { steps: 0, computed: 0, sampled: 0, maxRunning: 0 };
@@ -183,14 +187,20 @@ export class RolloutEngine {
 
   /** Re-pack the Linear weights from their current values (after an optimizer step, for a long-lived engine). */
   refreshWeights(): void {
-    this.packed = new Map();
-    const weights: Tensor[] = [this.model.lmHeadWeight];
-    if (this.model instanceof Module) {
-      for (const [, m] of this.model.namedModules()) if (m instanceof Linear && m.weight.size >= 4096) weights.push(m.weight);
-    }
+    const weights = new Map<Tensor, PackedWeight>();
+    const groups = new Map<Tensor, PackedGroup>();
+    const lm = this.model;
     noGrad(() => {
-      for (const w of weights) if (!this.packed.has(w)) this.packed.set(w, packWeight(w));
+      weights.set(lm.lmHeadWeight, packWeight(lm.lmHeadWeight));
+      if (!(lm instanceof Module)) return;
+      for (const [, m] of lm.namedModules()) {
+        if (m instanceof Linear && m.weight.size >= 4096 && !weights.has(m.weight)) weights.set(m.weight, packWeight(m.weight));
+        // projections that read the same input run as one GEMM (nn's linearMany)
+        const group = m instanceof Attention ? [m.qProj, m.kProj, m.vProj] : m instanceof MLP ? [m.gateProj, m.upProj] : null;
+        if (group !== null) groups.set(group[0].weight, packGroup(group.map((l) => l.weight)));
+      }
     });
+    this.packed = { weights, groups };
   }
 
   get hasWork(): boolean {

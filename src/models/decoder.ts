@@ -4,7 +4,7 @@
 // Not here: dropout (Nexus trains without it), sliding-window attention, the LM head (causal_lm.ts).
 
 import type { ModelConfig } from "../io/hf_config.js";
-import { Embedding, type InitOptions, Linear, RMSNorm } from "../nn/layers.js";
+import { Embedding, type InitOptions, Linear, linearMany, RMSNorm } from "../nn/layers.js";
 import { Module, ModuleList } from "../nn/module.js";
 import { add, attention, cast, concat, permute, reshape, rope, shapeStr, swiglu, Tensor, TensorError } from "../tensor/index.js";
 import { type AttendingKVCache, cacheLength, GrowableKVCache, isAttendingCache, type KVCache } from "./kv_cache.js";
@@ -38,9 +38,10 @@ export class Attention extends Module {
       // packed tokens (B = 1): token-major heads need no permute; (N, n*Dh) -> (N, n, 1, Dh), cos/sin (1, N, Dh/2) -> (N, 1, Dh/2)
       const c = reshape(cos, [t, 1, this.dh / 2]);
       const s = reshape(sin, [t, 1, this.dh / 2]);
-      const q = rope(reshape(this.qProj.forward(x), [t, this.h, 1, this.dh]), c, s);
-      const k = rope(reshape(this.kProj.forward(x), [t, this.hkv, 1, this.dh]), c, s);
-      const v = reshape(this.vProj.forward(x), [t, this.hkv, 1, this.dh]);
+      const [xq, xk, xv] = linearMany(x, [this.qProj, this.kProj, this.vProj]); // one packed GEMM in the engine
+      const q = rope(reshape(xq, [t, this.h, 1, this.dh]), c, s);
+      const k = rope(reshape(xk, [t, this.hkv, 1, this.dh]), c, s);
+      const v = reshape(xv, [t, this.hkv, 1, this.dh]);
       return this.oProj.forward(reshape(cache.attend(layer, q, k, v), [1, t, this.h * this.dh])); // (N, H, Dh) -> (1, N, H*Dh)
     }
     // (B, T, n*Dh) -> (B, n, T, Dh); for T = 1 both layouts are the same memory, so a reshape (a view) does
@@ -83,7 +84,8 @@ export class MLP extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.downProj.forward(swiglu(this.gateProj.forward(x), this.upProj.forward(x)));
+    const [gate, up] = linearMany(x, [this.gateProj, this.upProj]);
+    return this.downProj.forward(swiglu(gate, up));
   }
 }
 

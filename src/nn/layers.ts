@@ -3,7 +3,7 @@
 // Rng, biases 0, norm weights 1. Without an rng, weights are zeros (to be filled by loadStateDict).
 // Not here: dropout, LayerNorm, LoRA (src/nn/lora.ts).
 
-import { embedding, fromArray, linear, ones, rmsNorm, type Tensor, zeros } from "../tensor/index.js";
+import { add, embedding, fromArray, linear, linearPacked, ones, packedGroupFor, rmsNorm, slice, type Tensor, zeros } from "../tensor/index.js";
 import { Module } from "./module.js";
 import type { Rng } from "./rng.js";
 
@@ -45,6 +45,23 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
   }
+}
+
+/**
+ * x through several Linears that share it (q/k/v, gate/up): one GEMM when the rollout engine packed their weights
+ * together (decode, no gradients, no adapter on them), else each layer's own forward. Same values either way.
+ */
+export function linearMany(x: Tensor, layers: readonly Linear[]): Tensor[] {
+  const plain = layers.every((l) => (l as { forward: unknown }).forward === Linear.prototype.forward);
+  const group = plain ? packedGroupFor(layers.map((l) => l.weight)) : undefined;
+  if (group === undefined) return layers.map((l) => l.forward(x));
+  const y = linearPacked(x, group.packed); // (..., sum of outF)
+  let at = 0;
+  return layers.map((l) => {
+    const part = slice(y, -1, at, at + l.outFeatures);
+    at += l.outFeatures;
+    return l.bias ? add(part, l.bias) : part;
+  });
 }
 
 /** Row lookup table [numEmbeddings, dim]. */

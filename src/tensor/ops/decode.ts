@@ -202,13 +202,45 @@ export function linearPacked(x: Tensor, w: PackedWeight, bias?: Tensor | null): 
   return bias ? add(y, bias) : y;
 }
 
-let active: ReadonlyMap<Tensor, PackedWeight> | null = null;
+/** Linear weights with the same input (q/k/v, gate/up) packed as one [sum n, k] weight: one GEMM instead of several. */
+export class PackedGroup {
+  constructor(
+    readonly weights: readonly Tensor[],
+    readonly packed: PackedWeight,
+  ) {}
+}
+
+/** Pack weights [n_i, k] (same k) as one, in order. */
+export function packGroup(weights: readonly Tensor[]): PackedGroup {
+  const k = weights[0].shape[1];
+  if (weights.some((w) => w.ndim !== 2 || w.shape[1] !== k)) {
+    throw new TensorError(`[packGroup] weights must be [n_i, ${k}], got ${weights.map((w) => shapeStr(w.shape)).join(", ")}`);
+  }
+  const n = weights.reduce((a, w) => a + w.shape[0], 0);
+  const all = new Tensor(allocate("f32", n * k), [n, k]);
+  let at = 0;
+  for (const w of weights) {
+    all.data.set(w.data, at);
+    at += w.size;
+  }
+  return new PackedGroup(weights, packWeight(all));
+}
+
+/** Packed weights in force (see withPackedWeights). */
+export interface PackedSet {
+  weights: ReadonlyMap<Tensor, PackedWeight>;
+  /** Keyed by the group's first weight. */
+  groups: ReadonlyMap<Tensor, PackedGroup>;
+}
+
+let active: PackedSet | null = null;
 
 /**
- * Run fn (synchronously) with `linear` using these packed weights for their tensors, when no gradient is recorded.
- * The caller packs them from the current values and must not change the weights inside fn.
+ * Run fn (synchronously) with `linear` (and nn's linearMany, for groups) using these packed weights for their
+ * tensors, when no gradient is recorded. The caller packs them from the current values and must not change the
+ * weights inside fn.
  */
-export function withPackedWeights<T>(packed: ReadonlyMap<Tensor, PackedWeight>, fn: () => T): T {
+export function withPackedWeights<T>(packed: PackedSet, fn: () => T): T {
   const prev = active;
   active = packed;
   try {
@@ -220,5 +252,13 @@ export function withPackedWeights<T>(packed: ReadonlyMap<Tensor, PackedWeight>, 
 
 /** The packed form of a weight inside withPackedWeights (when gradients are off), else undefined. */
 export function packedFor(weight: Tensor): PackedWeight | undefined {
-  return active === null || isGradEnabled() ? undefined : active.get(weight);
+  return active === null || isGradEnabled() ? undefined : active.weights.get(weight);
+}
+
+/** The packed group of exactly these weights, in this order, inside withPackedWeights; else undefined. */
+export function packedGroupFor(weights: readonly Tensor[]): PackedGroup | undefined {
+  if (active === null || isGradEnabled() || weights.length === 0) return undefined;
+  const g = active.groups.get(weights[0]);
+  if (g === undefined || g.weights.length !== weights.length || g.weights.some((w, i) => w !== weights[i])) return undefined;
+  return g;
 }

@@ -21,10 +21,13 @@ import {
   type PackedWeight,
   packGroup,
   packWeight,
+  releaseBuffer,
   reshape,
   type SamplingRows,
   sampleTokens,
   type Tensor,
+  takeRecentBuffers,
+  withBufferPool,
   withPackedWeights,
 } from "../tensor/index.js";
 import { blocksFor, geometryOf, PagedKVCache } from "./paged_cache.js";
@@ -257,20 +260,32 @@ export class RolloutEngine {
     }
     this.stats.steps++;
     this.stats.maxRunning = Math.max(this.stats.maxRunning, this.scheduler.running.length);
+    // every tensor of a step is dead once its tokens are appended (ids and log-probs are copied out), so the
+    // step's buffers come from the pool and all go back to it: no per-step allocation or GC of activations
     noGrad(() =>
-      withPackedWeights(this.packed, () => {
-        // one forward per adapter present in the step, in order of first appearance
-        const groups = new Map<string, ScheduledSeq<Seq>[]>();
-        for (const it of items) (groups.get(it.seq.ns) ?? groups.set(it.seq.ns, []).get(it.seq.ns))?.push(it);
-        const results: { rows: LogitRow[]; logits: Tensor }[] = [];
-        for (const [ns, group] of groups) {
-          this.opts.useAdapter?.(ns);
-          results.push(this.forward(group));
+      withBufferPool(() => {
+        try {
+          this.stepInPool(items);
+        } finally {
+          for (const b of takeRecentBuffers()) releaseBuffer(b);
         }
-        this.scheduler.computed(items);
-        for (const r of results) this.consume(r.rows, r.logits);
       }),
     );
+  }
+
+  private stepInPool(items: ScheduledSeq<Seq>[]): void {
+    withPackedWeights(this.packed, () => {
+      // one forward per adapter present in the step, in order of first appearance
+      const groups = new Map<string, ScheduledSeq<Seq>[]>();
+      for (const it of items) (groups.get(it.seq.ns) ?? groups.set(it.seq.ns, []).get(it.seq.ns))?.push(it);
+      const results: { rows: LogitRow[]; logits: Tensor }[] = [];
+      for (const [ns, group] of groups) {
+        this.opts.useAdapter?.(ns);
+        results.push(this.forward(group));
+      }
+      this.scheduler.computed(items);
+      for (const r of results) this.consume(r.rows, r.logits);
+    });
   }
 
   /** Run until every queued request is done. */

@@ -463,8 +463,9 @@ describe("nexus serve (in-process)", () => {
     const seededB = job([ps[0]], { temperature: 1 }, 3);
     const other = job([ps[1]], { maxTokens: 3 });
     const results = await Promise.all([...same, seededA, seededB, other]);
-    // six requests of up to 5 tokens: one prefill step and 4 decode steps if they all ran together
-    assert.ok(engine.stats.steps - stepsBefore <= 6, `took ${engine.stats.steps - stepsBefore} steps`);
+    // six requests of up to 5 tokens: 5 steps when they all run together, 28 one after another (arrivals may
+    // straddle a step or two: the worker starts as soon as the first row lands)
+    assert.ok(engine.stats.steps - stepsBefore <= 10, `took ${engine.stats.steps - stepsBefore} steps`);
     results.slice(0, 3).forEach(([r], i) => {
       const [want] = local([ps[i]], { maxNewTokens: 5, temperature: 0, eosTokenId: null });
       assert.deepEqual(r.gen.completionIds, want.completionIds);

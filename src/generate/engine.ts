@@ -102,6 +102,8 @@ export interface TokenEvent {
   id: number;
   logprob: number;
   top: TopEntry[];
+  /** On the first token of a request that asked for them: its prompt log-probs. */
+  promptLogprobs?: (PromptTokenLogprob | null)[];
 }
 
 export interface EngineResult extends Generation {
@@ -406,7 +408,8 @@ export class RolloutEngine {
     seq.completion.push(id);
     seq.logprobs.push(logprob);
     seq.top.push(top);
-    req.onToken?.({ index: seq.completion.length - 1, id, logprob, top });
+    const index = seq.completion.length - 1;
+    req.onToken?.(index === 0 && seq.promptLps !== null ? { index, id, logprob, top, promptLogprobs: seq.promptLps } : { index, id, logprob, top });
     if (req.eos?.has(id)) seq.finish = "eos";
     else if ((req.stop?.length ?? 0) > 0) {
       seq.text = (req.tokenizer as Pick<Tokenizer, "decode">).decode(seq.completion, { skipSpecialTokens: req.skipSpecialTokens ?? true });

@@ -1,19 +1,26 @@
-// The serving engine behind `nexus serve`: every request's rows become requests of the rollout engine
-// (src/generate/engine.ts: paged KV cache, continuous batching, prefix sharing), so concurrent clients are batched
-// together at every decode step whatever their sampling settings, seeds or adapters. The engine is stepped one step
-// per event-loop turn (setImmediate), so HTTP keeps being served between steps; a step's work is bounded by
-// maxBatchTokens (long prompts are prefilled in chunks). A seeded request gets exactly what local
-// `generate(model, rows, {seed})` gives. Named LoRA adapters are attached per forward for the rows that ask for them.
-// A request can stream its tokens and be cancelled (client gone) at any step. Not here: HTTP (server.ts).
+// The serving engine behind `nexus serve`, on the HTTP thread. Generation runs in a worker thread
+// (engine_worker.ts: a copy of the weights and the rollout engine with its paged KV cache, continuous batching and
+// prefix sharing), so the event loop never waits for a forward pass: /health answers and streams flow under any
+// load (measured: stepping on the HTTP thread held /health for a whole step, 60-300 ms at W1 size under load).
+// Every request row becomes a worker row; concurrent clients decode together at every step whatever their
+// settings, seeds or adapters. Here: seeds (a seeded request gets exactly what local `generate(model, rows,
+// {seed})` gives: row streams are forked the same way), stop strings and text (the worker knows ids only; a row
+// that hits a stop string is cancelled there), streaming callbacks, cancellation, LoRA adapter registry.
+// Not here: HTTP (server.ts).
 
-import { type EngineResult, type PromptTokenLogprob, type RequestHandle, RolloutEngine, type TokenEvent } from "../generate/engine.js";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { backendName } from "../backend/index.js";
+import type { PromptTokenLogprob, TokenEvent } from "../generate/engine.js";
 import type { TopEntry } from "../generate/sampling.js";
-import type { Generation } from "../generate/types.js";
+import { matchStop } from "../generate/stop.js";
+import type { FinishReason, Generation } from "../generate/types.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
-import { type LoraModel, loadLoraAdapter } from "../models/lora.js";
+import { type LoraConfig, loadLoraAdapter } from "../models/lora.js";
 import { Rng } from "../nn/rng.js";
 import { ApiError, type SamplingRequest } from "./protocol.js";
+import type { AddRow, FromWorker, TokenMsg, ToWorker, WorkerInit } from "./worker_protocol.js";
 
 export type { PromptTokenLogprob, TokenEvent, TopEntry };
 
@@ -39,17 +46,10 @@ export interface RowResult {
 }
 
 export interface SubmitOptions {
-  /** Aborting cancels every row still running (their blocks are freed at once); the promise rejects. */
+  /** Aborting cancels every row still running (the worker frees their blocks at its next step); the promise rejects. */
   signal?: AbortSignal;
-  /** Each generated token of row `row` as soon as it is sampled (streaming). */
+  /** Each generated token of row `row` as soon as its step is done (streaming). */
   onToken?: (row: number, e: TokenEvent) => void;
-}
-
-interface StoredAdapter {
-  lora: LoraModel;
-  path: string;
-  /** Prefix-sharing namespace: unique per load, so a reloaded name never reuses old blocks. */
-  ns: string;
 }
 
 export interface EngineOptions {
@@ -57,34 +57,58 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Seed of the stream unseeded requests draw their seeds from. Default: random. */
   seed?: number;
-  /** Delay before the first step after the engine was idle, so requests arriving together start together. Default 0 ms. */
+  /** Unused since batching became continuous (kept so existing callers type-check). */
   batchWindowMs?: number;
   /** KV cache size in bytes. Default 1 GiB. */
   kvCacheMemory?: number;
-  /** Tokens computed in one step at most: bounds how long a step holds the event loop. Default 256. */
+  /** Tokens computed in one worker step at most (long prompts are prefilled in chunks). Default 512. */
   maxBatchTokens?: number;
 }
 
+interface Row {
+  job: Job;
+  index: number;
+  prompt: number[];
+  ids: number[];
+  logprobs: number[];
+  top: TopEntry[][];
+  promptLogprobs: (PromptTokenLogprob | null)[] | null;
+  text: string;
+  finish: FinishReason | null;
+}
+
 interface Job {
-  results: (RowResult | undefined)[];
-  handles: RequestHandle[];
+  rows: Row[];
+  ids: number[];
   left: number;
   adapter: string | null;
+  sampling: SamplingRequest;
+  onToken?: (row: number, e: TokenEvent) => void;
   resolve: (r: RowResult[]) => void;
   reject: (e: unknown) => void;
 }
 
+/** The worker's entry: compiled JS directly; TypeScript sources through a bootstrap that registers tsx. */
+function workerEntry(): { file: URL; data: Record<string, unknown> } {
+  const self = import.meta.url;
+  if (self.endsWith(".ts")) {
+    return { file: new URL("./worker_bootstrap.mjs", self), data: { entry: new URL("./engine_worker.ts", self).href } };
+  }
+  return { file: new URL("./engine_worker.js", self), data: {} };
+}
+
 export class Engine {
-  private readonly core: RolloutEngine;
-  private readonly adapters = new Map<string, StoredAdapter>();
-  private active: StoredAdapter | null = null;
+  private readonly worker: Worker;
+  private readonly adapters = new Map<string, { ns: string; config: LoraConfig; path: string }>();
+  private readonly rows = new Map<number, Row>();
   private readonly jobs = new Set<Job>();
-  private readonly batchWindowMs: number;
-  private seedState: number;
-  private running = false;
+  private nextRow = 0;
   private loads = 0;
+  private seedState: number;
+  private broken: string | null = null;
   private idle: (() => void)[] = [];
-  /** Requests and rows accepted, engine steps run, since start (for logs and tests). */
+  private kv = { free: 0, total: 0 };
+  /** Requests and rows accepted, worker steps run, since start (for logs and tests). */
   readonly stats = { requests: 0, rows: 0, steps: 0 };
 
   constructor(
@@ -94,15 +118,28 @@ export class Engine {
   ) {
     const maxBatch = opts.maxBatch ?? 64;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new ApiError(500, `[serve] maxBatch must be an integer >= 1, got ${maxBatch}`);
-    this.batchWindowMs = opts.batchWindowMs ?? 0;
     this.seedState = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
     model.eval();
-    this.core = new RolloutEngine(model, {
+    const weights: [string, Float32Array][] = [];
+    for (const [k, p] of model.namedParameters()) weights.push([k, Float32Array.from(p.data as Float32Array)]);
+    const init: WorkerInit = {
+      config: model.config,
+      weights,
+      backend: backendName(),
       maxRunning: maxBatch,
       kvCacheMemory: opts.kvCacheMemory,
-      maxBatchTokens: opts.maxBatchTokens ?? 256,
-      useAdapter: (ns) => this.activate(ns),
+      maxBatchTokens: opts.maxBatchTokens ?? 512,
+    };
+    const { file, data } = workerEntry();
+    this.worker = new Worker(fileURLToPath(file), {
+      workerData: { ...data, init },
+      transferList: weights.map(([, w]) => w.buffer as ArrayBuffer),
+      execArgv: process.execArgv,
     });
+    this.worker.on("message", (m: FromWorker) => this.onMessage(m));
+    this.worker.on("error", (e) => this.fail(`[serve] the generation worker failed: ${e.message}`));
+    this.worker.on("exit", (code) => this.fail(`[serve] the generation worker exited (code ${code})`));
+    this.worker.unref(); // ref'd only while requests are in flight (after the listeners: a 'message' listener refs it)
   }
 
   adapterNames(): string[] {
@@ -113,63 +150,41 @@ export class Engine {
     return this.adapters.has(name);
   }
 
-  /** Rows running or waiting, and free KV memory (for admission policies: 429s, health). */
+  /** Rows running or waiting, requests in flight, and free KV memory at the last step (for admission policies, health). */
   get load(): { rows: number; requests: number; kvBlocksFree: number; kvBlocks: number } {
-    const a = this.core.cache.allocator;
-    return { rows: this.core.pending, requests: this.jobs.size, kvBlocksFree: a.numFree, kvBlocks: a.numBlocks };
+    return { rows: this.rows.size, requests: this.jobs.size, kvBlocksFree: this.kv.free, kvBlocks: this.kv.total };
   }
 
-  /** Read and check a PEFT adapter folder; it acts only for requests naming it. */
-  loadAdapter(name: string, dir: string): void {
+  /** Read and check a PEFT adapter folder (errors name the folder); it acts only for requests naming it. */
+  async loadAdapter(name: string, dir: string): Promise<void> {
     if (this.adapters.has(name)) throw new ApiError(400, `[serve] LoRA adapter "${name}" is already loaded`, "lora_name");
-    const prev = this.active;
-    this.detach(); // the base must carry no adapter while another is read onto it
-    let lora: LoraModel;
+    let config: LoraConfig;
+    const weights: [string, Float32Array][] = [];
     try {
-      lora = loadLoraAdapter(this.model, dir);
+      const lora = loadLoraAdapter(this.model, dir); // validated against the model here; applied in the worker
+      config = lora.config;
+      for (const [k, t] of lora.peftStateDict()) weights.push([k, Float32Array.from(t.data as Float32Array)]);
+      lora.unload();
     } catch (e) {
-      this.attach(prev);
       throw new ApiError(400, `[serve] cannot load LoRA adapter "${name}" from ${dir}: ${(e as Error).message}`, "lora_path");
     }
-    lora.eval();
-    lora.unload();
-    this.attach(prev);
-    this.adapters.set(name, { lora, path: dir, ns: `${name}#${this.loads++}` });
+    const ns = `${name}#${this.loads++}`;
+    this.send({ t: "adapter", ns, config, weights }, weights.map(([, w]) => w.buffer as ArrayBuffer));
+    this.adapters.set(name, { ns, config, path: dir });
   }
 
-  unloadAdapter(name: string): void {
+  async unloadAdapter(name: string): Promise<void> {
     const stored = this.adapters.get(name);
     if (stored === undefined) throw new ApiError(404, `[serve] LoRA adapter "${name}" is not loaded`, "lora_name");
     const users = [...this.jobs].filter((j) => j.adapter === name).length;
-    if (users > 0)
-      throw new ApiError(409, `[serve] LoRA adapter "${name}" is in use by ${users} request(s); unload it when they are done`, "lora_name");
-    if (this.active === stored) this.detach();
+    if (users > 0) throw new ApiError(409, `[serve] LoRA adapter "${name}" is in use by ${users} request(s); unload it when they are done`, "lora_name");
+    this.send({ t: "dropAdapter", ns: stored.ns });
     this.adapters.delete(name);
-  }
-
-  /** The rollout engine's adapter hook: namespace "" is the base model. */
-  private activate(ns: string): void {
-    if ((this.active?.ns ?? "") === ns) return;
-    this.detach();
-    if (ns === "") return;
-    const stored = [...this.adapters.values()].find((a) => a.ns === ns);
-    if (stored === undefined) throw new ApiError(404, `[serve] LoRA adapter of namespace "${ns}" is not loaded`, "model");
-    this.attach(stored);
-  }
-
-  private detach(): void {
-    this.active?.lora.unload();
-    this.active = null;
-  }
-
-  private attach(a: StoredAdapter | null): void {
-    if (a === null) return;
-    a.lora.reattach();
-    this.active = a;
   }
 
   /** Queue a job; resolves with one result per row, in order, when all its rows are done. */
   submit(job: GenJob, opts: SubmitOptions = {}): Promise<RowResult[]> {
+    if (this.broken !== null) return Promise.reject(new ApiError(500, this.broken));
     const s = job.sampling;
     let ns = "";
     if (job.adapter !== null) {
@@ -177,99 +192,138 @@ export class Engine {
       if (stored === undefined) return Promise.reject(new ApiError(404, `[serve] LoRA adapter "${job.adapter}" is not loaded`, "model"));
       ns = stored.ns;
     }
+    if (opts.signal?.aborted) return Promise.reject(abortError());
     this.stats.requests++;
     this.stats.rows += job.rows.length;
     if (s.maxTokens === 0) {
       return Promise.resolve(
-        job.rows.map((p) => ({
-          gen: { promptIds: [...p], completionIds: [], logprobs: [], finishReason: "length", text: "" },
-          top: [],
-          promptLogprobs: null,
-        })),
+        job.rows.map((p) => ({ gen: { promptIds: [...p], completionIds: [], logprobs: [], finishReason: "length", text: "" }, top: [], promptLogprobs: null })),
       );
     }
-    if (opts.signal?.aborted) return Promise.reject(abortError());
     const configEos = this.model.config.eosTokenId;
-    const eos = new Set([
-      ...(s.ignoreEos || configEos === null ? [] : typeof configEos === "number" ? [configEos] : configEos),
-      ...s.stopTokenIds,
-    ]);
+    const eos = [...(s.ignoreEos || configEos === null ? [] : typeof configEos === "number" ? [configEos] : configEos), ...s.stopTokenIds];
     const rng = new Rng(job.seed ?? this.nextSeed());
     return new Promise<RowResult[]>((resolve, reject) => {
-      const j: Job = { results: job.rows.map(() => undefined), handles: [], left: job.rows.length, adapter: job.adapter, resolve, reject };
-      try {
-        job.rows.forEach((prompt, r) => {
-          const handle = this.core.add({
-            prompt,
-            maxNewTokens: s.maxTokens,
-            sampling: { temperature: s.temperature, topP: s.topP, topK: s.topK, minP: s.minP },
-            rng: rng.fork(), // row r's stream, as local generate() forks them
-            eos,
-            stop: s.stop,
-            includeStopStrInOutput: s.includeStopStrInOutput,
-            tokenizer: this.tokenizer,
-            skipSpecialTokens: s.skipSpecialTokens,
-            adapter: ns,
-            topLogprobs: job.topLogprobs,
-            promptLogprobs: job.promptLogprobs,
-            onToken: opts.onToken === undefined ? undefined : (e) => opts.onToken?.(r, e),
-            onFinish: (res) => this.rowDone(j, r, res),
-          });
-          j.handles.push(handle);
-        });
-      } catch (e) {
-        for (const h of j.handles) this.core.cancel(h);
-        reject(e instanceof ApiError ? e : new ApiError(400, (e as Error).message));
-        return;
-      }
+      const j: Job = { rows: [], ids: [], left: job.rows.length, adapter: job.adapter, sampling: s, onToken: opts.onToken, resolve, reject };
+      const greedy = s.temperature === 0;
+      job.rows.forEach((prompt, index) => {
+        const id = this.nextRow++;
+        const row: Row = { job: j, index, prompt: [...prompt], ids: [], logprobs: [], top: [], promptLogprobs: null, text: "", finish: null };
+        j.rows.push(row);
+        j.ids.push(id);
+        this.rows.set(id, row);
+        const msg: AddRow = {
+          t: "add",
+          id,
+          prompt: row.prompt,
+          maxNewTokens: s.maxTokens,
+          temperature: greedy ? 0 : s.temperature,
+          topK: s.topK,
+          topP: s.topP,
+          minP: s.minP,
+          rng: rng.fork().getState(), // row `index`'s stream, forked as local generate() forks them
+          eos,
+          ns,
+          topLogprobs: job.topLogprobs,
+          promptLogprobs: job.promptLogprobs,
+        };
+        this.send(msg);
+      });
+      if (this.jobs.size === 0) this.worker.ref(); // pending requests keep the process alive
       this.jobs.add(j);
-      opts.signal?.addEventListener("abort", () => this.cancelJob(j, abortError()), { once: true });
-      this.kick();
+      opts.signal?.addEventListener("abort", () => this.endJob(j, abortError()), { once: true });
     });
-  }
-
-  private rowDone(j: Job, row: number, res: EngineResult): void {
-    const { top, promptLogprobs, ...gen } = res;
-    j.results[row] = { gen, top, promptLogprobs };
-    if (--j.left > 0) return;
-    this.jobs.delete(j);
-    j.resolve(j.results as RowResult[]);
-  }
-
-  private cancelJob(j: Job, why: unknown): void {
-    if (!this.jobs.delete(j)) return;
-    for (const h of j.handles) this.core.cancel(h);
-    j.reject(why);
   }
 
   /** Resolves once nothing is queued or running. */
   drain(): Promise<void> {
-    if (!this.running && !this.core.hasWork) return Promise.resolve();
+    if (this.jobs.size === 0) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
 
-  private kick(): void {
-    if (this.running) return;
-    this.running = true;
-    if (this.batchWindowMs > 0) setTimeout(() => this.loop(), this.batchWindowMs);
-    else setImmediate(() => this.loop());
+  /** Stop the worker (pending requests fail). */
+  async close(): Promise<void> {
+    this.fail("[serve] the engine was closed");
+    await this.worker.terminate();
   }
 
-  /** One engine step per event-loop turn: requests, health checks and stream writes are served in between. */
-  private loop(): void {
-    if (!this.core.hasWork) {
-      this.running = false;
-      for (const r of this.idle.splice(0)) r();
-      return;
+  private send(m: ToWorker, transfer: ArrayBuffer[] = []): void {
+    this.worker.postMessage(m, transfer);
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.t === "step") {
+      this.stats.steps = m.steps;
+      this.kv = { free: m.kvBlocksFree, total: m.kvBlocks };
+      for (const t of m.tokens) this.onToken(t);
+    } else if (m.t === "rowError") {
+      const jobs = new Set(m.ids.map((id) => this.rows.get(id)?.job).filter((j): j is Job => j !== undefined));
+      for (const j of jobs) this.endJob(j, new ApiError(m.message.startsWith("[scheduler]") ? 400 : 500, m.message));
+    } else if (m.t === "fatal") this.fail(m.message);
+  }
+
+  private onToken(t: TokenMsg): void {
+    const row = this.rows.get(t.id);
+    if (row === undefined || row.finish !== null) return; // finished here (stop string) or cancelled: late tokens are dropped
+    const j = row.job;
+    const s = j.sampling;
+    if (t.promptLogprobs !== undefined) row.promptLogprobs = t.promptLogprobs;
+    row.ids.push(t.token);
+    row.logprobs.push(t.logprob);
+    row.top.push(t.top);
+    j.onToken?.(row.index, { index: row.ids.length - 1, id: t.token, logprob: t.logprob, top: t.top });
+    let finish: FinishReason | null = t.finish ?? null;
+    if (finish !== "eos" && s.stop.length > 0) {
+      row.text = this.tokenizer.decode(row.ids, { skipSpecialTokens: s.skipSpecialTokens });
+      const cut = matchStop(row.text, s.stop, s.includeStopStrInOutput);
+      if (cut !== null) {
+        row.text = cut;
+        if (finish === null) this.send({ t: "cancel", ids: [t.id] });
+        finish = "stop";
+      }
     }
-    try {
-      this.core.step();
-      this.stats.steps++;
-    } catch (e) {
-      // a failed step leaves no trustworthy state for the requests in it: fail them all, keep serving others
-      for (const j of [...this.jobs]) this.cancelJob(j, e);
+    if (finish === null) return;
+    row.finish = finish;
+    this.rows.delete(t.id);
+    if (finish !== "stop") row.text = this.tokenizer.decode(row.ids, { skipSpecialTokens: s.skipSpecialTokens });
+    if (--j.left === 0) {
+      this.jobs.delete(j);
+      j.resolve(
+        j.rows.map((r) => ({
+          gen: {
+            promptIds: r.prompt,
+            completionIds: r.ids,
+            logprobs: r.logprobs,
+            finishReason: r.finish as FinishReason,
+            text: r.text,
+          },
+          top: r.top,
+          promptLogprobs: r.promptLogprobs,
+        })),
+      );
+      this.settle();
     }
-    setImmediate(() => this.loop());
+  }
+
+  /** End a job early (cancelled, failed): its rows are dropped here and in the worker. */
+  private endJob(j: Job, why: unknown): void {
+    if (!this.jobs.delete(j)) return;
+    const live = j.ids.filter((id) => this.rows.delete(id));
+    if (live.length > 0 && this.broken === null) this.send({ t: "cancel", ids: live });
+    j.reject(why);
+    this.settle();
+  }
+
+  private fail(message: string): void {
+    if (this.broken !== null) return;
+    this.broken = message;
+    for (const j of [...this.jobs]) this.endJob(j, new ApiError(500, message));
+  }
+
+  private settle(): void {
+    if (this.jobs.size > 0) return;
+    this.worker.unref();
+    for (const r of this.idle.splice(0)) r();
   }
 
   private nextSeed(): number {

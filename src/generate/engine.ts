@@ -409,7 +409,9 @@ export class RolloutEngine {
     seq.logprobs.push(logprob);
     seq.top.push(top);
     const index = seq.completion.length - 1;
-    req.onToken?.(index === 0 && seq.promptLps !== null ? { index, id, logprob, top, promptLogprobs: seq.promptLps } : { index, id, logprob, top });
+    req.onToken?.(
+      index === 0 && seq.promptLps !== null ? { index, id, logprob, top, promptLogprobs: seq.promptLps } : { index, id, logprob, top },
+    );
     if (req.eos?.has(id)) seq.finish = "eos";
     else if ((req.stop?.length ?? 0) > 0) {
       seq.text = (req.tokenizer as Pick<Tokenizer, "decode">).decode(seq.completion, { skipSpecialTokens: req.skipSpecialTokens ?? true });

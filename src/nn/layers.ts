@@ -3,7 +3,19 @@
 // Rng, biases 0, norm weights 1. Without an rng, weights are zeros (to be filled by loadStateDict).
 // Not here: dropout, LayerNorm, LoRA (src/nn/lora.ts).
 
-import { add, embedding, fromArray, linear, linearPacked, ones, packedGroupFor, rmsNorm, slice, type Tensor, zeros } from "../tensor/index.js";
+import {
+  add,
+  embedding,
+  fromArray,
+  linear,
+  linearPacked,
+  ones,
+  packedGroupFor,
+  rmsNorm,
+  slice,
+  type Tensor,
+  zeros,
+} from "../tensor/index.js";
 import { Module } from "./module.js";
 import type { Rng } from "./rng.js";
 

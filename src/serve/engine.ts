@@ -121,7 +121,7 @@ export class Engine {
     this.seedState = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
     model.eval();
     const weights: [string, Float32Array][] = [];
-    for (const [k, p] of model.namedParameters()) weights.push([k, Float32Array.from(p.data as Float32Array)]);
+    for (const [k, p] of model.namedParameters()) weights.push([k, Float32Array.from(p.hostData())]);
     const init: WorkerInit = {
       config: model.config,
       weights,
@@ -163,13 +163,16 @@ export class Engine {
     try {
       const lora = loadLoraAdapter(this.model, dir); // validated against the model here; applied in the worker
       config = lora.config;
-      for (const [k, t] of lora.peftStateDict()) weights.push([k, Float32Array.from(t.data as Float32Array)]);
+      for (const [k, t] of lora.peftStateDict()) weights.push([k, Float32Array.from(t.hostData())]);
       lora.unload();
     } catch (e) {
       throw new ApiError(400, `[serve] cannot load LoRA adapter "${name}" from ${dir}: ${(e as Error).message}`, "lora_path");
     }
     const ns = `${name}#${this.loads++}`;
-    this.send({ t: "adapter", ns, config, weights }, weights.map(([, w]) => w.buffer as ArrayBuffer));
+    this.send(
+      { t: "adapter", ns, config, weights },
+      weights.map(([, w]) => w.buffer as ArrayBuffer),
+    );
     this.adapters.set(name, { ns, config, path: dir });
   }
 
@@ -177,7 +180,8 @@ export class Engine {
     const stored = this.adapters.get(name);
     if (stored === undefined) throw new ApiError(404, `[serve] LoRA adapter "${name}" is not loaded`, "lora_name");
     const users = [...this.jobs].filter((j) => j.adapter === name).length;
-    if (users > 0) throw new ApiError(409, `[serve] LoRA adapter "${name}" is in use by ${users} request(s); unload it when they are done`, "lora_name");
+    if (users > 0)
+      throw new ApiError(409, `[serve] LoRA adapter "${name}" is in use by ${users} request(s); unload it when they are done`, "lora_name");
     this.send({ t: "dropAdapter", ns: stored.ns });
     this.adapters.delete(name);
   }
@@ -197,18 +201,41 @@ export class Engine {
     this.stats.rows += job.rows.length;
     if (s.maxTokens === 0) {
       return Promise.resolve(
-        job.rows.map((p) => ({ gen: { promptIds: [...p], completionIds: [], logprobs: [], finishReason: "length", text: "" }, top: [], promptLogprobs: null })),
+        job.rows.map((p) => ({
+          gen: { promptIds: [...p], completionIds: [], logprobs: [], finishReason: "length", text: "" },
+          top: [],
+          promptLogprobs: null,
+        })),
       );
     }
     const configEos = this.model.config.eosTokenId;
     const eos = [...(s.ignoreEos || configEos === null ? [] : typeof configEos === "number" ? [configEos] : configEos), ...s.stopTokenIds];
     const rng = new Rng(job.seed ?? this.nextSeed());
     return new Promise<RowResult[]>((resolve, reject) => {
-      const j: Job = { rows: [], ids: [], left: job.rows.length, adapter: job.adapter, sampling: s, onToken: opts.onToken, resolve, reject };
+      const j: Job = {
+        rows: [],
+        ids: [],
+        left: job.rows.length,
+        adapter: job.adapter,
+        sampling: s,
+        onToken: opts.onToken,
+        resolve,
+        reject,
+      };
       const greedy = s.temperature === 0;
       job.rows.forEach((prompt, index) => {
         const id = this.nextRow++;
-        const row: Row = { job: j, index, prompt: [...prompt], ids: [], logprobs: [], top: [], promptLogprobs: null, text: "", finish: null };
+        const row: Row = {
+          job: j,
+          index,
+          prompt: [...prompt],
+          ids: [],
+          logprobs: [],
+          top: [],
+          promptLogprobs: null,
+          text: "",
+          finish: null,
+        };
         j.rows.push(row);
         j.ids.push(id);
         this.rows.set(id, row);

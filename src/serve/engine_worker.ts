@@ -91,7 +91,7 @@ function onMessage(m: ToWorker): void {
     useAdapter(""); // the base must carry no adapter while another is built on it
     const lora = applyLora(model, m.config);
     const own = lora.peftStateDict();
-    for (const [k, w] of m.weights) own.get(k)?.data.set(w);
+    for (const [k, w] of m.weights) own.get(k)?.copyFrom(w);
     lora.eval();
     lora.unload();
     adapters.set(m.ns, lora);

@@ -2,9 +2,9 @@
 // owns a copy of the weights and the rollout engine and only deals in token ids; the HTTP thread owns tokenization,
 // text, stop strings, seeds and the request bookkeeping. Plain data only (structured clone).
 
+import type { BackendName } from "../backend/types.js";
 import type { PromptTokenLogprob } from "../generate/engine.js";
 import type { TopEntry } from "../generate/sampling.js";
-import type { BackendName } from "../backend/types.js";
 import type { ModelConfig } from "../io/hf_config.js";
 import type { LoraConfig } from "../models/lora.js";
 import type { RngState } from "../nn/rng.js";

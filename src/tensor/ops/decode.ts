@@ -7,6 +7,7 @@ import { kernels } from "../../backend/index.js";
 import type { Buf, DeviceBuffer, DeviceMemory } from "../../backend/types.js";
 import { allocateUninit, fromArray, isGradEnabled, onDevice, type Storage, shapeStr, Tensor, TensorError } from "../tensor.js";
 import { add } from "./elementwise.js";
+import { concat } from "./shape.js";
 
 /** A host index / parameter array as a buffer of the current backend (itself on the host, one upload on a device). */
 function hostBuf(a: Int32Array | Float32Array): Buf {
@@ -216,14 +217,7 @@ export function packGroup(weights: readonly Tensor[]): PackedGroup {
   if (weights.some((w) => w.ndim !== 2 || w.shape[1] !== k)) {
     throw new TensorError(`[packGroup] weights must be [n_i, ${k}], got ${weights.map((w) => shapeStr(w.shape)).join(", ")}`);
   }
-  const n = weights.reduce((a, w) => a + w.shape[0], 0);
-  const all = new Tensor(allocate("f32", n * k), [n, k]);
-  let at = 0;
-  for (const w of weights) {
-    all.data.set(w.data, at);
-    at += w.size;
-  }
-  return new PackedGroup(weights, packWeight(all));
+  return new PackedGroup(weights, packWeight(concat([...weights], 0))); // (sum n_i, k)
 }
 
 /** Packed weights in force (see withPackedWeights). */

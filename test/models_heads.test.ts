@@ -174,3 +174,13 @@ describe("TokenClassifier (PRM)", () => {
     fs.rmSync(dir, { recursive: true });
   });
 });
+
+test("CausalLM.forward given plain arrays says how to build the i32 tensor (not a TypeError deep inside)", async () => {
+  const lm = await loadCausalLM(path.join(FIXTURES, "qwen2-tiny"));
+  const want =
+    /\[CausalLM\] inputIds must be an i32 Tensor \[B, T\], e\.g\. tensor\(\[tok\.encode\(text\)\], \{ dtype: "i32" \}\); got an array/;
+  assert.throws(() => lm.forward({ inputIds: [[5, 17, 200]] as unknown as Tensor }), want);
+  const { inputIds } = pad([[5, 17, 200]], "right");
+  assert.throws(() => lm.forward({ inputIds, attentionMask: [[1, 1, 1]] as unknown as Tensor }), /attentionMask must be an i32 Tensor/);
+  assert.deepEqual(lm.forward({ inputIds }).logits.shape.slice(0, 2), [1, 3]);
+});

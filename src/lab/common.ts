@@ -123,6 +123,8 @@ export interface PolicyEval {
   greedy: number;
   /** Fraction of greedy completions in the exact solution format. */
   formatRate: number;
+  /** Per problem (same order as the test problems): sampled accuracy (pass@1's unit) and greedy correctness 0/1. */
+  perProblem: { pass1: number[]; greedy: number[] };
 }
 
 export function evaluatePolicy(
@@ -141,8 +143,11 @@ export function evaluatePolicy(
   });
   let maj = 0;
   let hits = 0;
+  const perPass1: number[] = [];
   sampled.forEach((group) => {
-    hits += group.filter((s) => s.correct).length / group.length;
+    const acc = group.filter((s) => s.correct).length / group.length;
+    perPass1.push(round4(acc));
+    hits += acc;
     const votes = new Map<number, number>();
     let best: Sampled | null = null;
     for (const s of group) {
@@ -159,6 +164,7 @@ export function evaluatePolicy(
     majK: round4(maj / probs.length),
     greedy: round4(greedy.filter((g) => g[0].correct).length / probs.length),
     formatRate: round4(greedy.filter((g) => g[0].formatOk).length / probs.length),
+    perProblem: { pass1: perPass1, greedy: greedy.map((g) => (g[0].correct ? 1 : 0)) },
   };
 }
 

@@ -93,7 +93,10 @@ function rmSection(s: Obj): Section {
 }
 
 function alignSection(s: Obj, sft: Obj, timing: StageTiming | undefined): Section {
-  const methods = Object.keys(s);
+  const methods = Object.keys(s).filter((k) => k !== "memoryProbe");
+  const probe = obj(s.memoryProbe);
+  const probeMethods = obj(probe.methods);
+  const batch = obj(probe.rolloutBatch);
   const mb = (x: unknown) => (num(x) === null ? null : Math.round(((x as number) / 2 ** 20) * 100) / 100);
   return {
     heading: "4. Alignment",
@@ -103,17 +106,27 @@ function alignSection(s: Obj, sft: Obj, timing: StageTiming | undefined): Sectio
     ],
     tables: [
       {
-        caption: "Held-out accuracy (%), KL to the SFT policy, model state and time of each method",
-        columns: ["method", "pass@1", "maj@k", "greedy", "KL to SFT", "state MB", "seconds"],
+        caption: "Held-out accuracy (%), KL to the SFT policy, measured peak memory and wall time of each method",
+        columns: ["method", "pass@1", "maj@k", "greedy", "KL to SFT", "peak tensor MB", "peak RSS MB", "seconds"],
         rows: [
-          ["SFT", pct(sft.pass1), pct(sft.majK), pct(sft.greedy), 0, null, null],
+          ["SFT", pct(sft.pass1), pct(sft.majK), pct(sft.greedy), 0, null, null, null],
           ...methods.map((m) => {
             const r = obj(s[m]);
-            if (typeof r.skipped === "string") return [`${m} (skipped: ${r.skipped})`, null, null, null, null, null, null];
-            return [m, pct(r.pass1), pct(r.majK), pct(r.greedy), num(r.klToSft), mb(r.stateBytes), timing?.parts?.[m] ?? null];
+            if (typeof r.skipped === "string") return [`${m} (skipped: ${r.skipped})`, null, null, null, null, null, null, null];
+            const secs = num(r.wallSeconds) ?? timing?.parts?.[m] ?? null;
+            return [m, pct(r.pass1), pct(r.majK), pct(r.greedy), num(r.klToSft), mb(r.peakBytes), mb(r.peakRssBytes), secs];
           }),
         ],
-        digits: [undefined, 1, 1, 1, 3, 2, 1],
+        digits: [undefined, 1, 1, 1, 3, 2, 0, 1],
+      },
+      {
+        caption: `Memory probe: ${probe.steps ?? "?"} steps of each method at the same rollout batch (${batch.prompts ?? "?"} prompts x ${batch.completionsPerPrompt ?? "?"} completions), exact live tensor bytes (full collection at the engine's checkpoints) and sampled peak RSS`,
+        columns: ["method", "peak tensor MB", "tensor MB before", "peak RSS MB", "seconds / step"],
+        rows: Object.keys(probeMethods).map((m) => {
+          const r = obj(probeMethods[m]);
+          return [m, mb(r.peakBytes), mb(r.baselineBytes), mb(r.peakRssBytes), num(r.secondsPerStep)];
+        }),
+        digits: [undefined, 2, 2, 0, 2],
       },
     ],
     charts: [
@@ -154,9 +167,14 @@ function searchSection(s: Obj): Section {
   const acc = obj(s.accuracy);
   const budgets = (s.budgets as number[]) ?? [];
   const au = obj(s.wrongStepAuroc);
+  const bud = obj(s.budget);
+  const pre = obj(s.preRegistered);
   return {
     heading: "5. Search with verifiers",
-    paragraphs: [`${s.problems} test problems; the SFT policy generates, the gold-label PRM and the ORM score.`],
+    paragraphs: [
+      `${s.problems} test problems; the SFT policy generates, the gold-label PRM and the ORM score. At each N every best-of-N strategy chooses among the very same N samples; "random" takes the first of them.`,
+      `Pre-registered PRM strategy (the claims use it; the others are reported, not selected): ${pre.prm ?? "n/a"} (aggregation chosen by outcome AUROC on validation solutions).`,
+    ],
     tables: [
       {
         caption: "Accuracy (%) by strategy and budget N",
@@ -164,13 +182,26 @@ function searchSection(s: Obj): Section {
         rows: Object.keys(acc).map((k) => [k, ...budgets.map((n) => pct(obj(acc[k])[String(n)]))]),
       },
       {
-        caption: "Detecting wrong steps (AUROC against exact labels)",
-        columns: ["detector", "AUROC"],
+        caption:
+          "Budget per problem: sequences sampled (whole solutions for best-of-N and voting, single steps for beam and MCTS) / tokens generated",
+        columns: ["strategy", ...budgets.map((n) => `N=${n}`)],
+        rows: Object.keys(bud).map((k) => [
+          k,
+          ...budgets.map((n) => {
+            const b = obj(obj(bud[k])[String(n)]);
+            return num(b.completions) === null ? null : `${b.completions} / ${b.tokens}`;
+          }),
+        ]),
+      },
+      {
+        caption: "Detecting wrong steps (AUROC against exact labels); within position = pairs-weighted AUROC inside each step position",
+        columns: ["detector", "AUROC", "AUROC within position"],
         rows: [
-          ["Titans memory surprise", num(au.titansSurprise)],
-          ["PRM (gold labels)", num(au.prmGold)],
+          ["Titans surprise (gradient norm, trained projections)", num(au.titansSurprise), num(au.titansSurpriseWithinPosition)],
+          ["position + line type only", null, num(au.positionBaselineWithinPosition)],
+          ["PRM (gold labels)", num(au.prmGold), null],
         ],
-        digits: [undefined, 3, 3, 3, 3, 3],
+        digits: [undefined, 3, 3],
       },
     ],
     charts: [

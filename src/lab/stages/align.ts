@@ -11,6 +11,7 @@ import { generate } from "../../generate/generate.js";
 import type { CausalLM } from "../../models/causal_lm.js";
 import { Rng } from "../../nn/rng.js";
 import { accuracyReward } from "../../rewards/rule.js";
+import { hostMemoryMode, memoryStats, resetPeakRss, rssStats, setHostMemoryMode } from "../../tensor/memory.js";
 import { noGrad } from "../../tensor/tensor.js";
 import { trainDpo } from "../../train/dpo.js";
 import { trainGrpo } from "../../train/grpo.js";
@@ -29,8 +30,17 @@ interface MethodRun {
   stateBytes: number;
 }
 
+/** How a method is run: its steps (default: the profile's), and for the memory probe the same rollout batch for every RL method. */
+interface MethodOptions {
+  steps?: number;
+  /** Rollouts per step = promptsPerStep x numGenerations for GRPO and PPO alike (the memory probe). */
+  sameRolloutBatch?: boolean;
+  /** GRPO's KL coefficient (the probe measures GRPO with and without a reference). */
+  beta?: number;
+}
+
 /** A method returns null (with a reason) when this run gives it nothing to train on. */
-type Method = (ctx: LabContext, policy: CausalLM) => Promise<MethodRun | { skipped: string }>;
+type Method = (ctx: LabContext, policy: CausalLM, opts?: MethodOptions) => Promise<MethodRun | { skipped: string }>;
 
 function curveOf(history: readonly Metrics[], key: string): [number, number][] {
   return history.filter((h) => typeof h[key] === "number").map((h) => [h.step as number, round4(h[key] as number)]);
@@ -41,9 +51,9 @@ function promptRows(ctx: LabContext) {
 }
 
 function grpoVariant(overrides: Record<string, unknown>): Method {
-  return async (ctx, policy) => {
+  return async (ctx, policy, opts = {}) => {
     const { profile: pr, seed } = ctx;
-    const rl = pr.rl;
+    const rl = { ...pr.rl, steps: opts.steps ?? pr.rl.steps, beta: opts.beta ?? pr.rl.beta };
     const res = await trainGrpo({
       model: policy,
       tokenizer: ctx.tokenizer,
@@ -74,7 +84,7 @@ function grpoVariant(overrides: Record<string, unknown>): Method {
 }
 
 export const ALIGN_METHODS: Record<string, Method> = {
-  dpo: async (ctx, policy) => {
+  dpo: async (ctx, policy, opts = {}) => {
     const { profile: pr, seed } = ctx;
     const samples = readJsonl(labelledPath(ctx)) as unknown as LabelledSample[];
     const byPrompt = new Map<string, LabelledSample[]>();
@@ -95,7 +105,7 @@ export const ALIGN_METHODS: Record<string, Method> = {
       config: {
         learningRate: pr.dpo.learningRate,
         beta: pr.dpo.beta,
-        maxSteps: pr.dpo.steps,
+        maxSteps: opts.steps ?? pr.dpo.steps,
         perDeviceTrainBatchSize: pr.dpo.batchSize,
         loggingSteps: 1,
         seed,
@@ -113,18 +123,22 @@ export const ALIGN_METHODS: Record<string, Method> = {
   grpo: grpoVariant({ lossType: "grpo", scaleRewards: "group" }),
   dr_grpo: grpoVariant({ lossType: "dr_grpo", scaleRewards: "none" }),
   gspo: grpoVariant({ lossType: "grpo", importanceSamplingLevel: "sequence", scaleRewards: "group" }),
-  ppo: async (ctx, policy) => {
+  ppo: async (ctx, policy, opts = {}) => {
     const { profile: pr, seed } = ctx;
-    const rl = pr.rl;
+    const rl = { ...pr.rl, steps: opts.steps ?? pr.rl.steps };
+    // training: one completion per prompt, 2 x promptsPerStep prompts a step; the memory probe: GRPO's rollout batch
+    const gens = opts.sameRolloutBatch ? rl.numGenerations : 1;
+    const rows = opts.sameRolloutBatch ? rl.promptsPerStep * rl.numGenerations : rl.promptsPerStep * 2;
     const res = await trainPpo({
       model: policy,
       tokenizer: ctx.tokenizer,
-      data: promptRows(ctx).slice(0, rl.steps * rl.promptsPerStep * 2),
+      data: promptRows(ctx).slice(0, rl.steps * rows),
       rewardFuncs: [accuracyReward()],
       config: {
         learningRate: rl.learningRate,
         maxSteps: rl.steps,
-        perDeviceTrainBatchSize: rl.promptsPerStep * 2,
+        numGenerations: gens,
+        perDeviceTrainBatchSize: rows,
         maxCompletionLength: pr.sample.maxNewTokens,
         temperature: rl.temperature,
         loggingSteps: 1,
@@ -175,6 +189,37 @@ function lines(steps: readonly string[]): string {
   return steps.map((s) => `${s}\n`).join("");
 }
 
+/** Steps each method runs in the memory probe (peaks are reached within the first steps). */
+const PROBE_STEPS = 2;
+
+/**
+ * Measured memory of one method at the same rollout batch: `PROBE_STEPS` steps with exact host accounting
+ * (live tensor bytes after a full collection at the engine's checkpoints: before backward, once a generation's
+ * KV cache exists, after an optimizer step) and the peak RSS sampled over the run, both from a reset.
+ */
+async function probeMemory(ctx: LabContext, method: Method, opts: MethodOptions) {
+  const mode = hostMemoryMode();
+  const policy = await loadSftPolicy(ctx);
+  setHostMemoryMode("exact");
+  try {
+    const before = memoryStats().allocated;
+    resetPeakRss();
+    const start = Date.now();
+    const run = await method(ctx, policy, { ...opts, steps: PROBE_STEPS, sameRolloutBatch: true });
+    if ("skipped" in run) return null;
+    const stats = memoryStats();
+    return {
+      // the method's own high-water mark: peak live tensor bytes above what was live when it started
+      peakBytes: Math.max(0, stats.peakAllocated - before),
+      baselineBytes: before,
+      peakRssBytes: rssStats().peakRss,
+      secondsPerStep: round4((Date.now() - start) / 1000 / PROBE_STEPS),
+    };
+  } finally {
+    setHostMemoryMode(mode);
+  }
+}
+
 export const alignStage: Stage = {
   name: "align",
   title: "align with DPO, GRPO, Dr. GRPO, GSPO and PPO",
@@ -198,8 +243,34 @@ export const alignStage: Stage = {
         curveMetric: run.curveMetric,
         curve: run.curve,
         stateBytes: run.stateBytes,
+        wallSeconds: Math.round((Date.now() - start) / 100) / 10,
       };
     }
+    // measured memory at the same rollout batch (promptsPerStep x numGenerations): GRPO without and with a
+    // reference model, PPO with its value model (and its reference), DPO at its batch
+    ctx.log(`[lab] align: memory probe (${PROBE_STEPS} steps per method, exact host accounting)`);
+    const probes: Record<string, MethodOptions & { method: string }> = {
+      grpo: { method: "grpo" },
+      grpo_with_ref: { method: "grpo", beta: 0.04 },
+      ppo: { method: "ppo" },
+      dpo: { method: "dpo" },
+    };
+    const memory: Record<string, unknown> = {};
+    for (const [key, o] of Object.entries(probes)) {
+      const m = await probeMemory(ctx, ALIGN_METHODS[o.method]!, o);
+      if (m === null) continue;
+      memory[key] = m;
+      const entry = out[key] as Record<string, unknown> | undefined;
+      if (entry !== undefined && !("skipped" in entry)) {
+        entry.peakBytes = m.peakBytes;
+        entry.peakRssBytes = m.peakRssBytes;
+      }
+    }
+    out.memoryProbe = {
+      steps: PROBE_STEPS,
+      rolloutBatch: { prompts: ctx.profile.rl.promptsPerStep, completionsPerPrompt: ctx.profile.rl.numGenerations },
+      methods: memory,
+    };
     return out;
   },
 };

@@ -94,6 +94,13 @@ export const labelsStage: Stage = {
       correctFraction: round4(labelled.filter((l) => l.correct).length / labelled.length),
       mcRollouts: rollouts,
       consensusKept: agree.length,
+      consensusKeptFraction: round4(agree.length / labelled.length),
+      // per sample, for the claims' paired bootstrap on the same samples
+      perSample: {
+        goldFirstError: labelled.map((l) => l.goldFirstError),
+        mcFirstError: labelled.map((l) => l.mcFirstError),
+        judgeFirstError: labelled.map((l) => l.judgeFirstError),
+      },
       labelQuality: {
         mcHard: quality(
           labelled.map((l) => l.mcHard),

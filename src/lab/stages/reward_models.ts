@@ -6,8 +6,9 @@
 import { join } from "node:path";
 import { readJsonl } from "../../data/jsonl.js";
 import { auroc } from "../../eval/calibration.js";
-import { evaluateProcessBench, fitThreshold, type ProcessBenchRow } from "../../eval/processbench.js";
+import { evaluateProcessBench, fitThreshold, type ProcessBenchRow, rowPredictions } from "../../eval/processbench.js";
 import { type Classifier, type SequenceClassifier, saveClassifier, type TokenClassifier } from "../../models/heads.js";
+import { STEP_AGGREGATIONS, type StepAggregation } from "../../rewards/interfaces.js";
 import { OrmScorer, PrmScorer } from "../../rewards/scoring.js";
 import { trainPrm } from "../../train/prm_trainer.js";
 import { trainRewardModel } from "../../train/reward_trainer.js";
@@ -48,6 +49,9 @@ export async function heldOutSolutions(ctx: LabContext): Promise<{ validation: S
   return { validation: draw("validation", seed + 401), test: draw("test", seed + 402) };
 }
 
+/** Aggregations a PRM best-of-N may use; the search pre-registers the one with the best outcome AUROC on validation solutions. */
+export const BON_AGGREGATIONS = ["min", "product", "last"] as const satisfies readonly StepAggregation[];
+
 async function processBench(prm: TokenClassifier, ctx: LabContext, held: { validation: Sampled[]; test: Sampled[] }) {
   const scorer = new PrmScorer(prm, ctx.tokenizer);
   const rows = async (xs: Sampled[]): Promise<ProcessBenchRow[]> => {
@@ -61,12 +65,27 @@ async function processBench(prm: TokenClassifier, ctx: LabContext, held: { valid
   // step-level AUROC of P(correct) against gold step correctness, on test solutions
   const stepScores = test.flatMap((r) => r.scores ?? []);
   const stepGold = held.test.flatMap((x) => x.goldLabels);
+  // outcome AUROC of each aggregation on validation solutions (chooses the search's aggregation) and on test ones
+  const outcome = (rs: ProcessBenchRow[], xs: Sampled[], how: StepAggregation) =>
+    round4(
+      auroc(
+        rs.map((r) => STEP_AGGREGATIONS[how](r.scores ?? [])),
+        xs.map((x) => x.correct),
+      ),
+    );
+  const validationOutcomeAuroc = Object.fromEntries(BON_AGGREGATIONS.map((a) => [a, outcome(val, held.validation, a)]));
+  const testOutcomeAuroc = Object.fromEntries(BON_AGGREGATIONS.map((a) => [a, outcome(test, held.test, a)]));
   return {
-    threshold: round4(threshold),
-    f1: round4(m.f1),
-    accErr: round4(m.accErr),
-    accCor: round4(m.accCor),
-    stepAuroc: round4(auroc(stepScores, stepGold)),
+    metrics: {
+      threshold: round4(threshold),
+      f1: round4(m.f1),
+      accErr: round4(m.accErr),
+      accCor: round4(m.accCor),
+      stepAuroc: round4(auroc(stepScores, stepGold)),
+      validationOutcomeAuroc,
+      testOutcomeAuroc,
+    },
+    predictions: rowPredictions(test, threshold),
   };
 }
 
@@ -88,6 +107,7 @@ export const rewardModelsStage: Stage = {
       seed,
     };
     const prms: Record<string, unknown> = {};
+    const pred: Record<string, number[]> = {};
     for (const source of PRM_SOURCES) {
       const data = rowsFor(source, samples);
       if (data.length === 0) {
@@ -96,7 +116,9 @@ export const rewardModelsStage: Stage = {
       }
       const res = await trainPrm({ model: policy, tokenizer: tok, data, config: common, outputDir: null, quiet: ctx.quiet });
       saveClassifier(res.model as Classifier, prmDir(ctx, source));
-      prms[source] = { trainRows: data.length, ...(await processBench(res.model, ctx, held)) };
+      const pb = await processBench(res.model, ctx, held);
+      prms[source] = { trainRows: data.length, ...pb.metrics };
+      pred[source] = pb.predictions;
     }
     // ORM pairs: every correct sample against every incorrect sample of the same prompt (at most 4 per prompt)
     const byPrompt = new Map<string, LabelledSample[]>();
@@ -125,9 +147,23 @@ export const rewardModelsStage: Stage = {
         ),
       };
     }
-    return { heldOut: { validation: held.validation.length, test: held.test.length }, prms, orm };
+    // the gold PRM's best-of-N aggregation, chosen on validation solutions only (ties: the order of BON_AGGREGATIONS)
+    const val = obj(obj(prms.gold).validationOutcomeAuroc);
+    const chosenAggregation = BON_AGGREGATIONS.reduce((a, b) => ((val[b] ?? -1) > (val[a] ?? -1) ? b : a));
+    return {
+      heldOut: { validation: held.validation.length, test: held.test.length },
+      prms,
+      orm,
+      chosenAggregation,
+      // per held-out test solution: the exact first error and each PRM's predicted one (claims' paired bootstrap)
+      perSolution: { label: held.test.map((x) => x.firstError), pred },
+    };
   },
 };
+
+function obj(x: unknown): Record<string, number> {
+  return x !== null && typeof x === "object" ? (x as Record<string, number>) : {};
+}
 
 function joinLines(steps: readonly string[]): string {
   return steps.map((s) => `${s}\n`).join("");

@@ -1,6 +1,7 @@
 // A StepGenerator backed by a local CausalLM and its tokenizer: the context is prompt + steps joined with the
 // separator; nextSteps samples n single steps (generation stops at the separator), complete samples n full
 // continuations (until eos or the token budget) split into steps. Counts every step produced in stepsGenerated.
+// Also counts tokens and sequences sampled (tokensGenerated, sequencesGenerated) for equal-budget comparisons.
 // Not here: remote generation, batching across different prefixes, or KV reuse between calls.
 
 import { type GenerateOptions, type GenerativeLM, generate } from "../../generate/generate.js";
@@ -29,6 +30,8 @@ export interface ModelGeneratorOptions extends SamplingOptions {
 
 export class ModelStepGenerator implements StepGenerator {
   private generated = 0;
+  private tokens = 0;
+  private rowsSampled = 0;
   private readonly rng: Rng;
   private readonly sep: string;
 
@@ -44,6 +47,16 @@ export class ModelStepGenerator implements StepGenerator {
 
   get stepsGenerated(): number {
     return this.generated;
+  }
+
+  /** Tokens sampled so far (every row of every generate call, up to its stop or budget). */
+  get tokensGenerated(): number {
+    return this.tokens;
+  }
+
+  /** Sequences sampled so far: one per continuation asked of complete() or nextSteps(). */
+  get sequencesGenerated(): number {
+    return this.rowsSampled;
   }
 
   /** Requests waiting for the next flush, one queue per kind of request (their generate options differ). */
@@ -108,7 +121,11 @@ export class ModelStepGenerator implements StepGenerator {
           rng: this.rng,
           ...q.extra,
         });
-        for (const g of gens) texts.push(g.text ?? "");
+        for (const g of gens) {
+          texts.push(g.text ?? "");
+          this.tokens += g.completionIds.length;
+        }
+        this.rowsSampled += gens.length;
       }
       for (const w of q.waiters) w.resolve(texts.slice(w.from, w.from + w.n));
     } catch (e) {

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { evaluateClaims, type RunMetrics } from "../src/lab/claims.js";
+import { compareRanking } from "../src/lab/ranking.js";
 
 const claim = (runs: RunMetrics | RunMetrics[], id: string) => {
   const c = evaluateClaims(runs).find((x) => x.id === id);
@@ -172,4 +173,38 @@ test("memory claim reads measured peaks; Titans claim is controlled for step pos
     "titans_surprise_detects_wrong_steps",
   );
   assert.equal(anti.verdict, "contradicted");
+});
+
+test("ranking: the seed's relations checked point by point; stability needs two seeds", () => {
+  const n = 40;
+  const acc = (p: number) => Array.from({ length: n }, (_, i) => (i < p * n ? 1 : 0));
+  const run = (seconds: Record<string, number>, pass: Record<string, number>): RunMetrics => ({
+    align: Object.fromEntries(Object.entries(pass).map(([m, p]) => [m, { perProblem: { pass1: acc(p) }, wallSeconds: seconds[m] }])),
+  });
+  const secs = { ppo: 100, grpo: 80, dpo: 10, orpo: 5, kto: 12 };
+  const one = compareRanking([run(secs, { ppo: 0.2, grpo: 0.6, dpo: 0.3, orpo: 0.3, kto: 0.4 })]);
+  const perf = one.performance.points;
+  assert.deepEqual(
+    perf.map((p) => [p.seed, p.verdict, p.agrees]),
+    [
+      ["ppo >= grpo", "contradicted", false],
+      ["grpo > dpo", "holds", true],
+      ["dpo >= orpo", "not shown", true],
+    ],
+  );
+  assert.deepEqual(
+    one.performance.ours.map((x) => x.method),
+    ["grpo", "kto", "dpo", "orpo", "ppo"],
+  );
+  assert.ok(one.efficiency.points.every((p) => p.agrees === true));
+  assert.ok(one.stability.points.every((p) => p.verdict === "not measured" && p.agrees === null));
+  // two seeds: DPO steady, PPO swings
+  const two = compareRanking([
+    run(secs, { ppo: 0.1, grpo: 0.5, dpo: 0.3, orpo: 0.3 }),
+    run(secs, { ppo: 0.7, grpo: 0.6, dpo: 0.3, orpo: 0.4 }),
+  ]);
+  assert.equal(two.stability.points[0]!.seed, "dpo > orpo");
+  assert.equal(two.stability.points[0]!.agrees, true);
+  assert.equal(two.stability.points[2]!.seed, "grpo > ppo");
+  assert.equal(two.stability.points[2]!.agrees, true);
 });

@@ -9,13 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { LAB_STAGES, runLab } from "../src/lab/lab.js";
+import { LAB_STAGES, runLab, runLabSeeds } from "../src/lab/lab.js";
 
 const run = promisify(execFile);
 const CHROMIUM = process.env.NEXUS_CHROMIUM ?? "/usr/bin/chromium";
 
 // measured costs (wall time, RSS, live tensor bytes) are measurements, not functions of (profile, seed)
-const MEASURED = new Set(["wallSeconds", "timings", "secondsPerStep", "peakRssBytes", "peakBytes", "baselineBytes"]);
+const MEASURED = new Set(["efficiency", "wallSeconds", "timings", "secondsPerStep", "peakRssBytes", "peakBytes", "baselineBytes"]);
 
 function deterministicPart(path: string): unknown {
   const r = JSON.parse(readFileSync(path, "utf8"), (k, v) => (MEASURED.has(k) ? undefined : v));
@@ -89,4 +89,18 @@ test("tiny lab: deterministic results, resume, claims and a report that renders"
     assert.equal(bytes.readUInt32BE(16), 1200, "screenshot width");
     assert.ok(bytes.length > 20_000, "screenshot is not blank");
   });
+});
+
+test("lab --seeds: each seed in its own folder, claims over all seeds, repeated seeds refused", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "nexus-lab-seeds-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const m = await runLabSeeds({ profile: "tiny", seeds: [1, 2], runsDir: dir, until: "sft", quiet: true });
+  assert.deepEqual(Object.keys(m.runs), ["1", "2"]);
+  for (const s of ["1", "2"]) assert.ok(existsSync(join(m.runs[s]!, "results.json")));
+  const saved = JSON.parse(readFileSync(join(m.dir, "results.json"), "utf8"));
+  assert.deepEqual(saved.seeds, [1, 2]);
+  // only SFT ran: every comparative claim is honestly not measured
+  assert.ok(saved.claims.every((c: { verdict: string }) => c.verdict === "not measured"));
+  assert.ok(existsSync(join(m.dir, "report.html")));
+  await assert.rejects(runLabSeeds({ profile: "tiny", seeds: [1, 1], runsDir: dir, until: "sft", quiet: true }), /repeats/);
 });

@@ -3,7 +3,7 @@
 
 import type { Command } from "commander";
 import { z } from "zod";
-import { claimsText, LAB_STAGES, runLab } from "../lab/lab.js";
+import { claimsText, LAB_STAGES, runLab, runLabSeeds } from "../lab/lab.js";
 import { LAB_PROFILES, type LabProfileName } from "../lab/profiles.js";
 import { cliOut } from "./output.js";
 import { registerSchemaCommand } from "./schema_command.js";
@@ -17,6 +17,12 @@ export const LAB_SCHEMA = z
     profile: z.enum(PROFILES).default("quick").describe("quick (about 10 minutes on 2 cores), full (about an hour) or tiny (tests)"),
     // The lab's seed names a fixed experiment (runs/<profile>-seed0) that the README and the lab's evidence cite.
     seed: SHARED.seed.default(0).describe("seed of every random choice of the lab"),
+    seeds: z
+      .string()
+      .regex(/^\d+(,\d+)*$/, "a comma-separated list of seeds, e.g. 0,1,2")
+      .nullable()
+      .default(null)
+      .describe("run the lab at each seed (its own folder) and decide the claims over all of them, e.g. 0,1,2"),
     name: z.string().nullable().default(null).describe("run folder under --runs-dir (default <profile>-seed<seed>)"),
     runsDir: z.string().default("runs").describe("where run folders go"),
     until: z.enum(STAGES).nullable().default(null).describe("stop after this stage"),
@@ -30,6 +36,18 @@ export function registerLab(program: Command): void {
     description: "train a small model through the whole pipeline on a synthetic task and report the field's claims",
     schema: LAB_SCHEMA,
     action: async (o) => {
+      if (o.seeds !== null) {
+        const m = await runLabSeeds({
+          profile: o.profile,
+          seeds: o.seeds.split(",").map(Number),
+          name: o.name ?? undefined,
+          runsDir: o.runsDir,
+          until: o.until ?? undefined,
+          quiet: o.quiet,
+        });
+        cliOut(`${claimsText(m)}\n\nreport: ${m.dir}/report.html\nresults: ${m.dir}/results.json (${m.wallSeconds} s)\n`);
+        return;
+      }
       const r = await runLab({
         profile: o.profile,
         seed: o.seed,

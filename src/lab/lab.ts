@@ -9,7 +9,8 @@ import { formatClaimsTable } from "../report/results.js";
 import { evaluateClaims } from "./claims.js";
 import { labTokenizer } from "./common.js";
 import { LAB_PROFILES, type LabProfileName } from "./profiles.js";
-import { buildLabReport, type LabResults } from "./report.js";
+import { compareRanking } from "./ranking.js";
+import { buildLabReport, buildMultiSeedReport, type LabResults } from "./report.js";
 import { type LabContext, LabError, runStages, type Stage, writeJsonAtomic } from "./runner.js";
 import { alignStage } from "./stages/align.js";
 import { labelsStage } from "./stages/labels.js";
@@ -67,12 +68,53 @@ export async function runLab(opts: LabOptions = {}): Promise<LabResults & { dir:
     stages: metrics,
     timings,
     claims: evaluateClaims(metrics),
+    ranking: compareRanking([metrics]),
   };
   writeJsonAtomic(join(dir, "results.json"), results);
   writeReport(join(dir, "report.html"), buildLabReport(results));
   return { ...results, dir };
 }
 
-export function claimsText(results: LabResults): string {
+export interface MultiSeedResults {
+  profile: string;
+  seeds: number[];
+  wallSeconds: number;
+  /** Each seed's run folder (its own results.json and report). */
+  runs: Record<string, string>;
+  /** Claims over all seeds: two-stage paired bootstrap (seeds, then units within each seed). */
+  claims: LabResults["claims"];
+  ranking: LabResults["ranking"];
+}
+
+/** The lab at several seeds (each its own run folder, resumable), then claims and ranking over all of them. */
+export async function runLabSeeds(opts: LabOptions & { seeds: readonly number[] }): Promise<MultiSeedResults & { dir: string }> {
+  const profileName = opts.profile ?? "quick";
+  if (opts.seeds.length === 0) throw new LabError("[lab] --seeds needs at least one seed");
+  if (new Set(opts.seeds).size !== opts.seeds.length) throw new LabError(`[lab] --seeds repeats a seed: ${opts.seeds.join(",")}`);
+  const start = Date.now();
+  const per: LabResults[] = [];
+  const runs: Record<string, string> = {};
+  for (const seed of opts.seeds) {
+    const r = await runLab({ ...opts, seed, name: opts.name === undefined ? undefined : `${opts.name}-seed${seed}` });
+    per.push(r);
+    runs[String(seed)] = r.dir;
+  }
+  const dir = join(opts.runsDir ?? "runs", `${opts.name ?? profileName}-seeds${opts.seeds.join("-")}`);
+  mkdirSync(dir, { recursive: true });
+  const stages = per.map((r) => r.stages);
+  const results: MultiSeedResults = {
+    profile: profileName,
+    seeds: [...opts.seeds],
+    wallSeconds: Math.round((Date.now() - start) / 100) / 10,
+    runs,
+    claims: evaluateClaims(stages),
+    ranking: compareRanking(stages),
+  };
+  writeJsonAtomic(join(dir, "results.json"), results);
+  writeReport(join(dir, "report.html"), buildMultiSeedReport(results));
+  return { ...results, dir };
+}
+
+export function claimsText(results: { claims: LabResults["claims"] }): string {
   return formatClaimsTable(results.claims);
 }

@@ -4,6 +4,7 @@
 import type { Claim, Table } from "../report/format.js";
 import type { Report, Section } from "../report/html.js";
 import { barChart, lineChart } from "../report/svg.js";
+import type { AspectRanking } from "./ranking.js";
 import type { StageMetrics, StageTiming } from "./runner.js";
 
 export interface LabResults {
@@ -13,6 +14,8 @@ export interface LabResults {
   stages: Record<string, StageMetrics>;
   timings: Record<string, StageTiming>;
   claims: Claim[];
+  /** Our ranking of the methods next to the seed's, per aspect. */
+  ranking?: Record<string, AspectRanking>;
 }
 
 type Obj = Record<string, unknown>;
@@ -219,6 +222,28 @@ function searchSection(s: Obj): Section {
   };
 }
 
+/** The seed's method comparison against ours, one table per aspect. */
+export function rankingSection(ranking: Record<string, AspectRanking> | undefined): Section {
+  const tables: Table[] = Object.entries(ranking ?? {}).map(([aspect, r]) => ({
+    caption: `${aspect}: ${r.metric}. Seed: ${r.seed}. Ours: ${r.ours.map((x) => `${x.method} (${x.value})`).join(", ") || "not measured"}`,
+    columns: ["the seed says", "our difference", "verdict", "agrees"],
+    rows: r.points.map((p) => [
+      p.seed,
+      p.difference,
+      { value: p.verdict, class: p.verdict === "holds" ? "pass" : p.verdict === "contradicted" ? "fail" : "muted" },
+      p.agrees === null ? "—" : p.agrees ? "yes" : "no",
+    ]),
+    digits: [undefined, 4],
+  }));
+  return {
+    heading: "The seed's method comparison, point by point",
+    paragraphs: [
+      'Performance: paired bootstrap of held-out pass@1 (">" needs the 95% interval above 0, ">=" one not below 0). Efficiency: measured training wall seconds. Stability: spread of pass@1 across seeds (run with --seeds for it).',
+    ],
+    tables,
+  };
+}
+
 function timingTable(timings: Record<string, StageTiming>): Table {
   return {
     caption: "Wall time and peak memory of each stage (not part of the deterministic results)",
@@ -236,6 +261,7 @@ export function buildLabReport(r: LabResults): Report {
       paragraphs: ["Each claim is checked against this run's own numbers; a claim this run did not measure says so."],
     },
   ];
+  sections.push(rankingSection(r.ranking));
   if (st.sft) sections.push(sftSection(obj(st.sft)));
   if (st.labels) sections.push(labelsSection(obj(st.labels)));
   if (st.reward_models) sections.push(rmSection(obj(st.reward_models)));
@@ -247,4 +273,32 @@ export function buildLabReport(r: LabResults): Report {
     paragraphs: [`profile ${r.profile}, seed ${r.seed}, ${r.wallSeconds} s in all.`],
   });
   return { title: "Nexus lab report", subtitle: `Synthetic arithmetic chains, profile ${r.profile}, seed ${r.seed}`, sections };
+}
+
+/** The report of a multi-seed lab: claims over all seeds and the ranking; each seed's own report has the stages. */
+export function buildMultiSeedReport(r: {
+  profile: string;
+  seeds: number[];
+  wallSeconds: number;
+  runs: Record<string, string>;
+  claims: Claim[];
+  ranking?: Record<string, AspectRanking>;
+}): Report {
+  return {
+    title: "Nexus lab report (several seeds)",
+    subtitle: `Synthetic arithmetic chains, profile ${r.profile}, seeds ${r.seeds.join(", ")}`,
+    sections: [
+      {
+        heading: "Claims of the field, over all seeds",
+        claims: r.claims,
+        paragraphs: ["Intervals come from a two-stage paired bootstrap: seeds, then problems (or samples) within each seed."],
+      },
+      rankingSection(r.ranking),
+      {
+        heading: "Runs",
+        paragraphs: [`${r.wallSeconds} s in all.`],
+        tables: [{ caption: "Each seed's run folder", columns: ["seed", "folder"], rows: Object.entries(r.runs).map(([k, v]) => [k, v]) }],
+      },
+    ],
+  };
 }

@@ -13,9 +13,12 @@ import { Rng } from "../../nn/rng.js";
 import { accuracyReward } from "../../rewards/rule.js";
 import { hostMemoryMode, memoryStats, resetPeakRss, rssStats, setHostMemoryMode } from "../../tensor/memory.js";
 import { noGrad } from "../../tensor/tensor.js";
+import { trainCpo } from "../../train/cpo.js";
 import { trainDpo } from "../../train/dpo.js";
 import { trainGrpo } from "../../train/grpo.js";
+import { trainKto } from "../../train/kto.js";
 import type { Metrics } from "../../train/metrics.js";
+import { trainOrpo } from "../../train/orpo.js";
 import { trainPpo } from "../../train/ppo.js";
 import { evaluatePolicy, problemsOf, round4, trainingStateBytes } from "../common.js";
 import { loadSftPolicy } from "../models.js";
@@ -28,6 +31,8 @@ interface MethodRun {
   curve: [number, number][];
   curveMetric: string;
   stateBytes: number;
+  /** Tokens processed in training (the trainer's num_tokens total), null when it does not count them. */
+  tokens?: number | null;
 }
 
 /** How a method is run: its steps (default: the profile's), and for the memory probe the same rollout batch for every RL method. */
@@ -78,7 +83,70 @@ function grpoVariant(overrides: Record<string, unknown>): Method {
       policy,
       curve: curveOf(res.run.history, "reward"),
       curveMetric: "reward",
+      tokens: tokensOf(res.run.history),
       stateBytes: trainingStateBytes([policy], rl.beta > 0 ? [policy] : []),
+    };
+  };
+}
+
+/** Preference pairs from the labelled samples: a correct and an incorrect sample of the same prompt. */
+function preferencePairs(ctx: LabContext): { prompt: string; chosen: string; rejected: string }[] {
+  const samples = readJsonl(labelledPath(ctx)) as unknown as LabelledSample[];
+  const byPrompt = new Map<string, LabelledSample[]>();
+  for (const s of samples) byPrompt.set(s.prompt, [...(byPrompt.get(s.prompt) ?? []), s]);
+  const rows: { prompt: string; chosen: string; rejected: string }[] = [];
+  for (const [prompt, g] of byPrompt) {
+    const good = g.filter((s) => s.correct);
+    const bad = g.filter((s) => !s.correct);
+    for (let i = 0; i < Math.min(good.length, bad.length); i++) {
+      rows.push({ prompt, chosen: lines(good[i].steps), rejected: lines(bad[i].steps) });
+    }
+  }
+  return rows;
+}
+
+const NO_PAIRS = { skipped: "no prompt had both a correct and an incorrect sample" };
+
+/** Tokens a run processed: the trainer's running num_tokens total when it logs one. */
+function tokensOf(history: readonly Metrics[]): number | null {
+  for (let i = history.length - 1; i >= 0; i--) if (typeof history[i]!.num_tokens === "number") return history[i]!.num_tokens as number;
+  return null;
+}
+
+/** Reference-free and unpaired preference methods on the DPO stage's data, steps, batch and learning rate. */
+function offlineMethod(kind: "orpo" | "simpo" | "kto"): Method {
+  return async (ctx, policy, opts = {}) => {
+    const { profile: pr, seed } = ctx;
+    const pairs = preferencePairs(ctx);
+    if (pairs.length === 0) return NO_PAIRS;
+    const common = {
+      learningRate: pr.dpo.learningRate,
+      maxSteps: opts.steps ?? pr.dpo.steps,
+      perDeviceTrainBatchSize: pr.dpo.batchSize,
+      loggingSteps: 1,
+      seed,
+    };
+    const base = { model: policy, tokenizer: ctx.tokenizer, outputDir: null, quiet: ctx.quiet };
+    let res: { history: Metrics[] };
+    if (kind === "orpo") res = await trainOrpo({ ...base, rows: pairs, config: { ...common, beta: pr.dpo.beta } });
+    // SimPO (Meng et al. 2024): length-averaged log-probs, target margin gamma, no NLL term; beta as the paper's 2.0
+    else if (kind === "simpo")
+      res = await trainCpo({ ...base, rows: pairs, config: { ...common, lossType: "simpo", cpoAlpha: 0, beta: 2, simpoGamma: 0.5 } });
+    else {
+      // KTO: the same samples unpaired, each completion labelled desirable (correct) or not
+      const rows = pairs.flatMap((r) => [
+        { prompt: r.prompt, completion: r.chosen, label: true },
+        { prompt: r.prompt, completion: r.rejected, label: false },
+      ]);
+      res = await trainKto({ ...base, rows, config: { ...common, beta: pr.dpo.beta } });
+    }
+    const metric = kind === "kto" ? "rewards/chosen" : "rewards/margins";
+    return {
+      policy,
+      curve: curveOf(res.history, metric),
+      curveMetric: metric,
+      stateBytes: trainingStateBytes([policy], kind === "kto" ? [policy] : []),
+      tokens: tokensOf(res.history),
     };
   };
 }
@@ -86,18 +154,8 @@ function grpoVariant(overrides: Record<string, unknown>): Method {
 export const ALIGN_METHODS: Record<string, Method> = {
   dpo: async (ctx, policy, opts = {}) => {
     const { profile: pr, seed } = ctx;
-    const samples = readJsonl(labelledPath(ctx)) as unknown as LabelledSample[];
-    const byPrompt = new Map<string, LabelledSample[]>();
-    for (const s of samples) byPrompt.set(s.prompt, [...(byPrompt.get(s.prompt) ?? []), s]);
-    const rows: { prompt: string; chosen: string; rejected: string }[] = [];
-    for (const [prompt, g] of byPrompt) {
-      const good = g.filter((s) => s.correct);
-      const bad = g.filter((s) => !s.correct);
-      for (let i = 0; i < Math.min(good.length, bad.length); i++) {
-        rows.push({ prompt, chosen: lines(good[i].steps), rejected: lines(bad[i].steps) });
-      }
-    }
-    if (rows.length === 0) return { skipped: "no prompt had both a correct and an incorrect sample" };
+    const rows = preferencePairs(ctx);
+    if (rows.length === 0) return NO_PAIRS;
     const res = await trainDpo({
       model: policy,
       tokenizer: ctx.tokenizer,
@@ -118,8 +176,12 @@ export const ALIGN_METHODS: Record<string, Method> = {
       curve: curveOf(res.history, "rewards/margins"),
       curveMetric: "rewards/margins",
       stateBytes: trainingStateBytes([policy], [policy]),
+      tokens: tokensOf(res.history),
     };
   },
+  orpo: offlineMethod("orpo"),
+  kto: offlineMethod("kto"),
+  simpo: offlineMethod("simpo"),
   grpo: grpoVariant({ lossType: "grpo", scaleRewards: "group" }),
   dr_grpo: grpoVariant({ lossType: "dr_grpo", scaleRewards: "none" }),
   gspo: grpoVariant({ lossType: "grpo", importanceSamplingLevel: "sequence", scaleRewards: "group" }),
@@ -152,6 +214,7 @@ export const ALIGN_METHODS: Record<string, Method> = {
       policy,
       curve: curveOf(res.run.history, "objective/scores"),
       curveMetric: "objective/scores",
+      tokens: tokensOf(res.run.history),
       stateBytes: trainingStateBytes([policy, res.valueModel], [policy]),
     };
   },
@@ -243,6 +306,7 @@ export const alignStage: Stage = {
         curveMetric: run.curveMetric,
         curve: run.curve,
         stateBytes: run.stateBytes,
+        tokensProcessed: run.tokens ?? null,
         wallSeconds: Math.round((Date.now() - start) / 100) / 10,
       };
     }

@@ -1,0 +1,107 @@
+// The seed's method comparison next to ours: the seed ranks performance PPO >= GRPO > DPO >= ORPO, efficiency
+// ORPO > DPO > GRPO > PPO and stability DPO > ORPO > GRPO > PPO. Ours, point by point: performance from
+// held-out pass@1 (paired bootstrap over problems and seeds, so ">" needs an interval above 0 and ">=" one not
+// below 0), efficiency from measured wall seconds of training (lower is better), stability from the spread of
+// pass@1 across seeds (needs two seeds or more). Every method we ran is ranked, ORPO, KTO and SimPO included.
+// Not here: the claims (claims.ts) or running any method (stages/align.ts).
+
+import { pairedBootstrap, type Verdict, verdictOf } from "../eval/bootstrap.js";
+import { numbersAt, type RunMetrics } from "./claims.js";
+
+type Relation = ">" | ">=";
+type Aspect = "performance" | "efficiency" | "stability";
+
+/** The seed's orders, best first, with the relation between neighbours. */
+export const SEED_RANKING: Readonly<Record<Aspect, readonly (string | Relation)[]>> = Object.freeze({
+  performance: ["ppo", ">=", "grpo", ">", "dpo", ">=", "orpo"],
+  efficiency: ["orpo", ">", "dpo", ">", "grpo", ">", "ppo"],
+  stability: ["dpo", ">", "orpo", ">", "grpo", ">", "ppo"],
+});
+
+const METRIC: Record<Aspect, string> = {
+  performance: "held-out pass@1 at T=1 (higher is better)",
+  efficiency: "training wall seconds (lower is better)",
+  stability: "standard deviation of pass@1 across seeds (lower is better)",
+};
+
+export interface RankingPoint {
+  seed: string;
+  /** Our difference in the aspect's direction (positive: the seed's left method is better), or null. */
+  difference: number | null;
+  verdict: Verdict;
+  agrees: boolean | null;
+}
+
+export interface AspectRanking {
+  metric: string;
+  seed: string;
+  /** Every method we measured, best first, with its value. */
+  ours: { method: string; value: number }[];
+  points: RankingPoint[];
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const std = (xs: readonly number[]) => Math.sqrt(mean(xs.map((x) => (x - mean(xs)) ** 2)));
+
+/** Methods measured in every run (not skipped). */
+function methodsOf(runs: readonly RunMetrics[]): string[] {
+  const first = runs[0]?.align ?? {};
+  return Object.keys(first).filter((m) => runs.every((r) => numbersAt(r, `align.${m}.perProblem.pass1`) !== null));
+}
+
+function value(runs: readonly RunMetrics[], aspect: Aspect, m: string): number | null {
+  if (aspect === "performance") return mean(runs.map((r) => mean(numbersAt(r, `align.${m}.perProblem.pass1`) ?? [Number.NaN])));
+  if (aspect === "efficiency") {
+    const s = runs.map((r) => (r.align?.[m] as { wallSeconds?: unknown } | undefined)?.wallSeconds);
+    return s.every((x) => typeof x === "number") ? mean(s as number[]) : null;
+  }
+  if (runs.length < 2) return null;
+  return std(runs.map((r) => mean(numbersAt(r, `align.${m}.perProblem.pass1`) ?? [Number.NaN])));
+}
+
+/** Our ranking per aspect and the seed's relations checked one by one. */
+export function compareRanking(runs: readonly RunMetrics[]): Record<Aspect, AspectRanking> {
+  const methods = methodsOf(runs);
+  const out = {} as Record<Aspect, AspectRanking>;
+  for (const aspect of Object.keys(SEED_RANKING) as Aspect[]) {
+    const better = aspect === "performance" ? 1 : -1; // sign: higher pass@1 is better; lower seconds / spread are
+    const vals = methods
+      .map((m) => ({ method: m, value: value(runs, aspect, m) }))
+      .filter((x): x is { method: string; value: number } => x.value !== null && Number.isFinite(x.value));
+    const ours = [...vals].sort((a, b) => better * (b.value - a.value));
+    const order = SEED_RANKING[aspect];
+    const points: RankingPoint[] = [];
+    for (let i = 0; i + 2 < order.length; i += 2) {
+      const [a, rel, b] = [order[i] as string, order[i + 1] as Relation, order[i + 2] as string];
+      const text = `${a} ${rel} ${b}`;
+      const va = vals.find((x) => x.method === a)?.value;
+      const vb = vals.find((x) => x.method === b)?.value;
+      if (va === undefined || vb === undefined) {
+        points.push({ seed: text, difference: null, verdict: "not measured", agrees: null });
+        continue;
+      }
+      let verdict: Verdict;
+      if (aspect === "performance") {
+        const groups = runs.map((r) => {
+          const xa = numbersAt(r, `align.${a}.perProblem.pass1`) as number[];
+          const xb = numbersAt(r, `align.${b}.perProblem.pass1`) as number[];
+          return xa.map((x, k) => ({ a: x, b: xb[k]! }));
+        });
+        verdict = verdictOf(pairedBootstrap(groups, { resamples: 2000 }).interval);
+      } else {
+        // one measurement per method (no resampling unit): the sign of the difference decides
+        const d = better * (va - vb);
+        verdict = verdictOf([d, d]);
+      }
+      const agrees = rel === ">" ? verdict === "holds" : verdict !== "contradicted";
+      points.push({ seed: text, difference: Math.round(better * (va - vb) * 1e4) / 1e4, verdict, agrees });
+    }
+    out[aspect] = {
+      metric: METRIC[aspect],
+      seed: order.join(" "),
+      ours: ours.map((x) => ({ method: x.method, value: Math.round(x.value * 1e4) / 1e4 })),
+      points,
+    };
+  }
+  return out;
+}

@@ -29,12 +29,16 @@ let hostMode: HostMemoryMode = "ledger";
 const exact = { peak: 0 };
 let gcFn: (() => void) | null = null;
 
-/** A full, synchronous garbage collection (V8's gc, exposed on first use). */
+/**
+ * A full, synchronous garbage collection (V8's gc, exposed on first use). Run twice: a freed ArrayBuffer's
+ * external bytes can be released only by the next collection (seen on a busy machine), and exact mode reads them.
+ */
 export function collectGarbage(): void {
   if (gcFn === null) {
     setFlagsFromString("--expose-gc");
     gcFn = runInNewContext("gc") as () => void;
   }
+  gcFn();
   gcFn();
 }
 

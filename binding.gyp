@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/cpu_features.cc",
+        "native/thread_pool.cc",
         "native/gemm.cc",
         "native/gemm_driver.cc",
         "native/gemm_packed.cc",

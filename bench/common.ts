@@ -30,6 +30,8 @@ export interface BenchRow {
 export interface BenchOptions {
   /** A fast smoke run: fewer steps, fewer peer configurations. */
   quick: boolean;
+  /** Also measure with another process keeping one core busy (benches that support it: w1). */
+  contention?: boolean;
   /** A human-readable line (configuration, progress); printed and saved with the results. */
   note: (msg: string) => void;
   /** Structured details saved in the results file (peer configs, raw samples, profiles). */

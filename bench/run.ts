@@ -1,4 +1,4 @@
-// `npm run bench [-- --only a,b] [--quick] [--json] [--list]`: runs the registered benches in order, prints a
+// `npm run bench [-- --only a,b] [--quick] [--json] [--list] [--contention]`: runs the registered benches in order, prints a
 // table (or, with --json, one JSON object per row on stdout and notes on stderr) and writes
 // bench/results/<date>-<bench>.json per bench. Benches live in their own files; this file only registers
 // and runs them. A bench whose file is absent is skipped with a notice, never an error.
@@ -37,15 +37,17 @@ function lazy(file: string, exportName: string): Loader {
 interface Args {
   only: string[] | null;
   quick: boolean;
+  contention: boolean;
   json: boolean;
   list: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { only: null, quick: false, json: false, list: false };
+  const a: Args = { only: null, quick: false, contention: false, json: false, list: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--quick") a.quick = true;
+    else if (arg === "--contention") a.contention = true;
     else if (arg === "--json") a.json = true;
     else if (arg === "--list") a.list = true;
     else if (arg === "--only" || arg.startsWith("--only=")) {
@@ -57,7 +59,7 @@ function parseArgs(argv: readonly string[]): Args {
         .filter(Boolean);
     } else if (arg === "--help" || arg === "-h") {
       process.stdout.write(
-        `usage: npm run bench -- [--only a,b] [--quick] [--json] [--list]\nbenches: ${Object.keys(BENCHES).join(", ")}\n`,
+        `usage: npm run bench -- [--only a,b] [--quick] [--json] [--list] [--contention]\nbenches: ${Object.keys(BENCHES).join(", ")}\n`,
       );
       process.exit(0);
     } else throw new Error(`unknown argument '${arg}' (try --help)`);
@@ -96,6 +98,7 @@ async function main(): Promise<void> {
     try {
       rows = await fn({
         quick: args.quick,
+        contention: args.contention,
         note: (msg) => {
           notes.push(msg);
           say(`  ${msg}`);

@@ -1,7 +1,8 @@
 // W1: one fp32 training step of a small Llama-style decoder (vocab 2048, d 256, 4 layers, 8 heads / 8 KV heads,
 // SwiGLU 768, untied head; batch 8 x 256 tokens): forward, mean token cross-entropy, backward, AdamW.
 // Nexus tokens/s against the same step in PyTorch (bench/peers/w1_torch.py), tuned and as installed.
-// NEXUS_PROFILE=1 adds a per-kernel time breakdown (wrapping the kernels() table, bench-only).
+// NEXUS_PROFILE=1 adds a per-kernel time breakdown (wrapping the kernels() table, bench-only). --contention
+// adds the same step with another process keeping one core busy, for both sides: the slowdown ratios.
 // Not a correctness test: both sides print their losses only as a check that they do the same work.
 
 import { loadCpuAddon, nativeKernelNames } from "../src/backend/cpu.js";
@@ -11,6 +12,7 @@ import { createCausalLM } from "../src/models/causal_lm.js";
 import { AdamW } from "../src/nn/optim.js";
 import { backward, crossEntropy, Tensor } from "../src/tensor/index.js";
 import { type BenchOptions, type BenchRow, median, row, runPeer, torchPeerConfigs } from "./common.js";
+import { withCoreBusy } from "./contention.js";
 
 export const W1 = { batch: 8, seq: 256, vocab: 2048, hidden: 256, layers: 4, heads: 8, kvHeads: 8, ffn: 768 } as const;
 export const W1_OPTIM = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01 };
@@ -231,6 +233,34 @@ export async function benchW1(opts: BenchOptions): Promise<BenchRow[]> {
     if (tuned) opts.note("note: the as-installed peer was faster than the tuned one in this run; ratios use the as-installed run");
   }
 
+  const busyRows: BenchRow[] = [];
+  if (opts.contention) {
+    // one core kept busy by another process: both sides' step time, each against its own quiet figure
+    const stepS = (s: StepTimes) => s.forward + s.backward + s.optimizer;
+    const busy = await withCoreBusy(() => median(Array.from({ length: steps }, () => stepS(nx.step()))));
+    const quietAfter = median(Array.from({ length: steps }, () => stepS(nx.step())));
+    const quiet = (nexus.stepS + quietAfter) / 2; // before and after: drift in the machine's own load cancels
+    let peerSlow: number | null = null;
+    let peerBusy: number | null = null;
+    if (!("reason" in cfgs) && tuned) {
+      const b = await withCoreBusy(() => runPeer<PeerOut>("w1_torch.py", peerArgs, cfgs.tuned.env));
+      const q = await runPeer<PeerOut>("w1_torch.py", peerArgs, cfgs.tuned.env);
+      if (b.ok && q.ok) {
+        peerBusy = b.data.step_s_median;
+        peerSlow = peerBusy / ((tuned.step_s_median + q.data.step_s_median) / 2);
+      }
+    }
+    opts.note(
+      `contention: one core busy: nexus step ${f3(busy)} s vs ${f3(quiet)} s quiet (${(busy / quiet).toFixed(2)}x)` +
+        (peerSlow === null ? "; peer not measured" : `; torch tuned ${f3(peerBusy as number)} s (${peerSlow.toFixed(2)}x)`),
+    );
+    opts.detail("contention", { nexus: { busy, quietBefore: nexus.stepS, quietAfter }, torch: { busy: peerBusy, slowdown: peerSlow } });
+    busyRows.push(
+      row("w1", "step_s_one_core_busy", busy, "s", peerBusy, "time"),
+      row("w1", "slowdown_one_core_busy", busy / quiet, "x", peerSlow, "time"),
+    );
+  }
+
   return [
     row("w1", "train_step", nexus.tokensPerS, "tokens/s", best?.tokens_per_s ?? null, "throughput"),
     row("w1", "step_s", nexus.stepS, "s", best?.step_s_median ?? null, "time"),
@@ -241,6 +271,7 @@ export async function benchW1(opts: BenchOptions): Promise<BenchRow[]> {
     row("w1", "tokens_per_s_vs_torch_as_installed", nexus.tokensPerS, "tokens/s", installed?.tokens_per_s ?? null, "throughput"),
     row("w1", "tokens_per_s_vs_torch_bf16_info", nexus.tokensPerS, "tokens/s", bf16?.tokens_per_s ?? null, "info"),
     row("w1", "initial_loss", nexus.losses[0], "nats", best?.losses[0] ?? null, "info"),
+    ...busyRows,
   ];
 }
 

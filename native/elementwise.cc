@@ -3,8 +3,6 @@
 // argument lists.
 // SIMD math goes through the per-ISA table (fused_kernels.h); the pure data movement (copies, gathers) is
 // plain C++ here. Broadcast layouts are coalesced here so the table only sees the few dims that matter.
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -14,6 +12,7 @@
 #include "fused_args.h"
 #include "fused_kernels.h"
 #include "nexus.h"
+#include "thread_pool.h"
 
 namespace nexus::fk {
 namespace {
@@ -185,8 +184,8 @@ Napi::Value max(const Napi::CallbackInfo& info) {
   const float* x = a.f32(2, "x", r.nx, "outer * n * inner");
   if (r.no == 0) return a.env().Undefined();
   const int64_t inner = r.inner, n = r.n;
-#pragma omp parallel for if (r.nx >= kParallelMin && r.outer > 1)
-  for (int64_t o = 0; o < r.outer; ++o) {
+  pool::forRange(r.outer, r.nx >= kParallelMin && r.outer > 1, [&](int64_t o0, int64_t o1) {
+  for (int64_t o = o0; o < o1; ++o) {
     float* bo = out + o * inner;
     int32_t* io = idx + o * inner;
     std::fill(bo, bo + inner, -INFINITY);
@@ -202,6 +201,7 @@ Napi::Value max(const Napi::CallbackInfo& info) {
       }
     }
   }
+  });
   return a.env().Undefined();
 }
 
@@ -253,10 +253,7 @@ Napi::Value copyStrided(const Napi::CallbackInfo& info) {
   const int64_t rows2 = transpose ? shape[nd - 2] : 1, block = rows2 * len;
   int64_t rows = 1;
   for (int d = 0; d < outerDims; ++d) rows *= shape[d];
-#pragma omp parallel if (total >= kParallelMin && rows > 1)
-  {
-    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-    const int64_t r0 = rows * id / nt, r1 = rows * (id + 1) / nt;
+  pool::forRange(rows, total >= kParallelMin && rows > 1, [&](int64_t r0, int64_t r1) {
     int64_t idx[kMaxDims + 2] = {0};
     int64_t xo = offset, rem = r0;
     for (int d = outerDims - 1; d >= 0; --d) {
@@ -290,7 +287,7 @@ Napi::Value copyStrided(const Napi::CallbackInfo& info) {
         idx[d] = 0;
       }
     }
-  }
+  });
   return a.env().Undefined();
 }
 
@@ -329,10 +326,7 @@ Napi::Value copyToStrided(const Napi::CallbackInfo& info) {
   const int nd = static_cast<int>(shape.size());
   const int64_t len = shape[nd - 1], ls = st[nd - 1];
   const int64_t rows = total / len;
-#pragma omp parallel if (total >= kParallelMin && rows > 1)
-  {
-    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-    const int64_t r0 = rows * id / nt, r1 = rows * (id + 1) / nt;
+  pool::forRange(rows, total >= kParallelMin && rows > 1, [&](int64_t r0, int64_t r1) {
     std::vector<int64_t> idx(nd, 0);
     int64_t oo = offset, rem = r0;
     for (int d = nd - 2; d >= 0; --d) {
@@ -352,7 +346,7 @@ Napi::Value copyToStrided(const Napi::CallbackInfo& info) {
         idx[d] = 0;
       }
     }
-  }
+  });
   return a.env().Undefined();
 }
 
@@ -366,11 +360,10 @@ Napi::Value sort(const Napi::CallbackInfo& info) {
   const float* x = a.f32(2, "x", total, "outer * n * inner");
   const bool descending = a.flag(6);
   if (n > 2147483647) a.fail("n does not fit an Int32Array index");
-#pragma omp parallel if (total >= kParallelMin && outer * inner > 1)
-  {
+  if (total == 0) return a.env().Undefined();  // n = 0: nothing to sort (outer * inner may be anything)
+  pool::forRange(outer * inner, total >= kParallelMin && outer * inner > 1, [&](int64_t s0, int64_t s1) {
     std::vector<int32_t> order(static_cast<size_t>(n));
-#pragma omp for schedule(static)
-    for (int64_t s = 0; s < outer * inner; ++s) {
+    for (int64_t s = s0; s < s1; ++s) {
       const int64_t o = s / inner, i = s % inner;
       const float* base = x + o * n * inner + i;
       for (int64_t j = 0; j < n; ++j) order[j] = static_cast<int32_t>(j);
@@ -385,7 +378,7 @@ Napi::Value sort(const Napi::CallbackInfo& info) {
         indices[(o * n + j) * inner + i] = order[j];
       }
     }
-  }
+  });
   return a.env().Undefined();
 }
 
@@ -435,13 +428,14 @@ Napi::Value indexSelect(const Napi::CallbackInfo& info) {
   const float* tbl = a.f32(1, "table");
   const int32_t* ids = a.i32(2, "ids", n, "n");
   if (d > 0) a.checkIndices(ids, n, a.length(1) / d, "ids");
-#pragma omp parallel for if (n * d >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * d, tbl + ids[i] * d, static_cast<size_t>(d) * 4);
+  pool::forRange(n, n * d >= kParallelMin, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) std::memcpy(out + i * d, tbl + ids[i] * d, static_cast<size_t>(d) * 4);
+  });
   return a.env().Undefined();
 }
 
 // indexAdd(table, src, ids, n, d): threads split the columns, so duplicate ids never race and every
-// element still adds its rows in order (the same sums as the serial reference)
+// element still adds its rows in order (the same sums as the serial reference, on any thread)
 Napi::Value indexAdd(const Napi::CallbackInfo& info) {
   Args a(info, "indexAdd", 5);
   const int64_t n = a.size(3, "n"), d = a.size(4, "d");
@@ -449,16 +443,13 @@ Napi::Value indexAdd(const Napi::CallbackInfo& info) {
   const float* src = a.f32(1, "src", a.prod({n, d}), "n * d");
   const int32_t* ids = a.i32(2, "ids", n, "n");
   if (d > 0) a.checkIndices(ids, n, a.length(0) / d, "ids");
-#pragma omp parallel if (n * d >= kParallelMin && d >= 64)
-  {
-    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-    const int64_t c0 = d * id / nt / 16 * 16, c1 = id == nt - 1 ? d : d * (id + 1) / nt / 16 * 16;
+  pool::forRange(d, n * d >= kParallelMin && d >= 64, [&](int64_t c0, int64_t c1) {
     for (int64_t i = 0; i < n; ++i) {
       float* dst = tbl + ids[i] * d;
       const float* s = src + i * d;
       for (int64_t j = c0; j < c1; ++j) dst[j] += s[j];
     }
-  }
+  }, 16);
   return a.env().Undefined();
 }
 

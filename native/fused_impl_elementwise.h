@@ -21,8 +21,10 @@ inline int threadsFor(int64_t work) {
 // vocabulary row keeps float32-level relative accuracy even in the one-lane scalar build.
 constexpr int64_t kRowBlock = 2048;
 
-// f(begin, end) over [0, n) split into one contiguous range per thread; boundaries are multiples of `align`
-// (64 floats by default) so threads never write to the same cache line.
+// f(begin, end) over [0, n) in contiguous chunks (about 8 per thread) claimed from the thread pool
+// (thread_pool.h), so a thread whose core is busy elsewhere takes fewer of them instead of holding the call up.
+// Chunk boundaries are multiples of `align` (64 floats by default) so threads never write to the same cache
+// line; they depend only on n and the thread count, never on timing.
 template <class F>
 void parallelFor(int64_t n, int64_t workPerItem, F f, int64_t align = 64) {
   if (n <= 0) return;
@@ -31,16 +33,12 @@ void parallelFor(int64_t n, int64_t workPerItem, F f, int64_t align = 64) {
     f(int64_t{0}, n);
     return;
   }
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-    int64_t b = n * id / nt, e = n * (id + 1) / nt;
-    if (align > 1) {
-      b = id == 0 ? 0 : b / align * align;
-      e = id == nt - 1 ? n : e / align * align;
-    }
-    if (b < e) f(b, e);
-  }
+  // at least kParallelMin / 8 work per chunk: claiming one costs an atomic and a few cache misses
+  const int64_t chunks = std::max<int64_t>(2, std::min<int64_t>(8 * threads, n * workPerItem / (kParallelMin / 8)));
+  int64_t size = (n + chunks - 1) / chunks;
+  if (align > 1) size = (size + align - 1) / align * align;
+  const int64_t count = (n + size - 1) / size;
+  nexus::pool::forEachChunk(count, [&](int64_t i) { f(i * size, std::min(n, (i + 1) * size)); }, threads);
 }
 
 // out[i] = f(x[i]) over [0, n) with a masked tail.

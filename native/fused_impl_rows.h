@@ -102,11 +102,13 @@ void rmsNormKernel(float* y, float* rstd, const float* x, const float* w, int64_
   }, 1);
 }
 
-// dx = rs (dy w) - x rs^3 / d * sum(dy w x); dw = sum over rows of dy x rs, from one partial row per thread.
+// dx = rs (dy w) - x rs^3 / d * sum(dy w x); dw = sum over rows of dy x rs: rows split into a fixed number of
+// chunks (a function of rows and d only), each summed into its own partial, partials added in chunk order, so
+// dw is the same whatever thread ran which chunk and however many threads there are.
 void rmsNormBackwardKernel(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
                            int64_t rows, int64_t d) {
-  const int nt = rows > 1 ? threadsFor(rows * d * 3) : 1;
-  std::vector<float> part(static_cast<size_t>(nt > 1 ? nt - 1 : 0) * d);
+  const int64_t chunks = (rows * d * 3 >= kParallelMin && rows > 1) ? std::min<int64_t>(rows, 16) : 1;
+  std::vector<float> part(static_cast<size_t>(chunks - 1) * d);
   std::fill(dw, dw + d, 0.f);
   auto body = [&](int64_t r0, int64_t r1, float* acc) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -129,18 +131,15 @@ void rmsNormBackwardKernel(float* dx, float* dw, const float* dy, const float* x
       }
     }
   };
-  if (nt == 1) {
+  if (chunks == 1) {
     body(0, rows, dw);
     return;
   }
-  // the vector zero-initialises every partial, so a team smaller than nt still reduces correctly
-#pragma omp parallel num_threads(nt)
-  {
-    const int64_t id = omp_get_thread_num(), n = omp_get_num_threads();
-    body(rows * id / n, rows * (id + 1) / n, id == 0 ? dw : part.data() + (id - 1) * d);
-  }
-  for (int t = 1; t < nt; ++t) {
-    const float* p = part.data() + static_cast<int64_t>(t - 1) * d;
+  nexus::pool::forEachChunk(
+      chunks, [&](int64_t c) { body(rows * c / chunks, rows * (c + 1) / chunks, c == 0 ? dw : part.data() + (c - 1) * d); },
+      threadsFor(rows * d * 3));
+  for (int64_t c = 1; c < chunks; ++c) {
+    const float* p = part.data() + (c - 1) * d;
     for (int64_t i = 0; i < d; ++i) dw[i] += p[i];
   }
 }

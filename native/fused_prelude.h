@@ -5,6 +5,8 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include "thread_pool.h"
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>

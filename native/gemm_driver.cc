@@ -1,20 +1,22 @@
 // BLIS-style sgemm driver (Van Zee & van de Geijn, "BLIS", TOMS 2015): loops jc (NC) -> pc (KC) -> pack B ->
-// ic (MC) -> pack A -> jr (NR) -> ir (MR) -> microkernel. Differences from BLIS: each thread owns a 2-D block
-// of C and packs its own panels (no barriers, at the cost of packing the shared operand twice: packing is
-// ~6 % of single-thread time at 1024^3, perf-measured), and batches of small matrices are spread over
-// threads whole. Transposes are handled while packing.
+// ic (MC) -> pack A -> jr (NR) -> ir (MR) -> microkernel. Differences from BLIS: threads claim row blocks of C
+// from the thread pool (thread_pool.h; no barriers, so a thread on a busy core takes fewer blocks instead of
+// stalling the others) and each packs its own copy of the B panel (packing is ~6 % of single-thread time at
+// 1024^3, perf-measured), and batches of small matrices are spread over threads whole. Transposes are
+// handled while packing. Every C element is computed the same way whichever thread computes it.
 // Not here: alpha/beta scaling, non-unit strides inside a matrix, other dtypes.
 #include "gemm_driver.h"
 
-#include <omp.h>
-
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <new>
 #include <stdexcept>
+
+#include "thread_pool.h"
 
 namespace nexus::gemm {
 namespace {
@@ -44,7 +46,7 @@ struct Scratch {
     return mem.get();
   }
 };
-thread_local Scratch tlsA, tlsB, tlsRow;
+thread_local Scratch tlsA, tlsB, tlsRow, tlsBFull;
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t roundUp(int64_t a, int64_t b) { return ceilDiv(a, b) * b; }
@@ -148,8 +150,63 @@ void gemmSerial(const Arch& arch, const Blocking& bl, int64_t m, int64_t n, int6
   }
 }
 
+// Distinct per threaded call, so a thread knows whether the B panel in its buffer is this call's.
+std::atomic<uint64_t> callCounter{0};
+
+// Threaded: C[m,n] in units of `unitRows` rows x one NC column block, claimed from the pool. A thread packs the
+// B panel of a column block for every K block at once ([K x NC]) the first time it takes a unit there, then
+// reuses it; each unit runs its K blocks in order, so no two threads ever add into the same C element.
+template <int MR, int NR>
+void gemmUnits(const Arch& arch, const Blocking& bl, int64_t m, int64_t n, int64_t k, const View& A, const View& B,
+               float* c, int64_t ldc, bool accumulate, int threads) {
+  const int64_t NC = evenBlock(n, bl.nc, NR), KC = evenBlock(k, bl.kc, 1);
+  // about 8 units per thread where m allows, never more rows than one MC block
+  const int64_t unitRows = std::min<int64_t>(roundUp(bl.mc, MR), std::max<int64_t>(MR, roundUp(ceilDiv(m, 8 * threads), MR)));
+  const int64_t rowUnits = ceilDiv(m, unitRows), colBlocks = ceilDiv(n, NC);
+  const uint64_t call = callCounter.fetch_add(1, std::memory_order_relaxed) + 1;
+  pool::forEachChunk(
+      rowUnits * colBlocks,
+      [&](int64_t u) {
+        static thread_local uint64_t packedCall = 0;
+        static thread_local int64_t packedBlock = -1;
+        const int64_t jb = u / rowUnits, ic = (u % rowUnits) * unitRows;
+        const int64_t jc = jb * NC, nc = std::min(NC, n - jc), mc = std::min(unitRows, m - ic), ncr = roundUp(nc, NR);
+        float* pb = tlsBFull.get(static_cast<size_t>(roundUp(NC, NR) * k));
+        if (packedCall != call || packedBlock != jb) {
+          for (int64_t pc = 0; pc < k; pc += KC) packB<NR>(B, pc, jc, std::min(KC, k - pc), nc, pb + pc * ncr);
+          packedCall = call;
+          packedBlock = jb;
+        }
+        float* pa = tlsA.get(static_cast<size_t>(roundUp(unitRows, MR) * KC));
+        alignas(64) float tile[MR * NR];
+        for (int64_t pc = 0; pc < k; pc += KC) {
+          const int64_t kc = std::min(KC, k - pc);
+          const bool acc = accumulate || pc > 0;
+          packA<MR>(A, ic, pc, mc, kc, pa);
+          for (int64_t jr = 0; jr < nc; jr += NR) {
+            const int64_t nr = std::min<int64_t>(NR, nc - jr);
+            const float* bp = pb + pc * ncr + jr * kc;
+            for (int64_t ir = 0; ir < mc; ir += MR) {
+              const int64_t mr = std::min<int64_t>(MR, mc - ir);
+              float* cp = c + (ic + ir) * ldc + jc + jr;
+              if (mr == MR && nr == NR) {
+                arch.kernel(kc, pa + ir * kc, bp, cp, ldc, acc);
+              } else {
+                arch.kernel(kc, pa + ir * kc, bp, tile, NR, false);
+                for (int64_t i = 0; i < mr; ++i)
+                  for (int64_t j = 0; j < nr; ++j) cp[i * ldc + j] = acc ? cp[i * ldc + j] + tile[i * NR + j] : tile[i * NR + j];
+              }
+            }
+          }
+        }
+      },
+      threads);
+}
+
 using SerialFn = void (*)(const Arch&, const Blocking&, int64_t, int64_t, int64_t, const View&, const View&, float*,
                           int64_t, bool);
+using UnitsFn = void (*)(const Arch&, const Blocking&, int64_t, int64_t, int64_t, const View&, const View&, float*,
+                         int64_t, bool, int);
 
 SerialFn serialFor(const Blocking& bl) {
   if (bl.mr == 6 && bl.nr == 64) return &gemmSerial<6, 64>;
@@ -161,6 +218,21 @@ SerialFn serialFor(const Blocking& bl) {
   if (bl.mr == 12 && bl.nr == 32) return &gemmSerial<12, 32>;
   if (bl.mr == 8 && bl.nr == 48) return &gemmSerial<8, 48>;
   if (bl.mr == 4 && bl.nr == 96) return &gemmSerial<4, 96>;
+#endif
+  // A tile without an instantiation is a build mistake; the N-API layer turns this into a JS error.
+  throw std::logic_error("no driver instantiation for this microkernel tile");
+}
+
+UnitsFn unitsFor(const Blocking& bl) {
+  if (bl.mr == 6 && bl.nr == 64) return &gemmUnits<6, 64>;
+  if (bl.mr == 14 && bl.nr == 32) return &gemmUnits<14, 32>;
+  if (bl.mr == 6 && bl.nr == 16) return &gemmUnits<6, 16>;
+  if (bl.mr == 4 && bl.nr == 8) return &gemmUnits<4, 8>;
+#ifdef NEXUS_GEMM_EXTRA_SHAPES  // tuning builds try other tiles
+  if (bl.mr == 8 && bl.nr == 32) return &gemmUnits<8, 32>;
+  if (bl.mr == 12 && bl.nr == 32) return &gemmUnits<12, 32>;
+  if (bl.mr == 8 && bl.nr == 48) return &gemmUnits<8, 48>;
+  if (bl.mr == 4 && bl.nr == 96) return &gemmUnits<4, 96>;
 #endif
   // A tile without an instantiation is a build mistake; the N-API layer turns this into a JS error.
   throw std::logic_error("no driver instantiation for this microkernel tile");
@@ -218,9 +290,13 @@ struct Plan {
   const Arch* arch;
   Blocking bl;
   SerialFn serial;
+  UnitsFn units;
 };
 
-// One matrix, possibly threaded. `threads` is how many OpenMP threads this call may use.
+// Chunks of `total` (multiples of 16) for the unpacked paths: about 4 per thread.
+int64_t chunkOf(int64_t total, int threads) { return std::max<int64_t>(16, roundUp(ceilDiv(total, 4 * threads), 16)); }
+
+// One matrix, possibly threaded. `threads` is how many pool threads this call may use.
 void gemmOne(const Plan& wide, const Plan* narrow, int64_t m, int64_t n, int64_t k, const View& A, const View& B,
              float* c, bool accumulate, int threads) {
   const Arch& arch = *wide.arch;
@@ -234,23 +310,29 @@ void gemmOne(const Plan& wide, const Plan* narrow, int64_t m, int64_t n, int64_t
   if (n == 1) {  // matrix-vector: split the m outputs
     const int t = work >= kGemvThreadWork ? gemmThreads(work, threads) : 1;
     if (t <= 1) return gemvColumn(arch, m, k, A, B.p, c, accumulate);
-    const int64_t chunk = roundUp(ceilDiv(m, t), 16);
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-    for (int64_t i0 = 0; i0 < m; i0 += chunk) {
-      const View Ai{A.trans ? A.p + i0 : A.p + i0 * A.ld, A.ld, A.trans};
-      gemvColumn(arch, std::min(chunk, m - i0), k, Ai, B.p, c + i0, accumulate);
-    }
+    const int64_t chunk = chunkOf(m, t);
+    pool::forEachChunk(
+        ceilDiv(m, chunk),
+        [&](int64_t q) {
+          const int64_t i0 = q * chunk;
+          const View Ai{A.trans ? A.p + i0 : A.p + i0 * A.ld, A.ld, A.trans};
+          gemvColumn(arch, std::min(chunk, m - i0), k, Ai, B.p, c + i0, accumulate);
+        },
+        t);
     return;
   }
   if (m <= kRowsMaxM || work < kSmallWork) {  // vector-matrix or few rows: split the n outputs
     const int t = m <= kRowsMaxM && work >= kGemvThreadWork ? gemmThreads(work, threads) : 1;
     if (t <= 1) return gemmRows(arch, m, n, k, A, B, c, ldc, accumulate);
-    const int64_t chunk = roundUp(ceilDiv(n, t), 16);
-#pragma omp parallel for num_threads(t) schedule(static, 1)
-    for (int64_t j0 = 0; j0 < n; j0 += chunk) {
-      const View Bj{B.trans ? B.p + j0 * B.ld : B.p + j0, B.ld, B.trans};
-      gemmRows(arch, m, std::min(chunk, n - j0), k, A, Bj, c + j0, ldc, accumulate);
-    }
+    const int64_t chunk = chunkOf(n, t);
+    pool::forEachChunk(
+        ceilDiv(n, chunk),
+        [&](int64_t q) {
+          const int64_t j0 = q * chunk;
+          const View Bj{B.trans ? B.p + j0 * B.ld : B.p + j0, B.ld, B.trans};
+          gemmRows(arch, m, std::min(chunk, n - j0), k, A, Bj, c + j0, ldc, accumulate);
+        },
+        t);
     return;
   }
   // Narrow tile when the wide one would pad n by 15 % more (n = 32: 64 vs 32 columns computed).
@@ -258,32 +340,12 @@ void gemmOne(const Plan& wide, const Plan* narrow, int64_t m, int64_t n, int64_t
   const Plan& p = useNarrow ? *narrow : wide;
   threads = gemmThreads(work, threads);
   if (threads <= 1) return p.serial(*p.arch, p.bl, m, n, k, A, B, c, ldc, accumulate);
-  // 2-D grid of C blocks, one per thread, split along the longer side first (in units of whole tiles).
-  int tm = 1, tn = 1;
-  for (int t = threads; t > 1;) {
-    int f = 2;
-    while (t % f != 0) ++f;
-    if (static_cast<double>(m) / tm >= static_cast<double>(n) / tn) tm *= f;
-    else tn *= f;
-    t /= f;
-  }
-  const int64_t bm = roundUp(ceilDiv(m, tm), p.bl.mr), bn = roundUp(ceilDiv(n, tn), p.bl.nr);
-#pragma omp parallel num_threads(tm * tn)
-  {
-    const int id = omp_get_thread_num();
-    const int64_t i0 = (id / tn) * bm, j0 = (id % tn) * bn;
-    if (i0 < m && j0 < n) {
-      const View Ai{A.trans ? A.p + i0 : A.p + i0 * A.ld, A.ld, A.trans};
-      const View Bj{B.trans ? B.p + j0 * B.ld : B.p + j0, B.ld, B.trans};
-      p.serial(*p.arch, p.bl, std::min(bm, m - i0), std::min(bn, n - j0), k, Ai, Bj, c + i0 * ldc + j0, ldc,
-               accumulate);
-    }
-  }
+  p.units(*p.arch, p.bl, m, n, k, A, B, c, ldc, accumulate, threads);
 }
 
 Plan planFor(const Arch& arch) {
   const Blocking bl = blockingFor(arch);
-  return Plan{&arch, bl, serialFor(bl)};
+  return Plan{&arch, bl, serialFor(bl), unitsFor(bl)};
 }
 
 }  // namespace
@@ -313,7 +375,7 @@ void sgemm(const Arch& arch, const GemmArgs& g) {
   }
   const Plan wide = cachedWide, narrowPlan = cachedNarrow;
   const Plan* narrow = arch.narrow != nullptr ? &narrowPlan : nullptr;
-  const int threads = omp_get_max_threads();
+  const int threads = pool::maxThreads();
   const int64_t m = g.m, n = g.n, k = g.k;
   auto viewA = [&](int64_t b) { return View{g.a + b * g.strideA, g.transA ? m : k, g.transA}; };
   auto viewB = [&](int64_t b) { return View{g.b + b * g.strideB, g.transB ? k : n, g.transB}; };
@@ -324,9 +386,9 @@ void sgemm(const Arch& arch, const GemmArgs& g) {
   const bool perItem = threads > 1 && g.batch > 1 && cDisjoint && g.batch * work >= kThreadWork &&
                        (g.batch >= 4 * threads || g.batch % threads == 0 || work < kThreadWork);
   if (perItem) {
-#pragma omp parallel for num_threads(std::min<int64_t>(threads, g.batch)) schedule(dynamic, 1)
-    for (int64_t b = 0; b < g.batch; ++b)
-      gemmOne(wide, narrow, m, n, k, viewA(b), viewB(b), g.c + b * g.strideC, g.accumulate, 1);
+    pool::forEachChunk(
+        g.batch, [&](int64_t b) { gemmOne(wide, narrow, m, n, k, viewA(b), viewB(b), g.c + b * g.strideC, g.accumulate, 1); },
+        static_cast<int>(std::min<int64_t>(threads, g.batch)));
     return;
   }
   for (int64_t b = 0; b < g.batch; ++b)

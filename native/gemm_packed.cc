@@ -3,7 +3,6 @@
 // m = 1..64 rows costs several times the product itself (a transposed gather of all of W per call). Same microkernels
 // and tile as sgemm (wide tile of the CPU's Arch); threads split the n panels. N-API side: decode.cc.
 // Not here: transposed x, accumulation, batches (decode does not need them).
-#include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -13,6 +12,7 @@
 #include <new>
 
 #include "gemm_packed.h"
+#include "thread_pool.h"
 
 namespace nexus::gemm {
 namespace {
@@ -65,8 +65,8 @@ int64_t packedWeightSize(const Arch& arch, int64_t n, int64_t k) { return roundU
 void packWeight(const Arch& arch, const float* w, int64_t n, int64_t k, float* buffer) {
   const int64_t nr = arch.nr;
   float* out = align64(buffer);
-#pragma omp parallel for schedule(static) if (n * k >= (int64_t{1} << 18))
-  for (int64_t j0 = 0; j0 < roundUp(n, nr); j0 += nr) {
+  pool::forEachChunk(roundUp(n, nr) / nr, [&](int64_t jp) {
+    const int64_t j0 = jp * nr;
     float* panel = out + j0 * k;  // [k][nr]
     const int64_t cols = std::min(nr, n - j0);
     if (cols < nr) std::memset(panel, 0, sizeof(float) * nr * k);
@@ -77,7 +77,7 @@ void packWeight(const Arch& arch, const float* w, int64_t n, int64_t k, float* b
         for (int64_t p = p0; p < p1; ++p) panel[p * nr + j] = src[p];
       }
     }
-  }
+  }, n * k >= (int64_t{1} << 18) ? pool::maxThreads() : 1);
 }
 
 void linearPacked(const Arch& arch, const Blocking& bl, float* y, const float* x, const float* buffer, int64_t m,
@@ -92,9 +92,8 @@ void linearPacked(const Arch& arch, const Blocking& bl, float* y, const float* x
   const int64_t kc = std::max<int64_t>(1, bl.kc), panels = roundUp(n, nr) / nr, mp = roundUp(m, mr);
   float* pa = scratchA(static_cast<size_t>(mp * k));
   packRows(x, m, k, mr, pa);
-  const bool threaded = m * n * k >= kPackedThreadWork && omp_get_max_threads() > 1 && panels > 1;
-#pragma omp parallel for schedule(static) if (threaded)
-  for (int64_t jp = 0; jp < panels; ++jp) {
+  const bool threaded = m * n * k >= kPackedThreadWork && pool::maxThreads() > 1 && panels > 1;
+  pool::forEachChunk(panels, [&](int64_t jp) {
     alignas(64) float tile[16 * 64];  // mr * nr <= 16 * 64 for every Arch
     const int64_t j0 = jp * nr, cols = std::min<int64_t>(nr, n - j0);
     const float* pb = packed + j0 * k;
@@ -114,7 +113,7 @@ void linearPacked(const Arch& arch, const Blocking& bl, float* y, const float* x
           for (int64_t j = 0; j < cols; ++j) c[i * n + j] = acc ? c[i * n + j] + tile[i * nr + j] : tile[i * nr + j];
       }
     }
-  }
+  }, threaded ? pool::maxThreads() : 1);
 }
 
 }  // namespace nexus::gemm

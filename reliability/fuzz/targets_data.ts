@@ -70,7 +70,7 @@ const LINE_MUTATIONS = [
 
 export const jsonlTarget: FuzzTarget = {
   name: "jsonl",
-  cases: { full: 1500, quick: 60 },
+  cases: { full: 1500, quick: 30 },
   async run(rng, work) {
     const kind = pick(rng, Object.keys(SEED_ROWS) as DatasetKind[]);
     const rows = SEED_ROWS[kind].map((r) => structuredClone(r));
@@ -176,7 +176,7 @@ function yamlHazard(rng: Rng, key: string): [string, string] {
 
 export const trainerConfigTarget: FuzzTarget = {
   name: "trainer_config",
-  cases: { full: 1200, quick: 50 },
+  cases: { full: 1200, quick: 25 },
   run(rng, work) {
     const spec = pick(rng, SPECS);
     const defaults = spec.schema.parse({}) as Record<string, unknown>;
@@ -325,7 +325,7 @@ function mutateArgs(args: string[], rng: Rng): { args: string[]; what: string[] 
 
 export const cliTarget: FuzzTarget = {
   name: "cli_args",
-  cases: { full: 60, quick: 4 },
+  cases: { full: 60, quick: 2 },
   slowMs: 60_000,
   hangMs: 90_000,
   setup(work) {

@@ -51,7 +51,7 @@ function mutateHeaders(rng: Rng, h: Record<string, string>, bodyLen: number): st
 
 export const httpTarget: FuzzTarget = {
   name: "http",
-  cases: { full: 1200, quick: 60 },
+  cases: { full: 1200, quick: 30 },
   async setup(work) {
     const model = path.join(FIXTURES, "llama-tiny");
     fs.mkdirSync(path.join(work, "adapters"), { recursive: true });

@@ -84,7 +84,7 @@ let llamaConfig: string;
 
 export const safetensorsTarget: FuzzTarget = {
   name: "safetensors",
-  cases: { full: 1500, quick: 60 },
+  cases: { full: 1500, quick: 30 },
   setup() {
     stOrig = fs.readFileSync(path.join(LLAMA, "model.safetensors"));
     llamaConfig = fs.readFileSync(path.join(LLAMA, "config.json"), "utf8");
@@ -114,7 +114,7 @@ let indexJson: Record<string, unknown>;
 
 export const indexTarget: FuzzTarget = {
   name: "safetensors_index",
-  cases: { full: 600, quick: 30 },
+  cases: { full: 600, quick: 15 },
   setup(work) {
     const src = readSafetensors(path.join(LLAMA, "model.safetensors"));
     const dir = path.join(work, "sharded-src");
@@ -168,7 +168,7 @@ const CONFIG_FOCUS = [
 
 export const configTarget: FuzzTarget = {
   name: "config_json",
-  cases: { full: 1500, quick: 60 },
+  cases: { full: 1500, quick: 30 },
   setup() {
     llamaConfig = fs.readFileSync(path.join(LLAMA, "config.json"), "utf8");
     stOrig = fs.readFileSync(path.join(LLAMA, "model.safetensors"));
@@ -216,7 +216,7 @@ function setupTokenizer(): void {
 
 export const tokenizerTarget: FuzzTarget = {
   name: "tokenizer_json",
-  cases: { full: 1000, quick: 40 },
+  cases: { full: 1000, quick: 20 },
   setup: setupTokenizer,
   run(rng, work) {
     const model = tokJson.model as { vocab: Record<string, number>; merges: unknown[] };
@@ -241,7 +241,7 @@ export const tokenizerTarget: FuzzTarget = {
 
 export const tokenizerConfigTarget: FuzzTarget = {
   name: "tokenizer_config",
-  cases: { full: 600, quick: 30 },
+  cases: { full: 600, quick: 15 },
   setup: setupTokenizer,
   run(rng, work) {
     const focus = ["bos_token", "eos_token", "pad_token", "chat_template", "clean_up_tokenization_spaces", "model_max_length"].map((k) => [
@@ -274,7 +274,7 @@ const HOSTILE_JINJA = [
 
 export const chatTemplateTarget: FuzzTarget = {
   name: "chat_template",
-  cases: { full: 800, quick: 30 },
+  cases: { full: 800, quick: 15 },
   setup: setupTokenizer,
   run(rng) {
     const base = tokConfig.chat_template as string;

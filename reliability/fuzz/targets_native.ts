@@ -53,6 +53,8 @@ const KERNELS: Record<string, Make> = {
   logsumexp: (r) => [f(8, r), f(24, r), 2, 3, 4],
   max: (r) => [f(8, r), ids(8, 1, r), f(24, r), 2, 3, 4],
   copyStrided: (r) => [f(6, r), f(6, r), [2, 3], [1, 2], 0],
+  copyToStrided: (r) => [f(6, r), f(6, r), [2, 3], [1, 2], 0],
+  sort: (r) => [f(12, r), ids(12, 1, r), f(12, r), 2, 3, 2, r.next() < 0.5],
   gather: (r) => [f(8, r), f(12, r), ids(8, 3, r), 2, 3, 2, 2],
   scatterAdd: (r) => [f(12, r), f(8, r), ids(8, 3, r), 2, 3, 2, 2],
   indexSelect: (r) => [f(12, r), f(20, r), ids(3, 5, r), 3, 4],
@@ -213,6 +215,8 @@ const PRESETS: Record<string, (r: Rng) => Arg[]> = {
     const rows = pick(r, [2049, 4096, 3]);
     return [f(4096, r), f(4, r), [rows], [pick(r, [2 ** 52, 2 ** 53 - 1, -(2 ** 52), 2 ** 51 + 1])], pick(r, [0, 3, 2 ** 52])];
   },
+  copyToStrided: (r) => [f(4, r), f(4096, r), [pick(r, [2049, 4096])], [pick(r, [2 ** 52, -(2 ** 52)])], 0],
+  sort: (r) => [f(4, r), ids(4, 1, r), f(4, r), pick(r, [9e15, 2 ** 40]), 0, 1, false],
   copyStrided2: (r) => [f(4096, r), f(64, r), [pick(r, [2, 64]), pick(r, [2 ** 31, 2 ** 52])], [pick(r, [2 ** 52, 1]), 2 ** 12], 0],
   matmul: (r) => {
     const batch = pick(r, [2 ** 33, 2 ** 31, 2 ** 62, 2 ** 52]);
@@ -248,7 +252,7 @@ let addon: Addon | null = null;
 
 export const nativeTarget: FuzzTarget = {
   name: "native",
-  cases: { full: 2000, quick: 120 },
+  cases: { full: 2000, quick: 100 },
   setup() {
     addon = loadCpuAddon() as unknown as Addon | null;
   },

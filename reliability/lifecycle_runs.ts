@@ -89,6 +89,10 @@ export type TrainerName = "sft" | "rm" | "prm" | "dpo" | "kto" | "orpo" | "cpo" 
 /** The command line of a small run of each trainer writing into `output` (steps: optimizer steps). */
 export function trainerArgs(name: TrainerName, f: Fixtures, output: string, steps: number): string[] {
   const common = ["--model", f.model, "--output", output, "--max-steps", String(steps), "--logging-steps", "1", "--seed", "3"];
+  const groupRl = [
+    ...["--data", f.prompts, "--reward-funcs", "length", "--num-generations", "2"],
+    ...["--per-device-train-batch-size", "4", "--max-completion-length", "6", "--learning-rate", "1e-2"],
+  ];
   const table: Record<TrainerName, string[]> = {
     sft: ["--data", f.sft, "--per-device-train-batch-size", "2", "--learning-rate", "1e-2"],
     rm: ["--data", f.pairs, "--per-device-train-batch-size", "2", "--learning-rate", "1e-2"],
@@ -97,34 +101,8 @@ export function trainerArgs(name: TrainerName, f: Fixtures, output: string, step
     kto: ["--data", f.unpaired, "--per-device-train-batch-size", "4", "--learning-rate", "1e-2"],
     orpo: ["--data", f.pairs, "--per-device-train-batch-size", "2", "--learning-rate", "1e-2"],
     cpo: ["--data", f.pairs, "--per-device-train-batch-size", "2", "--learning-rate", "1e-2"],
-    grpo: [
-      "--data",
-      f.prompts,
-      "--reward-funcs",
-      "length",
-      "--num-generations",
-      "2",
-      "--per-device-train-batch-size",
-      "4",
-      "--max-completion-length",
-      "6",
-      "--learning-rate",
-      "1e-2",
-    ],
-    rloo: [
-      "--data",
-      f.prompts,
-      "--reward-funcs",
-      "length",
-      "--num-generations",
-      "2",
-      "--per-device-train-batch-size",
-      "4",
-      "--max-completion-length",
-      "6",
-      "--learning-rate",
-      "1e-2",
-    ],
+    grpo: groupRl,
+    rloo: groupRl,
     ppo: [
       "--data",
       f.prompts,

@@ -58,8 +58,14 @@ export const DPO_SCHEMA = z.object(DPO_FIELDS).strict();
 export type DpoTrainConfig = z.output<typeof DPO_SCHEMA>;
 export type DpoTrainInput = Partial<z.input<typeof DPO_SCHEMA>>;
 
-/** The loss-level part of the trainer config. */
-export function dpoLossConfig(c: DpoTrainConfig): DpoConfig {
+/** The trainer-config fields that configure the DPO loss (shared by DPO and SPIN). */
+type DpoLossFields = Pick<
+  DpoTrainConfig,
+  "lossType" | "lossWeights" | "beta" | "labelSmoothing" | "discopopTau" | "fDivergenceType" | "fAlphaDivergenceCoef"
+>;
+
+/** The loss-level part of a trainer config. */
+export function dpoLossConfig(c: DpoLossFields): DpoConfig {
   return {
     lossType: c.lossType,
     lossWeights: c.lossWeights,
@@ -71,16 +77,17 @@ export function dpoLossConfig(c: DpoTrainConfig): DpoConfig {
   };
 }
 
-export const DPO_RULES: ((c: DpoTrainConfig) => string | null)[] = [
-  (c) => {
-    try {
-      resolveDpoConfig(dpoLossConfig(c));
-      return null;
-    } catch (e) {
-      return (e as Error).message;
-    }
-  },
-];
+/** A config rule: the loss fields must make a valid DPO loss (the resolver's message otherwise). */
+export function dpoLossRule(c: DpoLossFields): string | null {
+  try {
+    resolveDpoConfig(dpoLossConfig(c));
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+export const DPO_RULES: ((c: DpoTrainConfig) => string | null)[] = [dpoLossRule];
 
 export function resolveDpoTrainConfig(input: DpoTrainInput = {}): DpoTrainConfig {
   return resolveConfig("dpo", DPO_SCHEMA, input as Record<string, unknown>, DPO_RULES);

@@ -6,7 +6,8 @@
 // paper: samples are drawn per step with the current policy (verl), not once per iteration.
 
 import { z } from "zod";
-import { DPO_LOSSES, type DpoConfig, type DpoLossType, F_DIVERGENCES, type FDivergenceType, resolveDpoConfig } from "../losses/dpo.js";
+import { DPO_LOSSES, type DpoLossType, F_DIVERGENCES, type FDivergenceType } from "../losses/dpo.js";
+import { dpoLossConfig, dpoLossRule } from "./dpo.js";
 import { TrainingError } from "./loop.js";
 import { ONLINE_FIELDS, resolveOnlineConfig } from "./online_config.js";
 import { pairDpoLoss } from "./online_dpo.js";
@@ -48,25 +49,8 @@ export const SPIN_FIELDS = {
 export const SPIN_SCHEMA = z.object(SPIN_FIELDS).strict();
 export type SpinTrainConfig = z.output<typeof SPIN_SCHEMA>;
 
-const spinLossConfig = (c: SpinTrainConfig): DpoConfig => ({
-  lossType: c.lossType,
-  lossWeights: c.lossWeights,
-  beta: c.beta,
-  labelSmoothing: c.labelSmoothing,
-  discopopTau: c.discopopTau,
-  fDivergenceType: c.fDivergenceType,
-  fAlphaDivergenceCoef: c.fAlphaDivergenceCoef,
-});
-
 export const SPIN_RULES: ((c: SpinTrainConfig) => string | null)[] = [
-  (c) => {
-    try {
-      resolveDpoConfig(spinLossConfig(c));
-      return null;
-    } catch (e) {
-      return (e as Error).message;
-    }
-  },
+  dpoLossRule,
   (c) => (c.numIterations !== 1 ? "SPIN's iterations are numTrainEpochs; leave numIterations at 1" : null),
   (c) => (c.dynamicSampling ? "dynamicSampling applies to group-RL trainers (GRPO, RLOO), not SPIN" : null),
 ];
@@ -142,7 +126,7 @@ export function spinAlgorithm(onPairs?: (rollout: Rollout) => void): OnlineAlgor
         prompts.map((k) => 2 * k),
         prompts.map((k) => 2 * k + 1),
         ctx,
-        spinLossConfig(ctx.config),
+        dpoLossConfig(ctx.config),
         batch.rollout.prompts.length,
       );
     },

@@ -5,7 +5,16 @@
 // Also: NeuralMemory (projections + gates) and TitansCausalLM (memory-as-gate after one decoder layer).
 // Differs from the paper: no 1-D depthwise convs, no persistent memory tokens, MAG gates into the full causal
 // attention stack (no sliding window); tokens read the memory as it was at their chunk's start (causal, as
-// lucidrains/titans-pytorch); TitansCausalLM does not decode with a KV cache.
+// lucidrains/titans-pytorch); TitansCausalLM does not decode with a KV cache. Two guards against divergence of the
+// inner loop (both on by default in NeuralMemory, off in the bare memoryScan, which is the paper's update exactly):
+// - inputNorm: x is RMS-normalised before the projections (the paper's memory reads a pre-normed residual stream;
+//   lucidrains' store_norm). Otherwise v = silu(x W_V) and the gates scale with the input: on raw hidden states
+//   (norm ~ 100) the errors, the W2 step and then the W1 curvature blow up, and η, α saturate at 0 or 1.
+// - boundedStep: a chunk's gradients are all taken at its start weights and summed (§3.2), so C near-collinear
+//   keys act as one step C·θ/(1 − η) times larger; once that step times the curvature passes 2 the memory
+//   diverges (NaN within 100-200 tokens). The chunk's θ_t are scaled by ρ = 1 / max(1, Σ_i θ_i u_i L_i), L_i the
+//   largest Gauss-Newton curvature of token i's loss (curvatureBound): ρ = 1 (the paper's update, bit for bit)
+//   unless the chunk's step would overshoot the minimum of its local quadratic model along its stiffest direction.
 
 import type { ModelConfig } from "../io/hf_config.js";
 import { Linear, RMSNorm } from "../nn/layers.js";
@@ -14,10 +23,13 @@ import type { Rng } from "../nn/rng.js";
 import {
   add,
   concat,
+  div,
   expand,
   fromArray,
   linear,
   matmul,
+  maximum,
+  mean,
   mul,
   ones,
   reshape,
@@ -83,8 +95,22 @@ function lossPieces(w: MemoryWeights, k: Tensor, v: Tensor) {
   const h = silu(z);
   const e = sub(matmul(h, w.w2, { transB: true }), v); // (B, T, Dv)
   const dy = mul(e, 2);
-  const dz = mul(matmul(dy, w.w2), siluGrad(z)); // (B, T, Dv) @ (B, Dv, Dm) -> (B, T, Dm)
-  return { loss: sum(mul(e, e), -1), h, dy, dz };
+  const sz = siluGrad(z);
+  const dz = mul(matmul(dy, w.w2), sz); // (B, T, Dv) @ (B, Dv, Dm) -> (B, T, Dm)
+  return { loss: sum(mul(e, e), -1), h, dy, dz, sz };
+}
+
+const sqNorm = (x: Tensor) => sum(mul(x, x), -1); // [B, T, D] -> [B, T]
+
+/**
+ * Per token, an upper bound L_t ≥ λ_max of the Gauss-Newton Hessian 2JᵀJ of ℓ_t w.r.t. (W1, W2), J = ∂M(k_t)/∂(W1, W2):
+ * JJᵀ = ||h||² I + ||k||² A Aᵀ with A = W2 diag(silu'(z)), so λ_max ≤ 2(||h||² + ||k||² ||A||²_F). [B, T].
+ * A chunk's summed update Σ_i w_i ∇ℓ_i has curvature ≤ Σ_i w_i L_i, with equality when the tokens are collinear.
+ */
+function curvatureBound(w2: Tensor, k: Tensor, h: Tensor, sz: Tensor): Tensor {
+  const colSq = unsqueeze(sum(mul(w2, w2), 1), 1); // ||W2[:, m]||²: (B, Dv, Dm) -> (B, 1, Dm)
+  const aSq = sum(mul(mul(sz, sz), colSq), -1); // ||A||²_F: (B, T)
+  return mul(add(sqNorm(h), mul(sqNorm(k), aSq)), 2);
 }
 
 /** Associative loss ℓ(M; x_t) = ||M(k_t) − v_t||² per token: [B, T]. */
@@ -112,6 +138,14 @@ export interface ScanInputs {
   q?: Tensor | null;
 }
 
+export interface ScanOptions {
+  /**
+   * Scale each chunk's θ by ρ = 1 / max(1, Σ_i θ_i u_i L_i) so that its step cannot overshoot (see the header).
+   * Default false: the paper's update exactly.
+   */
+  boundedStep?: boolean;
+}
+
 export interface ScanResult {
   /** Memory after the last token. */
   state: MemoryState;
@@ -121,6 +155,8 @@ export interface ScanResult {
   gradNorm: Tensor;
   /** M_chunkstart(q_t) [B, T, Dv] when queries were given. */
   retrieved: Tensor | null;
+  /** Per token, the step scale ρ of its chunk (all 1 without boundedStep, or while the bound does not bind) [B, T]. */
+  stepScale: Tensor;
 }
 
 const col = (x: Tensor, j: number) => slice(x, 1, j, j + 1); // [B, C] -> [B, 1]
@@ -134,7 +170,13 @@ const bcast = (x: Tensor) => unsqueeze(x, -1); // [B, 1] -> [B, 1, 1] against [B
  * so Σ_i w_i G_i is two matmuls (dyᵀ·diag(w)·H, dzᵀ·diag(w)·K): no per-token weight copies. chunkSize 1 is
  * the sequential recurrence exactly. Everything is differentiable (outer-loop training of projections/gates).
  */
-export function memoryScan(state0: MemoryState, inputs: ScanInputs, gates: MemoryGates, chunkSize: number): ScanResult {
+export function memoryScan(
+  state0: MemoryState,
+  inputs: ScanInputs,
+  gates: MemoryGates,
+  chunkSize: number,
+  opts: ScanOptions = {},
+): ScanResult {
   const { k, v } = inputs;
   const q = inputs.q ?? null;
   const [b, t] = k.shape;
@@ -151,16 +193,16 @@ export function memoryScan(state0: MemoryState, inputs: ScanInputs, gates: Memor
   const losses: Tensor[] = [];
   const norms: Tensor[] = [];
   const reads: Tensor[] = [];
+  const scales: Tensor[] = [];
   const one = ones([b, 1], k.dtype);
   for (let c0 = 0; c0 < t; c0 += chunkSize) {
     const c1 = Math.min(t, c0 + chunkSize);
     const n = c1 - c0;
     const kc = slice(k, 1, c0, c1);
-    const { loss, h, dy, dz } = lossPieces({ w1, w2 }, kc, slice(v, 1, c0, c1));
+    const { loss, h, dy, dz, sz } = lossPieces({ w1, w2 }, kc, slice(v, 1, c0, c1));
     losses.push(loss);
     // ||dy hᵀ||² + ||dz kᵀ||² = |dy|²|h|² + |dz|²|k|² (outer products)
-    const sq = (x: Tensor) => sum(mul(x, x), -1);
-    norms.push(add(mul(sq(dy), sq(h)), mul(sq(dz), sq(kc))));
+    norms.push(add(mul(sqNorm(dy), sqNorm(h)), mul(sqNorm(dz), sqNorm(kc))));
     if (q !== null) reads.push(memoryForward({ w1, w2 }, slice(q, 1, c0, c1)));
     const th = slice(gates.theta, 1, c0, c1);
     const et = slice(gates.eta, 1, c0, c1);
@@ -179,8 +221,17 @@ export function memoryScan(state0: MemoryState, inputs: ScanInputs, gates: Memor
     const b0 = mul(sub(1, col(al, 0)), bj);
     const cS = mul(col(et, 0), u[0]); // S_0's weight in M_C
     const a0 = mul(col(et, 0), a[0]); // S_0's weight in S_C
-    const wM = unsqueeze(mul(th, concat(u, 1)), -1); // (B, C, 1)
-    const wS = unsqueeze(mul(th, concat(a, 1)), -1);
+    let wM = unsqueeze(mul(th, concat(u, 1)), -1); // (B, C, 1)
+    let wS = unsqueeze(mul(th, concat(a, 1)), -1);
+    let rho = one;
+    if (opts.boundedStep) {
+      // the chunk's effective step times its curvature bound; scale the chunk's θ so that it is at most 1
+      const stiff = sum(mul(reshape(wM, [b, n]), curvatureBound(w2, kc, h, sz)), -1, true); // (B, 1)
+      rho = div(1, maximum(stiff, 1));
+      wM = mul(wM, bcast(rho));
+      wS = mul(wS, bcast(rho));
+    }
+    scales.push(expand(rho, [b, n]));
     const g1 = (w: Tensor) => matmul(mul(dz, w), kc, { transA: true }); // Σ w_i dz_i k_iᵀ: (B, Dm, Dk)
     const g2 = (w: Tensor) => matmul(mul(dy, w), h, { transA: true }); // Σ w_i dy_i h_iᵀ: (B, Dv, Dm)
     const nw1 = sub(add(mul(w1, bcast(b0)), mul(s1, bcast(cS))), g1(wM));
@@ -196,6 +247,7 @@ export function memoryScan(state0: MemoryState, inputs: ScanInputs, gates: Memor
     loss: t === 0 ? zeros([b, 0], k.dtype) : cat(losses),
     gradNorm: t === 0 ? zeros([b, 0], k.dtype) : sqrt(cat(norms)),
     retrieved: q === null ? null : t === 0 ? zeros([b, 0, w2.shape[1]], k.dtype) : cat(reads),
+    stepScale: t === 0 ? zeros([b, 0], k.dtype) : cat(scales),
   };
 }
 
@@ -212,11 +264,15 @@ export interface NeuralMemoryConfig {
   memoryHidden: number;
   /** Tokens per chunk whose gradients share the chunk-start weights (1 = sequential). */
   chunkSize: number;
-  /** θ_t = maxLr · σ(linear(x_t)); the update is stable roughly while θ·memoryHidden ≲ 1 (keys are unit vectors). */
+  /** θ_t = maxLr · σ(linear(x_t)); without boundedStep the update is stable roughly while θ·memoryHidden·chunk ≲ 1. */
   maxLr: number;
   /** Initial gate biases: η ≈ σ(etaBias), α ≈ σ(alphaBias). */
   etaBias: number;
   alphaBias: number;
+  /** RMS-normalise x before the projections and gates, so the memory does not depend on the input's scale. */
+  inputNorm: boolean;
+  /** Scale a chunk's θ down when its step would overshoot (memoryScan's boundedStep); false: the paper's update. */
+  boundedStep: boolean;
 }
 
 export const NEURAL_MEMORY_DEFAULTS: Readonly<Omit<NeuralMemoryConfig, "dim">> = Object.freeze({
@@ -227,6 +283,8 @@ export const NEURAL_MEMORY_DEFAULTS: Readonly<Omit<NeuralMemoryConfig, "dim">> =
   maxLr: 0.05,
   etaBias: 0,
   alphaBias: -5,
+  inputNorm: true,
+  boundedStep: true,
 });
 
 /** Merge over the defaults, reject unknown keys, check values. */
@@ -239,6 +297,9 @@ export function resolveNeuralMemoryConfig(partial: Partial<NeuralMemoryConfig> &
       throw new TitansError(`[NeuralMemory] ${key} must be an integer >= 1, got ${cfg[key]}`);
   }
   if (!(cfg.maxLr > 0)) throw new TitansError(`[NeuralMemory] maxLr must be > 0, got ${cfg.maxLr}`);
+  for (const key of ["inputNorm", "boundedStep"] as const) {
+    if (typeof cfg[key] !== "boolean") throw new TitansError(`[NeuralMemory] ${key} must be true or false, got ${cfg[key]}`);
+  }
   return cfg;
 }
 
@@ -302,14 +363,21 @@ export class NeuralMemory extends Module {
     return { w1: rep(w1), w2: rep(w2), s1: zeros([b, ...w1.shape], w1.dtype), s2: zeros([b, ...w2.shape], w2.dtype) };
   }
 
-  /** k, q = ℓ2norm(silu(x W)), v = silu(x W_V): x [B, T, D]. */
-  project(x: Tensor): { k: Tensor; v: Tensor; q: Tensor } {
-    return { k: l2norm(silu(this.wK.forward(x))), v: silu(this.wV.forward(x)), q: l2norm(silu(this.wQ.forward(x))) };
+  /** x / rms(x) over the last axis when inputNorm is set (parameter-free: a learned scale folds into the projections). */
+  normalizeInput(x: Tensor): Tensor {
+    return this.config.inputNorm ? mul(x, rsqrt(add(mean(mul(x, x), -1, true), 1e-6))) : x;
   }
 
-  /** Data-dependent gates from x [B, T, D] → each [B, T]. */
+  /** k, q = ℓ2norm(silu(x̂ W)), v = silu(x̂ W_V), x̂ the (normalised) input [B, T, D]. */
+  project(x: Tensor): { k: Tensor; v: Tensor; q: Tensor } {
+    const xn = this.normalizeInput(x);
+    return { k: l2norm(silu(this.wK.forward(xn))), v: silu(this.wV.forward(xn)), q: l2norm(silu(this.wQ.forward(xn))) };
+  }
+
+  /** Data-dependent gates in (0, 1) (θ in (0, maxLr)) from the (normalised) input x [B, T, D] → each [B, T]. */
   gates(x: Tensor): MemoryGates {
-    const g = (p: Linear) => sigmoid(reshape(p.forward(x), x.shape.slice(0, 2))); // (B, T, 1) -> (B, T)
+    const xn = this.normalizeInput(x);
+    const g = (p: Linear) => sigmoid(reshape(p.forward(xn), x.shape.slice(0, 2))); // (B, T, 1) -> (B, T)
     return { theta: mul(g(this.thetaProj), this.config.maxLr), eta: g(this.etaProj), alpha: g(this.alphaProj) };
   }
 
@@ -331,7 +399,9 @@ export class NeuralMemory extends Module {
       gates = { theta: mul(gates.theta, mf), eta: add(mul(gates.eta, mf), sub(1, mf)), alpha: mul(gates.alpha, mf) };
     }
     const state = opts.state ?? this.initialState(x.shape[0]);
-    const res = memoryScan(state, { k, v, q }, gates, opts.chunkSize ?? this.config.chunkSize);
+    const res = memoryScan(state, { k, v, q }, gates, opts.chunkSize ?? this.config.chunkSize, {
+      boundedStep: this.config.boundedStep,
+    });
     return { ...res, gates };
   }
 }

@@ -63,6 +63,12 @@ test("tiny lab: deterministic results, resume, claims and a report that renders"
   const search = a.stages.search as { budget: Record<string, Record<string, { completions: number; tokens: number }>> };
   assert.deepEqual(search.budget.random["4"], search.budget.prm_bon_min["4"]);
   assert.ok(search.budget.random["4"].completions === 4 && search.budget.random["4"].tokens > 0);
+  // Titans surprise read from the policy's hidden states: finite and of one order of magnitude for every held-out
+  // step (without the memory's input norm and step bound this run read up to 1.5e11, and NaN on longer solutions)
+  const surprise = (a.stages.search as { titans: { perStep: { surprise: number[] } } }).titans.perStep.surprise;
+  const sorted = [...surprise].sort((x, y) => x - y);
+  assert.ok(sorted.length > 0 && sorted.every(Number.isFinite), `titans surprise ${surprise}`);
+  assert.ok(sorted[sorted.length - 1]! <= 10 * sorted[sorted.length >> 1]!, `titans surprise ${surprise}`);
 
   // resume: drop the last stage's record; only that stage runs again and the results are unchanged
   const lastStage = LAB_STAGES[LAB_STAGES.length - 1].name;

@@ -121,7 +121,8 @@ export function malformedRequest(rng: Rng, key: string): { bytes: Buffer; what: 
     ["temperature invalid", () => post("/v1/completions", json({ prompt: [1, 2], temperature: pick(rng, [-1, "hot", []]) }))],
     ["top_p invalid", () => post("/v1/completions", json({ prompt: [1, 2], top_p: pick(rng, [0, 1.5, -0.1]) }))],
     ["logprobs too many", () => post("/v1/completions", json({ prompt: [1, 2], logprobs: pick(rng, [21, 1e6, -1]) }))],
-    ["stream is not supported", () => post("/v1/completions", json({ prompt: [1, 2], stream: true }))],
+    ["stream not a boolean", () => post("/v1/completions", json({ prompt: [1, 2], stream: pick(rng, ["yes", 1, {}]) }))],
+    ["stream_options without stream", () => post("/v1/completions", json({ prompt: [1, 2], stream_options: { include_usage: true } }))],
     ["unknown model", () => post("/v1/completions", json({ prompt: [1, 2], model: `nope-${rng.int(1000)}` }))],
     [
       "too many rows x tokens",

@@ -50,6 +50,8 @@ export interface SubmitOptions {
   signal?: AbortSignal;
   /** Each generated token of row `row` as soon as its step is done (streaming). */
   onToken?: (row: number, e: TokenEvent) => void;
+  /** Row `row` is done (after its last onToken): its final result, the same the promise resolves with. */
+  onRowEnd?: (row: number, r: RowResult) => void;
 }
 
 export interface EngineOptions {
@@ -84,6 +86,7 @@ interface Job {
   adapter: string | null;
   sampling: SamplingRequest;
   onToken?: (row: number, e: TokenEvent) => void;
+  onRowEnd?: (row: number, r: RowResult) => void;
   resolve: (r: RowResult[]) => void;
   reject: (e: unknown) => void;
 }
@@ -219,6 +222,7 @@ export class Engine {
         adapter: job.adapter,
         sampling: s,
         onToken: opts.onToken,
+        onRowEnd: opts.onRowEnd,
         resolve,
         reject,
       };
@@ -313,21 +317,10 @@ export class Engine {
     row.finish = finish;
     this.rows.delete(t.id);
     if (finish !== "stop") row.text = this.tokenizer.decode(row.ids, { skipSpecialTokens: s.skipSpecialTokens });
-    if (--j.left === 0) {
+    j.onRowEnd?.(row.index, rowResult(row));
+    if (--j.left === 0 && this.jobs.has(j)) {
       this.jobs.delete(j);
-      j.resolve(
-        j.rows.map((r) => ({
-          gen: {
-            promptIds: r.prompt,
-            completionIds: r.ids,
-            logprobs: r.logprobs,
-            finishReason: r.finish as FinishReason,
-            text: r.text,
-          },
-          top: r.top,
-          promptLogprobs: r.promptLogprobs,
-        })),
-      );
+      j.resolve(j.rows.map(rowResult));
       this.settle();
     }
   }
@@ -357,6 +350,14 @@ export class Engine {
     this.seedState = (Math.imul(this.seedState ^ (this.seedState >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
     return this.seedState;
   }
+}
+
+function rowResult(r: Row): RowResult {
+  return {
+    gen: { promptIds: r.prompt, completionIds: r.ids, logprobs: r.logprobs, finishReason: r.finish as FinishReason, text: r.text },
+    top: r.top,
+    promptLogprobs: r.promptLogprobs,
+  };
 }
 
 function abortError(): Error {

@@ -1,7 +1,7 @@
 // The OpenAI-compatible request side of `nexus serve`: parse and validate /v1/completions and
 // /v1/chat/completions bodies (plus the vLLM extensions we honour: top_k, min_p, stop_token_ids, ignore_eos,
 // return_tokens_as_token_ids, prompt_logprobs, ...) into plain typed requests. Every 400 names its field.
-// Unknown fields are ignored (clients send many); fields we cannot honour (echo, stream, penalties) are errors.
+// Unknown fields are ignored (clients send many); fields we cannot honour (echo, penalties) are errors.
 // Not here: tokenization, generation, response shapes (engine.ts, server.ts).
 
 import { describeValue } from "../io/describe.js";
@@ -61,6 +61,10 @@ export interface CommonRequest {
   seed: number | null;
   /** vLLM: token strings in logprobs are "token_id:<id>". */
   returnTokensAsTokenIds: boolean;
+  /** Answer as server-sent events (`stream: true`). */
+  stream: boolean;
+  /** `stream_options.include_usage`: a last chunk with the usage and no choices. */
+  includeUsage: boolean;
 }
 
 /** A prompt as text (tokenized by the server) or as token ids. */
@@ -129,13 +133,24 @@ function checkIds(ids: number[], param: string, vocabSize: number): number[] {
 
 /** Reject options a client may expect to work but that this server does not implement. */
 function rejectUnsupported(body: Body): void {
-  if (body.stream === true) bad("stream", "streaming is not supported; send stream: false");
   for (const key of ["presence_penalty", "frequency_penalty"]) {
     if (present(body, key) && body[key] !== 0) bad(key, "is not supported (only 0)");
   }
   if (present(body, "repetition_penalty") && body.repetition_penalty !== 1) bad("repetition_penalty", "is not supported (only 1)");
   if (present(body, "logit_bias") && Object.keys(body.logit_bias as object).length > 0) bad("logit_bias", "is not supported");
   if (present(body, "use_beam_search") && body.use_beam_search !== false) bad("use_beam_search", "beam search is not supported");
+}
+
+/** `stream` and `stream_options` (OpenAI: options only with stream: true). */
+function parseStream(body: Body): { stream: boolean; includeUsage: boolean } {
+  const stream = bool(body, "stream", false);
+  if (!present(body, "stream_options")) return { stream, includeUsage: false };
+  const o = body.stream_options;
+  if (!stream) bad("stream_options", "is only allowed with stream: true");
+  if (typeof o !== "object" || Array.isArray(o)) bad("stream_options", `must be an object, got ${show(o)}`);
+  const u = (o as Body).include_usage ?? false;
+  if (typeof u !== "boolean") bad("stream_options.include_usage", `must be true or false, got ${show(u)}`);
+  return { stream, includeUsage: u };
 }
 
 function parseCommon(body: Body, vocabSize: number, defaultMaxTokens: number | null): CommonRequest {
@@ -167,6 +182,7 @@ function parseCommon(body: Body, vocabSize: number, defaultMaxTokens: number | n
     n,
     seed,
     returnTokensAsTokenIds: bool(body, "return_tokens_as_token_ids", false),
+    ...parseStream(body),
     sampling: {
       maxTokens,
       temperature: num(body, "temperature", 1, (v) => v >= 0, "a number >= 0"),

@@ -6,8 +6,9 @@
 // Before any work a request passes guard.ts: loopback-only unless --api-key (Bearer, constant time), body and
 // prompt sizes (characters counted before tokenizing), rows and tokens per request, and a bounded queue (then
 // 429 + Retry-After). Adapters load only from inside --adapter-root. A client that disconnects cancels its
-// generation; close() (SIGTERM) answers new requests 503 and finishes the admitted ones.
-// Not here: streaming, echo, embeddings, tool-call parsing, auth beyond one optional API key.
+// generation; close() (SIGTERM) answers new requests 503 and finishes the admitted ones. `stream: true` answers
+// with server-sent events (stream.ts, sse.ts) once the request passed every check; later failures end the stream
+// with an error event. Not here: echo, embeddings, tool-call parsing, auth beyond one optional API key.
 
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -17,8 +18,9 @@ import type { Tokenizer } from "../io/tokenizer.js";
 import { loadTokenizer } from "../io/tokenizer.js";
 import { type CausalLM, loadCausalLM } from "../models/causal_lm.js";
 import { AdapterRoot } from "./adapter_root.js";
-import { Engine, type RowResult, type TopEntry } from "./engine.js";
+import { Engine, type GenJob, type RowResult, type TokenEvent } from "./engine.js";
 import { Admission, bearerCheck, checkBindAddress, defaultLimits, resolveLimits, type ServeLimits } from "./guard.js";
+import { readBody, send } from "./http_io.js";
 import {
   ApiError,
   type ChatRequest,
@@ -28,6 +30,19 @@ import {
   parseCompletionRequest,
   parseLoraRequest,
 } from "./protocol.js";
+import {
+  asApiError,
+  chatLogprobContent,
+  completionLogprobs,
+  type FinishFields,
+  finishFields,
+  promptLogprobsJson,
+  type TokenRun,
+  tokenIdString,
+  usageOf,
+} from "./responses.js";
+import { type ChunkHead, chatChunk, completionChunk, SseWriter, usageChunk } from "./sse.js";
+import { type StreamRoute, streamJob } from "./stream.js";
 
 export interface ServeOptions {
   /** A loaded model, or a checkpoint folder to load. */
@@ -74,7 +89,10 @@ export interface ServerHandle {
   close(): Promise<void>;
 }
 
-const tokenIdString = (id: number) => `token_id:${id}`;
+/** A `stream: true` answer: run once the headers are out (server.ts owns them and the error event). */
+class Streamed {
+  constructor(readonly run: (out: SseWriter, signal: AbortSignal) => Promise<void>) {}
+}
 
 class Api {
   readonly created = Math.floor(Date.now() / 1000);
@@ -160,22 +178,28 @@ class Api {
     return { object: "list", data: [card(this.name, null), ...this.engine.adapterNames().map((a) => card(a, this.name))] };
   }
 
-  private finish(r: RowResult, req: CommonRequest): { finish_reason: string; stop_reason: string | number | null } {
-    const g = r.gen;
-    if (g.finishReason === "length") return { finish_reason: "length", stop_reason: null };
-    if (g.finishReason === "eos") {
-      const last = g.completionIds[g.completionIds.length - 1];
-      return { finish_reason: "stop", stop_reason: req.sampling.stopTokenIds.includes(last) ? last : null };
-    }
-    // which stop string ended it: the earliest one in the decoded completion (generate's rule)
-    const text = this.tokenizer.decode(g.completionIds, { skipSpecialTokens: req.sampling.skipSpecialTokens });
-    let best: string | null = null;
-    let at = -1;
-    for (const s of req.sampling.stop) {
-      const i = text.indexOf(s);
-      if (i >= 0 && (at < 0 || i < at)) [best, at] = [s, i];
-    }
-    return { finish_reason: "stop", stop_reason: best };
+  private finish(r: RowResult, req: CommonRequest): FinishFields {
+    return finishFields(r, req.sampling, (ids) => this.tokenizer.decode(ids, { skipSpecialTokens: req.sampling.skipSpecialTokens }));
+  }
+
+  private head(prefix: string, req: CommonRequest): ChunkHead {
+    return { id: this.id(prefix), created: Math.floor(Date.now() / 1000), model: req.model ?? this.name, includeUsage: req.includeUsage };
+  }
+
+  /** The stream of `job`: text decoded as the whole answer decodes it, stop strings held back. */
+  private streamed(job: GenJob, req: CommonRequest, everyToken: boolean, route: StreamRoute): Streamed {
+    const s = req.sampling;
+    const text = {
+      decode: (ids: readonly number[]) => this.tokenizer.decode(ids, { skipSpecialTokens: s.skipSpecialTokens }),
+      stop: s.stop,
+      includeStop: s.includeStopStrInOutput,
+      everyToken,
+    };
+    return new Streamed((out, signal) => streamJob(this.engine, job, text, route, out, signal));
+  }
+
+  private tokenStrings(req: CommonRequest): (id: number) => string {
+    return (id) => (req.returnTokensAsTokenIds ? tokenIdString(id) : this.tokenText(id));
   }
 
   async completions(raw: unknown, signal?: AbortSignal): Promise<unknown> {
@@ -193,67 +217,54 @@ class Api {
       if (p.length === 0) throw new ApiError(400, `[serve] prompt[${i}] tokenizes to no tokens`, "prompt");
       this.checkLength(p.length, req.sampling.maxTokens);
     });
-    const rows = prompts.flatMap((p) => Array.from({ length: req.n }, () => p));
-    const results = await this.engine.submit(
-      {
-        rows,
-        sampling: req.sampling,
-        adapter,
-        seed: req.seed,
-        topLogprobs: req.logprobs ?? 0,
-        promptLogprobs: req.promptLogprobs,
-      },
-      { signal },
-    );
-    const tokStr = (id: number) => (req.returnTokensAsTokenIds ? tokenIdString(id) : this.tokenText(id));
+    const job: GenJob = {
+      rows: prompts.flatMap((p) => Array.from({ length: req.n }, () => p)),
+      sampling: req.sampling,
+      adapter,
+      seed: req.seed,
+      topLogprobs: req.logprobs ?? 0,
+      promptLogprobs: req.promptLogprobs,
+    };
+    const tokStr = this.tokenStrings(req);
+    const promptTokens = prompts.reduce((a, p) => a + p.length, 0);
+    const logprobsOf = (run: TokenRun, offset: number) =>
+      req.logprobs === null ? { logprobs: null, offset } : completionLogprobs(run, tokStr, (id) => this.tokenText(id), offset);
+    if (req.stream) {
+      const head = this.head("cmpl", req);
+      const offsets = job.rows.map(() => 0); // text_offset runs on across a choice's chunks
+      return this.streamed(job, req, req.logprobs !== null, {
+        opening: () => [],
+        chunks: (index, text, tokens, end) => {
+          const lp = logprobsOf(runOf(tokens), offsets[index]);
+          offsets[index] = lp.offset;
+          const promptLogprobs = end === null ? undefined : promptLogprobsJson(end, tokStr);
+          const choice = { index, text, logprobs: lp.logprobs, tokenIds: tokens.map((e) => e.id), finish: end && this.finish(end, req) };
+          return [completionChunk(head, choice, promptLogprobs === undefined ? {} : { prompt_logprobs: promptLogprobs })];
+        },
+        usage: (results) => (req.includeUsage ? usageChunk(head, "text_completion", usageOf(promptTokens, results)) : null),
+      });
+    }
+    const results = await this.engine.submit(job, { signal });
     const choices = results.map((r, index) => {
       const g = r.gen;
-      let logprobs: unknown = null;
-      if (req.logprobs !== null) {
-        let offset = 0;
-        const textOffset = g.completionIds.map((id) => {
-          const o = offset;
-          offset += this.tokenText(id).length;
-          return o;
-        });
-        logprobs = {
-          tokens: g.completionIds.map(tokStr),
-          token_logprobs: g.logprobs.map(clampLogprob),
-          top_logprobs: g.completionIds.map((id, t) => topDict(id, g.logprobs[t], r.top[t] ?? [], tokStr)),
-          text_offset: textOffset,
-        };
-      }
-      const promptLogprobs =
-        r.promptLogprobs === null
-          ? undefined
-          : r.promptLogprobs.map((e) => {
-              if (e === null) return null;
-              const d: Record<string, unknown> = {};
-              e.top.forEach((t, i) => {
-                d[String(t.id)] = { logprob: t.logprob, rank: i + 1, decoded_token: tokStr(t.id) };
-              });
-              d[String(e.id)] = { logprob: e.logprob, rank: e.rank, decoded_token: tokStr(e.id) };
-              return d;
-            });
+      const promptLogprobs = promptLogprobsJson(r, tokStr);
       return {
         index,
         text: g.text ?? "",
-        logprobs,
+        logprobs: logprobsOf({ ids: g.completionIds, logprobs: g.logprobs, top: r.top }, 0).logprobs,
         ...this.finish(r, req),
         token_ids: g.completionIds,
         prompt_token_ids: g.promptIds,
         ...(promptLogprobs === undefined ? {} : { prompt_logprobs: promptLogprobs }),
       };
     });
-    const promptTokens = prompts.reduce((a, p) => a + p.length, 0);
-    const completionTokens = results.reduce((a, r) => a + r.gen.completionIds.length, 0);
     return {
       id: this.id("cmpl"),
       object: "text_completion",
       created: Math.floor(Date.now() / 1000),
       model: req.model ?? this.name,
       choices,
-      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      usage: usageOf(promptTokens, results),
     };
   }
 
@@ -277,37 +288,42 @@ class Api {
       maxTokens: req.sampling.maxTokens < 0 ? Math.max(0, limit - prompt.length) : req.sampling.maxTokens,
     };
     this.checkLength(prompt.length, sampling.maxTokens);
-    const results = await this.engine.submit(
-      {
-        rows: Array.from({ length: req.n }, () => prompt),
-        sampling,
-        adapter,
-        seed: req.seed,
-        topLogprobs: req.logprobs ? req.topLogprobs : 0,
-        promptLogprobs: null,
-      },
-      { signal },
-    );
-    const tokStr = (id: number) => (req.returnTokensAsTokenIds ? tokenIdString(id) : this.tokenText(id));
-    const entry = (id: number, logprob: number) => {
-      const token = tokStr(id);
-      return { token, logprob: clampLogprob(logprob), bytes: [...Buffer.from(token, "utf8")] };
+    const job: GenJob = {
+      rows: Array.from({ length: req.n }, () => prompt),
+      sampling,
+      adapter,
+      seed: req.seed,
+      topLogprobs: req.logprobs ? req.topLogprobs : 0,
+      promptLogprobs: null,
     };
+    const tokStr = this.tokenStrings(req);
+    const logprobsOf = (run: TokenRun) => (req.logprobs ? { content: chatLogprobContent(run, req.topLogprobs, tokStr) } : null);
+    const sreq = { ...req, sampling };
+    if (req.stream) {
+      const head = this.head("chatcmpl", req);
+      return this.streamed(job, sreq, req.logprobs, {
+        opening: () =>
+          job.rows.map((_, index) => chatChunk(head, { index, delta: { role: "assistant", content: "" }, logprobs: null, finish: null })),
+        chunks: (index, text, tokens, end) => {
+          const out: unknown[] = [];
+          if (text.length > 0 || tokens.length > 0) {
+            const tokenIds = tokens.map((e) => e.id);
+            out.push(chatChunk(head, { index, delta: { content: text }, logprobs: logprobsOf(runOf(tokens)), tokenIds, finish: null }));
+          }
+          if (end !== null) out.push(chatChunk(head, { index, delta: {}, logprobs: null, finish: this.finish(end, sreq) }));
+          return out;
+        },
+        usage: (results) => (req.includeUsage ? usageChunk(head, "chat.completion.chunk", usageOf(prompt.length, results)) : null),
+      });
+    }
+    const results = await this.engine.submit(job, { signal });
     const choices = results.map((r, index) => ({
       index,
       message: { role: "assistant", content: r.gen.text ?? "" },
-      logprobs: req.logprobs
-        ? {
-            content: r.gen.completionIds.map((id, t) => ({
-              ...entry(id, r.gen.logprobs[t]),
-              top_logprobs: (r.top[t] ?? []).slice(0, req.topLogprobs).map((e) => entry(e.id, e.logprob)),
-            })),
-          }
-        : null,
-      ...this.finish(r, { ...req, sampling }),
+      logprobs: logprobsOf({ ids: r.gen.completionIds, logprobs: r.gen.logprobs, top: r.top }),
+      ...this.finish(r, sreq),
       token_ids: r.gen.completionIds,
     }));
-    const completionTokens = results.reduce((a, r) => a + r.gen.completionIds.length, 0);
     return {
       id: this.id("chatcmpl"),
       object: "chat.completion",
@@ -315,70 +331,18 @@ class Api {
       model: req.model ?? this.name,
       choices,
       prompt_token_ids: prompt,
-      usage: { prompt_tokens: prompt.length, completion_tokens: completionTokens, total_tokens: prompt.length + completionTokens },
+      usage: usageOf(prompt.length, results),
     };
   }
 }
 
-function clampLogprob(x: number): number {
-  return Number.isFinite(x) ? x : -9999;
+/** The tokens of one chunk as a run (ids, log-probs, top-k). */
+function runOf(tokens: readonly TokenEvent[]): TokenRun {
+  return { ids: tokens.map((e) => e.id), logprobs: tokens.map((e) => e.logprob), top: tokens.map((e) => e.top) };
 }
 
-/** OpenAI completions `top_logprobs[t]`: token → logprob for the top-k plus the chosen token (as vLLM). */
-function topDict(id: number, logprob: number, top: TopEntry[], tokStr: (id: number) => string): Record<string, number> {
-  const d: Record<string, number> = {};
-  for (const e of top) d[tokStr(e.id)] = e.logprob;
-  d[tokStr(id)] = clampLogprob(logprob);
-  return d;
-}
-
-function readBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > limit) {
-      reject(new ApiError(413, `[serve] request body of ${declared} bytes is over the ${limit}-byte limit`));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    req.on("data", (c: Buffer) => {
-      size += c.length;
-      if (over) return;
-      if (size > limit) {
-        over = true;
-        chunks.length = 0;
-        reject(new ApiError(413, `[serve] request body is over the ${limit}-byte limit`));
-      } else chunks.push(c);
-    });
-    req.on("end", () => {
-      if (over) return;
-      let text: string;
-      try {
-        text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
-      } catch {
-        reject(new ApiError(400, "[serve] the request body is not valid UTF-8"));
-        return;
-      }
-      try {
-        resolve(text.length === 0 ? {} : JSON.parse(text));
-      } catch (e) {
-        reject(new ApiError(400, `[serve] the request body is not valid JSON (${(e as Error).message.slice(0, 200)})`));
-      }
-    });
-    req.on("error", reject);
-  });
-}
-
-function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = typeof body === "string" ? body : JSON.stringify(body);
-  res.writeHead(status, {
-    "content-type": typeof body === "string" ? "text/plain; charset=utf-8" : "application/json",
-    "content-length": Buffer.byteLength(text),
-    ...headers,
-  });
-  res.end(text);
-}
+/** What a generation route returns once it has written its own (streamed) answer. */
+const STREAMED = Symbol("streamed");
 
 /** The client closed its connection before the answer: its generation was cancelled, nobody to answer. */
 class ClientGone extends Error {}
@@ -420,7 +384,19 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
         release();
       });
       try {
-        return await fn(await readBody(req, limits.maxBodyBytes), abort.signal);
+        const out = await fn(await readBody(req, limits.maxBodyBytes), abort.signal);
+        if (!(out instanceof Streamed)) return out;
+        // every check passed: from here on the status is 200 and a failure is told in the stream
+        const sse = new SseWriter(res);
+        sse.start();
+        try {
+          await out.run(sse, abort.signal);
+          sse.end();
+        } catch (e) {
+          if (abort.signal.aborted) throw e;
+          sse.fail(asApiError(e));
+        }
+        return STREAMED;
       } catch (e) {
         throw abort.signal.aborted ? new ClientGone() : e;
       }
@@ -476,19 +452,14 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
         throw new ApiError(401, "[serve] missing or wrong API key (Authorization: Bearer ...)");
       }
       if (closing !== null && route !== "GET /health") throw new ApiError(503, "[serve] shutting down", null, { connection: "close" });
-      send(res, 200, await handler(req, res));
+      const out = await handler(req, res);
+      if (out !== STREAMED) send(res, 200, out);
     } catch (e) {
       if (e instanceof ClientGone) {
         status = 499; // the client went away: nobody to answer
         res.destroy();
       } else {
-        const err =
-          e instanceof ApiError
-            ? e
-            : new ApiError(
-                e instanceof Error && /^\[(generate|sampling|tokenizer)\]/.test(e.message) ? 400 : 500,
-                (e as Error).message.slice(0, 1000),
-              );
+        const err = asApiError(e);
         status = err.status;
         if (!res.headersSent && !res.destroyed) send(res, err.status, err.toJSON(), err.headers);
       }

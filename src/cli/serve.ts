@@ -38,7 +38,8 @@ export const SERVE_SCHEMA = z
 export function registerServe(program: Command): void {
   registerSchemaCommand(program, {
     name: "serve",
-    description: "serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, LoRA hot loading)",
+    description:
+      "serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions, /v1/chat/completions, stream: true as SSE, LoRA hot loading)",
     schema: SERVE_SCHEMA,
     action: async (f) => {
       const handle = await startServer({

@@ -133,5 +133,33 @@ describe("local judge", () => {
     const [ref] = generate(model, [tok.encode(prompt)], { maxNewTokens: 8, temperature: 0, tokenizer: tok });
     assert.equal(await judge(prompt), ref!.text);
     assert.equal((await judge(prompt)).length, 8);
+
+    // concurrent calls share generate calls of at most maxBatch rows, with each row's own greedy reply
+    // concurrent calls share generate calls of at most maxBatch rows, each row with its own greedy reply
+    let forwards = 0;
+    const counting = {
+      config: model.config,
+      lmHeadWeight: model.lmHeadWeight,
+      forwardHidden: (x: Parameters<typeof model.forwardHidden>[0]) => {
+        forwards++;
+        return model.forwardHidden(x);
+      },
+    };
+    const items = Array.from({ length: 6 }, (_, i) => ({ prompt: `what is ${i}+${i * 7}?`, steps: [`${i}+${i * 7}=${8 * i}`, "done"] }));
+    const one = await judgeLabels(localJudge(counting, tok, { maxNewTokens: 8, maxBatch: 1 }), items, { concurrency: 6 });
+    const oneForwards = forwards;
+    forwards = 0;
+    const batched = await judgeLabels(localJudge(counting, tok, { maxNewTokens: 8, maxBatch: 3 }), items, { concurrency: 6 });
+    assert.deepEqual(
+      batched.labels.map((l) => l.reply),
+      one.labels.map((l) => l.reply),
+    );
+    for (const [i, it] of items.entries()) {
+      const [g] = generate(model, [tok.encode(judgePrompt(it.prompt, it.steps))], { maxNewTokens: 8, temperature: 0, tokenizer: tok });
+      assert.equal(batched.labels[i]!.reply, g!.text);
+    }
+    // two generate calls of 3 rows decode together: about a third of the forward passes of six single-row calls
+    assert.ok(forwards * 2 < oneForwards, `${forwards} forward passes batched vs ${oneForwards} one by one`);
+    assert.throws(() => localJudge(model, tok, { maxBatch: 0 }), /maxBatch must be an integer >= 1/);
   });
 });

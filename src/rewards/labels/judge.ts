@@ -92,16 +92,42 @@ export interface LocalJudgeOptions {
   maxNewTokens?: number;
   /** Wrap the prompt as one user message with the tokenizer's chat template (when it has one). Default true. */
   useChatTemplate?: boolean;
+  /** Calls made in the same tick (judgeLabels with concurrency > 1) share one generate call of at most this many rows. Default 64. */
+  maxBatch?: number;
 }
 
-/** A judge backed by a local model: greedy generation of the reply. */
+/** A judge backed by a local model: greedy generation of the reply; calls made in the same tick are batched. */
 export function localJudge(model: GenerativeLM, tokenizer: Tokenizer, opts: LocalJudgeOptions = {}): JudgeFn {
-  return async (prompt) => {
+  const maxBatch = opts.maxBatch ?? 64;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new LabelError(`[localJudge] maxBatch must be an integer >= 1, got ${maxBatch}`);
+  let queue: { ids: number[]; resolve: (t: string) => void; reject: (e: unknown) => void }[] = [];
+  const flush = () => {
+    const batch = queue;
+    queue = [];
+    for (let i = 0; i < batch.length; i += maxBatch) {
+      const part = batch.slice(i, i + maxBatch);
+      try {
+        const gens = generate(
+          model,
+          part.map((q) => q.ids),
+          { maxNewTokens: opts.maxNewTokens ?? 256, temperature: 0, tokenizer },
+        );
+        part.forEach((q, j) => {
+          q.resolve(gens[j]!.text ?? "");
+        });
+      } catch (e) {
+        for (const q of part) q.reject(e);
+      }
+    }
+  };
+  return (prompt) => {
     const useChat = (opts.useChatTemplate ?? true) && tokenizer.chatTemplate !== null;
     const text = useChat ? tokenizer.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;
     const ids = tokenizer.encode(text, { addSpecialTokens: !useChat });
-    const [g] = generate(model, [ids], { maxNewTokens: opts.maxNewTokens ?? 256, temperature: 0, tokenizer });
-    return g!.text ?? "";
+    if (queue.length === 0) setImmediate(flush);
+    return new Promise<string>((resolve, reject) => {
+      queue.push({ ids, resolve, reject });
+    });
   };
 }
 

@@ -118,6 +118,14 @@ test("label claims on the same samples: MC noise and consensus, with the fractio
   const cons = claim(m, "consensus_cleaner_than_mc");
   assert.equal(cons.verdict, "holds");
   assert.match(cons.measured ?? "", /keeping 80\.0 % of samples/);
+  // an unparseable judge reply (null) never agrees: consensus drops those samples too (1, 9, 17, 33; 25 already disagreed)
+  const unparsed = judge.map((j, i) => (i % 8 === 1 ? null : j));
+  const withNull = claim(
+    { labels: { perSample: { goldFirstError: gold, mcFirstError: mc, judgeFirstError: unparsed } } },
+    "consensus_cleaner_than_mc",
+  );
+  assert.equal(withNull.verdict, "holds");
+  assert.match(withNull.measured ?? "", /keeping 70\.0 % of samples/);
   // a judge that agrees with MC everywhere keeps everything: no difference at all
   const same: RunMetrics = { labels: { perSample: { goldFirstError: gold, mcFirstError: mc, judgeFirstError: mc } } };
   assert.equal(claim(same, "consensus_cleaner_than_mc").verdict, "not shown");

@@ -1,5 +1,6 @@
-// `nexus lab`: runs the end-to-end lab (SFT → labels → reward models → alignment → search) and prints the
+// `nexus lab`: runs the end-to-end lab (SFT → judge → labels → reward models → alignment → search) and prints the
 // claims table; an interrupted lab resumes from its last finished stage when run again with the same name.
+// --judge-url asks an OpenAI-compatible server (API key: OPENAI_API_KEY) for the judge's step labels.
 
 import type { Command } from "commander";
 import { z } from "zod";
@@ -26,6 +27,13 @@ export const LAB_SCHEMA = z
     name: z.string().nullable().default(null).describe("run folder under --runs-dir (default <profile>-seed<seed>)"),
     runsDir: z.string().default("runs").describe("where run folders go"),
     until: z.enum(STAGES).nullable().default(null).describe("stop after this stage"),
+    judgeUrl: z
+      .string()
+      .regex(/^https?:\/\/\S+$/, "an http(s) base URL, e.g. http://localhost:8000/v1")
+      .nullable()
+      .default(null)
+      .describe("OpenAI-compatible server (e.g. http://localhost:8000/v1) that judges the step labels instead of the lab's local judge"),
+    judgeModel: z.string().default("default").describe("model name to ask the --judge-url server for (API key: OPENAI_API_KEY)"),
     quiet: z.boolean().default(false).describe("no progress lines"),
   })
   .strict();
@@ -36,6 +44,7 @@ export function registerLab(program: Command): void {
     description: "train a small model through the whole pipeline on a synthetic task and report the field's claims",
     schema: LAB_SCHEMA,
     action: async (o) => {
+      const judge = o.judgeUrl === null ? undefined : { url: o.judgeUrl, model: o.judgeModel, apiKey: process.env.OPENAI_API_KEY };
       if (o.seeds !== null) {
         const m = await runLabSeeds({
           profile: o.profile,
@@ -44,6 +53,7 @@ export function registerLab(program: Command): void {
           runsDir: o.runsDir,
           until: o.until ?? undefined,
           quiet: o.quiet,
+          judge,
         });
         cliOut(`${claimsText(m)}\n\nreport: ${m.dir}/report.html\nresults: ${m.dir}/results.json (${m.wallSeconds} s)\n`);
         return;
@@ -55,6 +65,7 @@ export function registerLab(program: Command): void {
         runsDir: o.runsDir,
         until: o.until ?? undefined,
         quiet: o.quiet,
+        judge,
       });
       cliOut(`${claimsText(r)}\n\nreport: ${r.dir}/report.html\nresults: ${r.dir}/results.json (${r.wallSeconds} s)\n`);
     },

@@ -138,16 +138,29 @@ function prmF1Claim(a: string, b: string): ClaimDef["check"] {
   };
 }
 
-/** Per seed, per labelled sample: first errors by gold, MC and the judge (-1 none). */
-function labelUnits(runs: readonly RunMetrics[]): { gold: number; mc: number; judge: number }[][] | null {
-  const out: { gold: number; mc: number; judge: number }[][] = [];
+/** Numbers where a value may be missing (null), e.g. a judge's unparseable reply. */
+function optionalNumbersAt(run: RunMetrics, path: string): (number | null)[] | null {
+  const v = at(run, path);
+  return Array.isArray(v) && v.every((x) => x === null || (typeof x === "number" && Number.isFinite(x))) ? (v as (number | null)[]) : null;
+}
+
+/** A labelled sample's first errors by gold, MC and the judge (-1 none; judge null: unparseable reply, never agrees). */
+interface LabelUnit {
+  gold: number;
+  mc: number;
+  judge: number | null;
+}
+
+/** Per seed, per labelled sample: first errors by gold, MC and the judge. */
+function labelUnits(runs: readonly RunMetrics[]): LabelUnit[][] | null {
+  const out: LabelUnit[][] = [];
   for (const run of runs) {
     const gold = numbersAt(run, "labels.perSample.goldFirstError");
     const mc = numbersAt(run, "labels.perSample.mcFirstError");
-    const judge = numbersAt(run, "labels.perSample.judgeFirstError");
+    const judge = optionalNumbersAt(run, "labels.perSample.judgeFirstError");
     if (gold === null || mc === null || judge === null || gold.length === 0 || mc.length !== gold.length || judge.length !== gold.length)
       return null;
-    out.push(gold.map((g, i) => ({ gold: g, mc: mc[i]!, judge: judge[i]! })));
+    out.push(gold.map((g, i) => ({ gold: g, mc: mc[i]!, judge: judge[i] ?? null })));
   }
   return out.length === 0 ? null : out;
 }
@@ -222,13 +235,14 @@ export const CLAIMS: readonly ClaimDef[] = [
       const g = labelUnits(runs);
       if (g === null) return null;
       // on the same samples: MC's first-error accuracy on the kept subset minus on all samples
-      const acc = (u: readonly { gold: number; mc: number; judge: number }[], keptOnly: boolean) => {
-        const xs = keptOnly ? u.filter((x) => x.mc === x.judge) : u;
+      // consensus keeps a sample when MC and the judge name the same first error (an unparseable judge never agrees)
+      const agree = (x: LabelUnit) => x.judge !== null && x.mc === x.judge;
+      const acc = (u: readonly LabelUnit[], keptOnly: boolean) => {
+        const xs = keptOnly ? u.filter(agree) : u;
         return xs.length === 0 ? Number.NaN : xs.filter((x) => x.mc === x.gold).length / xs.length;
       };
-      const stat = (gs: readonly (readonly { gold: number; mc: number; judge: number }[])[]) =>
-        mean(gs.map((u) => acc(u, true) - acc(u, false)));
-      const kept = seedMean(g.map((u) => u.map((x) => (x.mc === x.judge ? 1 : 0))));
+      const stat = (gs: readonly (readonly LabelUnit[])[]) => mean(gs.map((u) => acc(u, true) - acc(u, false)));
+      const kept = seedMean(g.map((u) => u.map((x) => (agree(x) ? 1 : 0))));
       return {
         comparison: `first-error accuracy of MC labels on the samples consensus keeps − on all samples (same samples), ${g[0]!.length} samples × ${g.length} seed(s)`,
         measured: `MC ${pct(mean(g.map((u) => acc(u, false))))} → consensus ${pct(mean(g.map((u) => acc(u, true))))} first errors right, keeping ${pct(kept)} of samples`,

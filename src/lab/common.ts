@@ -31,7 +31,7 @@ export function problemsOf(profile: LabProfile, split: Split, seed: number): Ari
 }
 
 /** A fresh small decoder for the task (vocabulary = the tokenizer's, so sampling never leaves it). */
-export function newPolicy(profile: LabProfile, tok: CharTokenizer, seed: number): CausalLM {
+export function newPolicy(profile: Pick<LabProfile, "model">, tok: CharTokenizer, seed: number, maxPositions = 256): CausalLM {
   const m = profile.model;
   const config = parseHfConfig({
     model_type: "llama",
@@ -43,7 +43,7 @@ export function newPolicy(profile: LabProfile, tok: CharTokenizer, seed: number)
     num_key_value_heads: m.heads,
     rms_norm_eps: 1e-6,
     rope_theta: 10000,
-    max_position_embeddings: 256,
+    max_position_embeddings: maxPositions,
     tie_word_embeddings: true,
     hidden_act: "silu",
     bos_token_id: tok.bosTokenId,

@@ -11,14 +11,15 @@ import { labTokenizer } from "./common.js";
 import { LAB_PROFILES, type LabProfileName } from "./profiles.js";
 import { compareRanking } from "./ranking.js";
 import { buildLabReport, buildMultiSeedReport, type LabResults } from "./report.js";
-import { type LabContext, LabError, runStages, type Stage, writeJsonAtomic } from "./runner.js";
+import { type LabContext, LabError, type RemoteJudgeSpec, runStages, type Stage, writeJsonAtomic } from "./runner.js";
 import { alignStage } from "./stages/align.js";
+import { judgeStage } from "./stages/judge.js";
 import { labelsStage } from "./stages/labels.js";
 import { rewardModelsStage } from "./stages/reward_models.js";
 import { searchStage } from "./stages/search.js";
 import { sftStage } from "./stages/sft.js";
 
-export const LAB_STAGES: readonly Stage[] = [sftStage, labelsStage, rewardModelsStage, alignStage, searchStage];
+export const LAB_STAGES: readonly Stage[] = [sftStage, judgeStage, labelsStage, rewardModelsStage, alignStage, searchStage];
 
 export interface LabOptions {
   profile?: LabProfileName;
@@ -29,6 +30,8 @@ export interface LabOptions {
   quiet?: boolean;
   /** Run only the stages up to and including this one. */
   until?: string;
+  /** An OpenAI-compatible server that judges the step labels instead of the lab's local judge. */
+  judge?: RemoteJudgeSpec;
 }
 
 export async function runLab(opts: LabOptions = {}): Promise<LabResults & { dir: string }> {
@@ -53,6 +56,7 @@ export async function runLab(opts: LabOptions = {}): Promise<LabResults & { dir:
       if (!quiet) process.stderr.write(`${m}\n`);
     },
     timePart: () => {},
+    judge: opts.judge,
   };
   let stages = LAB_STAGES;
   if (opts.until !== undefined) {

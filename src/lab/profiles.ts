@@ -13,6 +13,8 @@ export interface LabProfile {
   /** Decoder shape (Llama layout, tied embeddings). */
   model: { hiddenSize: number; layers: number; heads: number; intermediateSize: number };
   sft: { steps: number; batchSize: number; learningRate: number };
+  /** The local step-checking judge (stages/judge.ts): the SFT policy's weights fine-tuned on `examples` training problems' check transcripts. */
+  judge: { examples: number; steps: number; batchSize: number; learningRate: number };
   /** Policy samples for labelling and reward-model training. */
   sample: { prompts: number; perPrompt: number; temperature: number; maxNewTokens: number };
   /** Monte Carlo labels: completions per step prefix. */
@@ -34,6 +36,7 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     data: { trainProblems: 200, evalProblems: 8, testProblems: 8, sftNoiseRate: 0.25 },
     model: { hiddenSize: 32, layers: 1, heads: 2, intermediateSize: 64 },
     sft: { steps: 20, batchSize: 16, learningRate: 5e-3 },
+    judge: { examples: 64, steps: 4, batchSize: 8, learningRate: 5e-3 },
     sample: { prompts: 8, perPrompt: 2, temperature: 1.0, maxNewTokens: 40 },
     mc: { rollouts: 2 },
     rm: { steps: 4, batchSize: 8, learningRate: 1e-3 },
@@ -48,6 +51,7 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     data: { trainProblems: 3000, evalProblems: 64, testProblems: 128, sftNoiseRate: 0.25 },
     model: { hiddenSize: 96, layers: 3, heads: 4, intermediateSize: 256 },
     sft: { steps: 1200, batchSize: 32, learningRate: 5e-3 },
+    judge: { examples: 3000, steps: 150, batchSize: 16, learningRate: 3e-3 },
     sample: { prompts: 128, perPrompt: 4, temperature: 1.0, maxNewTokens: 48 },
     mc: { rollouts: 4 },
     rm: { steps: 200, batchSize: 16, learningRate: 1e-3 },
@@ -62,6 +66,7 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     data: { trainProblems: 20000, evalProblems: 256, testProblems: 500, sftNoiseRate: 0.25 },
     model: { hiddenSize: 192, layers: 4, heads: 6, intermediateSize: 512 },
     sft: { steps: 2000, batchSize: 32, learningRate: 2e-3 },
+    judge: { examples: 20000, steps: 1000, batchSize: 32, learningRate: 2e-3 },
     sample: { prompts: 512, perPrompt: 8, temperature: 1.0, maxNewTokens: 80 },
     mc: { rollouts: 8 },
     rm: { steps: 600, batchSize: 16, learningRate: 5e-4 },

@@ -41,17 +41,49 @@ function sftSection(s: Obj): Section {
   };
 }
 
+function judgeWho(s: Obj): string {
+  return s.source === "remote" ? `the judge at ${s.url} (model ${s.model})` : "the lab's local judge";
+}
+
+function judgeSection(s: Obj): Section {
+  const v = obj(s.validation);
+  const curve = (s.lossCurve as [number, number][] | undefined) ?? [];
+  return {
+    heading: "2. The LLM judge",
+    paragraphs: [
+      s.source === "remote"
+        ? `Step labels are asked of ${judgeWho(s)}, an OpenAI-compatible server.`
+        : `A ${s.parameters} parameter step-checking judge trained by SFT on ${s.trainRows} check transcripts of gold and corrupted solutions; it names the first wrong step.`,
+      `On ${v.solutions} gold or corrupted solutions to validation problems it names the right first error ${pct(v.firstErrorAccuracy)} % of the time (${v.unparseable} replies unparseable, counted wrong).`,
+    ],
+    tables: [
+      {
+        caption: "Judge first-error accuracy on validation solutions (%)",
+        columns: ["all", "gold solutions", "corrupted solutions"],
+        rows: [[pct(v.firstErrorAccuracy), pct(v.cleanAccuracy), pct(v.flawedAccuracy)]],
+      },
+    ],
+    charts:
+      curve.length === 0
+        ? []
+        : [lineChart({ title: "Judge training loss", xLabel: "step", yLabel: "loss", series: [{ name: "loss", points: curve }] })],
+  };
+}
+
 function labelsSection(s: Obj): Section {
   const q = obj(s.labelQuality);
+  const j = obj(s.judge);
+  const c = obj(s.consensus);
   const row = (name: string, key: string) => {
     const r = obj(q[key]);
     return [name, num(r.precision), num(r.recall), num(r.f1), num(r.accuracy)];
   };
   return {
-    heading: "2. Step labels",
+    heading: "3. Step labels",
     paragraphs: [
-      `${s.samples} sampled solutions (${pct(s.correctFraction)} % correct); ${s.mcRollouts} Monte Carlo rollouts; consensus kept ${s.consensusKept}.`,
-      "Quality of each labeller against the exact step labels (positive class: wrong step).",
+      `${s.samples} sampled solutions (${pct(s.correctFraction)} % correct); ${s.mcRollouts} Monte Carlo rollouts; judged by ${judgeWho(j)}: ${j.parsed} replies parsed, ${j.unparseable} unparseable, first error right on ${pct(j.firstErrorAccuracy)} %.`,
+      `Consensus (MC and judge name the same first error) kept ${s.consensusKept} of ${s.samples} (${pct(s.consensusKeptFraction)} %; ${c.disagreed} disagreed, ${c.judgeMissing} without a judge verdict); MC's first error is wrong on ${pct(c.mcErrorAll)} % of all samples and ${pct(c.mcErrorKept)} % of the kept ones.`,
+      "Quality of each labeller against the exact step labels (positive class: wrong step); the judge's on the samples whose reply parsed.",
     ],
     tables: [
       {
@@ -69,7 +101,7 @@ function rmSection(s: Obj): Section {
   const names = Object.keys(prms);
   const orm = obj(s.orm);
   return {
-    heading: "3. Reward models",
+    heading: "4. Reward models",
     paragraphs: [
       "One PRM per label source, measured ProcessBench-style on held-out solutions (threshold fitted on validation problems).",
       `ORM: ${orm.trainPairs ?? 0} training pairs, outcome AUROC ${num(orm.outcomeAuroc)?.toFixed(3) ?? "n/a"}.`,
@@ -102,7 +134,7 @@ function alignSection(s: Obj, sft: Obj, timing: StageTiming | undefined): Sectio
   const batch = obj(probe.rolloutBatch);
   const mb = (x: unknown) => (num(x) === null ? null : Math.round(((x as number) / 2 ** 20) * 100) / 100);
   return {
-    heading: "4. Alignment",
+    heading: "5. Alignment",
     paragraphs: [
       "pass@1 is the mean accuracy of k samples per held-out problem at the evaluation temperature (the unbiased pass@1 estimator); maj@k votes over the same samples; greedy decodes once.",
       "With one optimisation pass per batch (numIterations 1) the importance ratio is 1, so GSPO's update equals GRPO's; they differ only when batches are reused.",
@@ -173,7 +205,7 @@ function searchSection(s: Obj): Section {
   const bud = obj(s.budget);
   const pre = obj(s.preRegistered);
   return {
-    heading: "5. Search with verifiers",
+    heading: "6. Search with verifiers",
     paragraphs: [
       `${s.problems} test problems; the SFT policy generates, the gold-label PRM and the ORM score. At each N every best-of-N strategy chooses among the very same N samples; "random" takes the first of them.`,
       `Pre-registered PRM strategy (the claims use it; the others are reported, not selected): ${pre.prm ?? "n/a"} (aggregation chosen by outcome AUROC on validation solutions).`,
@@ -263,6 +295,7 @@ export function buildLabReport(r: LabResults): Report {
   ];
   sections.push(rankingSection(r.ranking));
   if (st.sft) sections.push(sftSection(obj(st.sft)));
+  if (st.judge) sections.push(judgeSection(obj(st.judge)));
   if (st.labels) sections.push(labelsSection(obj(st.labels)));
   if (st.reward_models) sections.push(rmSection(obj(st.reward_models)));
   if (st.align) sections.push(alignSection(obj(st.align), obj(st.sft), r.timings.align));

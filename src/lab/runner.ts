@@ -34,6 +34,16 @@ export interface LabContext {
   log(message: string): void;
   /** Record the wall time of a named part of the current stage (kept apart from the deterministic metrics). */
   timePart(part: string, seconds: number): void;
+  /** An outside OpenAI-compatible judge for the step labels (--judge-url); absent: the lab trains its own (stages/judge.ts). */
+  judge?: RemoteJudgeSpec;
+}
+
+/** Where the lab asks for judge replies instead of its local judge. */
+export interface RemoteJudgeSpec {
+  /** Base URL, e.g. http://localhost:8000/v1. */
+  url: string;
+  model: string;
+  apiKey?: string;
 }
 
 export interface Stage {

@@ -21,8 +21,14 @@ export const PRM_SOURCES = ["gold", "mcHard", "judge", "consensus"] as const;
 export type PrmSource = (typeof PRM_SOURCES)[number];
 
 function rowsFor(source: PrmSource, samples: readonly LabelledSample[]) {
-  const pick = source === "consensus" ? samples.filter((s) => s.mcFirstError === s.judgeFirstError) : samples;
-  const labels = (s: LabelledSample) => (source === "gold" ? s.gold : source === "judge" ? s.judge : s.mcHard);
+  // consensus: MC and judge name the same first error; judge: only samples whose reply parsed (judge labels null otherwise)
+  const pick =
+    source === "consensus"
+      ? samples.filter((s) => s.mcFirstError === s.judgeFirstError)
+      : source === "judge"
+        ? samples.filter((s) => s.judge !== null)
+        : samples;
+  const labels = (s: LabelledSample) => (source === "gold" ? s.gold : source === "judge" ? (s.judge as boolean[]) : s.mcHard);
   return pick.map((s) => ({ prompt: s.prompt, completions: s.steps, labels: labels(s) }));
 }
 

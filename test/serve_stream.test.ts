@@ -271,7 +271,11 @@ describe("nexus serve: stream: true", () => {
     const res = await fetch(`${server.url}/v1/completions`, { ...json(body), signal: ctrl.signal });
     const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     let seen = "";
-    while ((seen.match(/\n\n/g) ?? []).length < 6) seen += new TextDecoder().decode((await reader.read()).value);
+    while ((seen.match(/\n\n/g) ?? []).length < 6) {
+      const r = await reader.read();
+      assert.equal(r.done, false, "the stream ended before the abort");
+      seen += new TextDecoder().decode(r.value);
+    }
     const stepsAtAbort = server.engine.stats.steps;
     ctrl.abort();
     await server.engine.drain();
@@ -296,7 +300,7 @@ describe("nexus serve: stream failures and shutdown", () => {
       const want = (await whole(server.url, "/v1/completions", body)).choices[0];
       // close() while a stream runs: it completes (same text, [DONE]); new requests get 503
       const running = stream(server.url, "/v1/completions", body);
-      while (server.engine.load.requests === 0) await new Promise((r) => setTimeout(r, 2));
+      for (let i = 0; i < 1000 && server.engine.load.requests === 0; i++) await new Promise((r) => setTimeout(r, 2));
       const closing = server.close();
       const got = collect((await running).chunks, false).get(0)!;
       assert.equal(got.text, want.text);

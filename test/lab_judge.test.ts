@@ -87,10 +87,18 @@ test("tiny profile: the judge stage trains the local judge and reports what it a
 test("nexus lab --judge-url: the judge and labels stages ask the server and keep its parsed labels", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "nexus-lab-remote-"));
   const requests: { url: string; headers: IncomingHttpHeaders; body: Record<string, unknown> }[] = [];
-  // scripted judge: its verdict depends on the number of steps (1: step 1, 2: no verdict, 3: step 2, more: none)
-  const replyFor = (steps: number) =>
-    [undefined, "first wrong step: 1", "I cannot tell.", "The second step is off.\nfirst wrong step: 2"][steps] ??
-    "All good.\nfirst wrong step: none";
+  // scripted judge: its verdict depends on the number of steps and the problem's start (1 step: step 1; 2: no
+  // verdict; 3 or more: none for an even start, step 2 for an odd one)
+  const startOf = (text: string) => Number(/Start at (\d+)\./.exec(text)![1]);
+  const replyFor = (steps: number, start: number) =>
+    steps === 1
+      ? "first wrong step: 1"
+      : steps === 2
+        ? "I cannot tell."
+        : start % 2 === 0
+          ? "All good.\nfirst wrong step: none"
+          : "The second step is off.\nfirst wrong step: 2";
+  const want = (steps: number, start: number) => (steps === 1 ? 0 : steps === 2 ? null : start % 2 === 0 ? -1 : 1);
   const server = createServer((req, res) => {
     let body = "";
     req.on("data", (c) => {
@@ -101,7 +109,17 @@ test("nexus lab --judge-url: the judge and labels stages ask the server and keep
       requests.push({ url: req.url ?? "", headers: req.headers, body: parsed });
       const steps = (parsed.messages[0]!.content.match(/^Step \d+: /gm) ?? []).length;
       res.setHeader("content-type", "application/json");
-      res.end(JSON.stringify({ choices: [{ index: 0, message: { role: "assistant", content: replyFor(steps) }, finish_reason: "stop" }] }));
+      res.end(
+        JSON.stringify({
+          choices: [
+            {
+              index: 0,
+              message: { role: "assistant", content: replyFor(steps, startOf(parsed.messages[0]!.content)) },
+              finish_reason: "stop",
+            },
+          ],
+        }),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -125,6 +143,7 @@ test("nexus lab --judge-url: the judge and labels stages ask the server and keep
     .map(
       (l) =>
         JSON.parse(l) as {
+          prompt: string;
           steps: string[];
           judgeFirstError: number | null;
           judgeReply: string;
@@ -149,15 +168,14 @@ test("nexus lab --judge-url: the judge and labels stages ask the server and keep
   const judgeStage = results.stages.judge;
   assert.deepEqual([judgeStage.source, judgeStage.url, judgeStage.model], ["remote", url, "judge-x"]);
   assert.equal(judgeStage.trainRows, undefined, "nothing is trained with --judge-url");
-  const want = (n: number) => (n === 1 ? 0 : n === 2 ? null : n === 3 ? 1 : -1);
-  const valRight = items.filter((x) => want(x.steps.length) === x.firstError).length;
+  const valRight = items.filter((x) => want(x.steps.length, startOf(x.prompt)) === x.firstError).length;
   assert.equal(judgeStage.validation.firstErrorAccuracy, Math.round((1e4 * valRight) / items.length) / 1e4);
 
   // the labels stage: each sample's judge label is the server's parsed verdict
   assert.ok(samples.length > 0);
   for (const s of samples) {
-    assert.equal(s.judgeReply, replyFor(s.steps.length));
-    assert.equal(s.judgeFirstError, want(s.steps.length));
+    assert.equal(s.judgeReply, replyFor(s.steps.length, startOf(s.prompt)));
+    assert.equal(s.judgeFirstError, want(s.steps.length, startOf(s.prompt)));
     if (s.judgeFirstError === null) assert.equal(s.judge, null);
     else
       assert.deepEqual(
@@ -172,6 +190,8 @@ test("nexus lab --judge-url: the judge and labels stages ask the server and keep
   );
   const parsed = samples.filter((s) => s.judgeFirstError !== null).length;
   assert.deepEqual([labels.judge.source, labels.judge.parsed, labels.judge.unparseable], ["remote", parsed, samples.length - parsed]);
+  const none = samples.filter((s) => s.judgeFirstError === -1).length;
+  assert.equal(labels.judge.noErrorFraction, Math.round((1e4 * none) / samples.length) / 1e4);
   // consensus on the same samples: kept where MC names the judge's first error; no verdict is never kept
   const kept = samples.filter((s) => s.judgeFirstError !== null && s.mcFirstError === s.judgeFirstError).length;
   assert.equal(labels.consensusKept, kept);

@@ -81,7 +81,7 @@ function labelsSection(s: Obj): Section {
   return {
     heading: "3. Step labels",
     paragraphs: [
-      `${s.samples} sampled solutions (${pct(s.correctFraction)} % correct); ${s.mcRollouts} Monte Carlo rollouts; judged by ${judgeWho(j)}: ${j.parsed} replies parsed, ${j.unparseable} unparseable, first error right on ${pct(j.firstErrorAccuracy)} %.`,
+      `${s.samples} sampled solutions (${pct(s.correctFraction)} % correct); ${s.mcRollouts} Monte Carlo rollouts; judged by ${judgeWho(j)}: ${j.parsed} replies parsed, ${j.unparseable} unparseable, first error right on ${pct(j.firstErrorAccuracy)} %; it calls ${pct(j.noErrorFraction)} % of the samples free of errors (${pct(s.correctFraction)} % are correct).`,
       `Consensus (MC and judge name the same first error) kept ${s.consensusKept} of ${s.samples} (${pct(s.consensusKeptFraction)} %; ${c.disagreed} disagreed, ${c.judgeMissing} without a judge verdict); MC's first error is wrong on ${pct(c.mcErrorAll)} % of all samples and ${pct(c.mcErrorKept)} % of the kept ones.`,
       "Quality of each labeller against the exact step labels (positive class: wrong step); the judge's on the samples whose reply parsed.",
     ],

@@ -119,6 +119,9 @@ export const labelsStage: Stage = {
         ...(ctx.judge === undefined ? {} : { url: ctx.judge.url, model: ctx.judge.model }),
         parsed: judged.stats.parsed,
         unparseable: judged.stats.unparseable,
+        // share of samples the judge calls free of errors (compare correctFraction: a judge that says "none" to most
+        // agrees with MC mostly on correct samples, so consensus then keeps mostly those)
+        noErrorFraction: round4(labelled.filter((l) => l.judgeFirstError === -1).length / labelled.length),
         // an unparseable reply counts as a miss
         firstErrorAccuracy: round4(labelled.filter((l) => l.judgeFirstError === l.goldFirstError).length / labelled.length),
       },

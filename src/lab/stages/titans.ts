@@ -3,7 +3,9 @@
 // (outer loop) on CORRECT training solutions, so that a wrong step is what the memory did not expect. Its AUROC
 // against the exact step labels is measured overall and within each step position (wrong steps sit late in a
 // solution, since everything after the first error is wrong, so position alone beats chance), next to a
-// baseline that sees only the step's position and line type (equation or answer line).
+// baseline that sees only the step's position and line type (equation or answer line). The memory reads the raw
+// hidden states: it RMS-normalises them itself and bounds its inner step (NeuralMemory inputNorm, boundedStep),
+// without which its loss went NaN within ~100 tokens here and the claim was not measured.
 
 import { readJsonl } from "../../data/jsonl.js";
 import { auroc } from "../../eval/calibration.js";

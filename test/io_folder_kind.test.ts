@@ -58,6 +58,20 @@ describe("folder kinds", () => {
     assert.equal(folderInfo(join(dir, "missing")).kind, null);
   });
 
+  test("a config.json that is valid JSON but not an object is a named error, not a TypeError (fuzz case config_json 876)", async () => {
+    for (const text of ["null", "[]", "7", '"llama"']) {
+      const d = f(`odd-${text.length}`);
+      saveCausalLM(createCausalLM(CFG, { seed: 1 }), d);
+      writeFileSync(join(d, "config.json"), text);
+      assert.equal(folderInfo(d).kind, null);
+      await assert.rejects(
+        () => loadCausalLM(d),
+        (e: Error) => !(e instanceof TypeError) && e.message.includes(join(d, "config.json")),
+        `config.json = ${text}`,
+      );
+    }
+  });
+
   test("score orm with a causal LM refuses instead of scoring with a random head", async () => {
     const r = await runNexus(["score", "orm", "--model", f("lm"), "--data", f("rows.jsonl"), "--output", f("o.jsonl")]);
     assert.equal(r.code, 1);

@@ -21,12 +21,15 @@ export interface FolderInfo {
 
 /** Kind, architecture and label count of a model folder; null kind when config.json does not say. */
 export function folderInfo(dir: string): FolderInfo {
-  let raw: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf-8")) as Record<string, unknown>;
+    parsed = JSON.parse(fs.readFileSync(path.join(dir, "config.json"), "utf-8"));
   } catch {
-    return { kind: null, architecture: null, numLabels: null };
+    parsed = null;
   }
+  // not an object (null, an array, a number): nothing to say here; the loader proper names the file and the problem
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return { kind: null, architecture: null, numLabels: null };
+  const raw = parsed as Record<string, unknown>;
   const arch = Array.isArray(raw.architectures) && typeof raw.architectures[0] === "string" ? raw.architectures[0] : null;
   const labels = raw.id2label && typeof raw.id2label === "object" ? Object.keys(raw.id2label).length : null;
   const numLabels = typeof raw.num_labels === "number" ? raw.num_labels : labels;

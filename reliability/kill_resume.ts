@@ -7,10 +7,20 @@
 
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { deterministicResults } from "../src/lab/deterministic.js";
 import { Rng } from "../src/nn/rng.js";
 import { checkpointFolders, loadCheckpoint } from "../src/train/checkpoint.js";
 import type { PartOptions, PartResult } from "./common.js";
-import { compareRuns, type Fixtures, runNexus, spawnNexus, type TrainerName, trainerArgs, writeFixtures } from "./lifecycle_runs.js";
+import {
+  compareRuns,
+  type Fixtures,
+  runNexus,
+  spawnNexus,
+  type TrainerName,
+  trainerArgs,
+  WORKING,
+  writeFixtures,
+} from "./lifecycle_runs.js";
 
 interface Target {
   name: TrainerName | "lab";
@@ -78,9 +88,9 @@ function argsOf(t: Target, f: Fixtures, work: string, out: string, seed: number)
   return [...trainerArgs(t.name, f, join(work, out), t.steps), "--save-steps", "1"];
 }
 
-/** The lab's deterministic results: every stage's metrics (timings and wall time left out). */
+/** The lab's deterministic results: every stage's metrics and the claims, measured costs left out. */
 function labStages(dir: string): string {
-  return JSON.stringify((JSON.parse(readFileSync(join(dir, "results.json"), "utf8")) as { stages: unknown }).stages);
+  return JSON.stringify(deterministicResults(readFileSync(join(dir, "results.json"), "utf8")));
 }
 
 export async function killResume(o: PartOptions): Promise<PartResult> {
@@ -107,8 +117,10 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
     const ref = await runNexus(argsOf(t, f, work, "reference", o.seed));
     if (ref.code !== 0) throw new Error(`[kill_resume] the reference ${t.name} run failed: ${ref.stderr.slice(-400)}`);
     const out = join(work, "killed");
-    // kill moments: uniform over a third of the run for the lab (a killed stage restarts), else over a share of the training time
-    const window = t.name === "lab" ? ref.workSeconds / 3 : (1.5 * ref.workSeconds) / t.kills;
+    // kill moments, counted from the first line of work (a trainer's first step or its resume, the lab's first
+    // stage): uniform over the whole run for the lab (a killed stage restarts, so each attempt must be able to
+    // finish stages), else over a share of the training time so that the kills walk through the run
+    const window = t.name === "lab" ? ref.workSeconds : (1.5 * ref.workSeconds) / t.kills;
     let kills = 0;
     let duringSave = 0;
     let resumesChecked = 0;
@@ -119,7 +131,7 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
       const newest = present.length === 0 ? -1 : present[present.length - 1];
       const args = [...argsOf(t, f, work, "killed", o.seed), ...(k > 0 && t.name !== "lab" ? ["--resume"] : [])];
       const run = spawnNexus(args);
-      await run.waitFor(/\S/); // the process is up and working
+      await run.waitFor(WORKING); // the process is up and working (not only announcing its backend)
       const delay = rng.next() * window * 1000;
       const exited = await Promise.race([run.done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), delay))]);
       if (exited) {

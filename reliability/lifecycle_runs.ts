@@ -135,11 +135,14 @@ export function trainerArgs(name: TrainerName, f: Fixtures, output: string, step
 export interface Spawned {
   child: ChildProcess;
   /** Resolves when the process exits: exit code (null when killed by a signal), stderr, wall seconds, and seconds
-   * from its first stderr output to the exit (about the time it worked, without the start-up). */
+   * from its first WORKING line on stderr to the exit (about the time it worked, without start-up and loading). */
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; seconds: number; workSeconds: number }>;
   /** Resolves at the first line on stderr that matches, or when the process exits. */
   waitFor(re: RegExp): Promise<boolean>;
 }
+
+/** A line of a run's own output: anything but the backend announcement (which comes before any work). */
+export const WORKING = /^(?!\[nexus\] backend ).*\S/m;
 
 /** Run `nexus <args>` from source (tsx), with extra environment variables. */
 export function spawnNexus(args: readonly string[], env: Record<string, string> = {}): Spawned {
@@ -153,8 +156,9 @@ export function spawnNexus(args: readonly string[], env: Record<string, string> 
   let firstOutput: number | null = null;
   const waiters: { re: RegExp; resolve: (hit: boolean) => void }[] = [];
   child.stderr?.on("data", (c) => {
-    firstOutput ??= performance.now();
     stderr += String(c);
+    // work starts at the first line after the backend announcement (printed before any model is loaded)
+    if (firstOutput === null && WORKING.test(stderr)) firstOutput = performance.now();
     for (const w of [...waiters]) {
       if (w.re.test(stderr)) {
         waiters.splice(waiters.indexOf(w), 1);

@@ -9,20 +9,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { deterministicResults } from "../src/lab/deterministic.js";
 import { LAB_STAGES, runLab, runLabSeeds } from "../src/lab/lab.js";
 
 const run = promisify(execFile);
 const CHROMIUM = process.env.NEXUS_CHROMIUM ?? "/usr/bin/chromium";
 
-// measured costs (wall time, RSS, live tensor bytes) are measurements, not functions of (profile, seed)
-const MEASURED = new Set(["efficiency", "wallSeconds", "timings", "secondsPerStep", "peakRssBytes", "peakBytes", "baselineBytes"]);
-
-function deterministicPart(path: string): unknown {
-  const r = JSON.parse(readFileSync(path, "utf8"), (k, v) => (MEASURED.has(k) ? undefined : v));
-  // the memory claim reads measured bytes
-  r.claims = r.claims.filter((c: { id: string }) => c.id !== "grpo_less_memory_than_ppo");
-  return r;
-}
+const deterministicPart = (path: string) => deterministicResults(readFileSync(path, "utf8"));
 
 const REQUIRED_CLAIMS = [
   "grpo_beats_sft",

@@ -290,7 +290,8 @@ function mutateArgs(args: string[], rng: Rng): { args: string[]; what: string[] 
           "nonexistent/sub",
           "..",
           "",
-          "\u0000",
+          // an argv string ends at its first NUL (execve takes C strings): what a process can receive
+          "ab\u0000cd".split("\u0000")[0],
           "x".repeat(5000),
           "--",
           "-",

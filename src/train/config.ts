@@ -60,7 +60,8 @@ export function resolveConfig<S extends z.ZodObject>(
   }
   for (const rule of rules) {
     const msg = rule(parsed.data);
-    if (msg !== null) throw new ConfigError(`[${where}] ${msg}`);
+    // a rule relates several fields: the message names them; "config:" says the settings (not the data) are at fault
+    if (msg !== null) throw new ConfigError(`[${where}] config: ${msg}`);
   }
   return parsed.data;
 }

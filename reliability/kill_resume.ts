@@ -88,6 +88,12 @@ function argsOf(t: Target, f: Fixtures, work: string, out: string, seed: number)
   return [...trainerArgs(t.name, f, join(work, out), t.steps), "--save-steps", "1"];
 }
 
+/** Seconds of each lab stage in a finished run, in stage order. */
+function labStageSeconds(dir: string): number[] {
+  const r = JSON.parse(readFileSync(join(dir, "results.json"), "utf8")) as { timings: Record<string, { seconds: number }> };
+  return Object.values(r.timings).map((t) => t.seconds);
+}
+
 /** The lab's deterministic results: every stage's metrics and the claims, measured costs left out. */
 function labStages(dir: string): string {
   return JSON.stringify(deterministicResults(readFileSync(join(dir, "results.json"), "utf8")));
@@ -118,9 +124,12 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
     if (ref.code !== 0) throw new Error(`[kill_resume] the reference ${t.name} run failed: ${ref.stderr.slice(-400)}`);
     const out = join(work, "killed");
     // kill moments, counted from the first line of work (a trainer's first step or its resume, the lab's first
-    // stage): uniform over the whole run for the lab (a killed stage restarts, so each attempt must be able to
-    // finish stages), else over a share of the training time so that the kills walk through the run
-    const window = t.name === "lab" ? ref.workSeconds : (1.5 * ref.workSeconds) / t.kills;
+    // stage): a trainer's over a share of the training time so that the kills walk through the run; the lab's
+    // over 1.6 times the reference duration of the stage it is in (a killed stage restarts), so that about a
+    // third of the attempts finish their stage and the kills reach every stage
+    const stageSeconds = t.name === "lab" ? labStageSeconds(join(work, "reference")) : [];
+    const windowOf = () =>
+      t.name === "lab" ? 1.6 * (stageSeconds[countFiles(out, "result.json")] ?? ref.workSeconds) : (1.5 * ref.workSeconds) / t.kills;
     let kills = 0;
     let duringSave = 0;
     let resumesChecked = 0;
@@ -132,7 +141,7 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
       const args = [...argsOf(t, f, work, "killed", o.seed), ...(k > 0 && t.name !== "lab" ? ["--resume"] : [])];
       const run = spawnNexus(args);
       await run.waitFor(WORKING); // the process is up and working (not only announcing its backend)
-      const delay = rng.next() * window * 1000;
+      const delay = rng.next() * windowOf() * 1000;
       const exited = await Promise.race([run.done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), delay))]);
       if (exited) {
         finishedEarly = true;

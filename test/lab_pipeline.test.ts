@@ -62,6 +62,18 @@ test("tiny lab: deterministic results, resume, claims and a report that renders"
   const sorted = [...surprise].sort((x, y) => x - y);
   assert.ok(sorted.length > 0 && sorted.every(Number.isFinite), `titans surprise ${surprise}`);
   assert.ok(sorted[sorted.length - 1]! <= 10 * sorted[sorted.length >> 1]!, `titans surprise ${surprise}`);
+  // tree searches run up to the profile's tree budget (tiny: N = 1), with budgets of their own
+  assert.deepEqual(Object.keys(search.budget.prm_beam), ["1"]);
+  assert.ok(!("4" in search.budget.mcts) && search.budget.mcts["1"].completions > 0);
+  // verifiers ranked on the largest N's shared samples: within a problem and across problems
+  const vr = (a.stages.search as { verifierRanking: { n: number; solutions: number; withinProblemAuroc: Record<string, number | null> } })
+    .verifierRanking;
+  assert.equal(vr.n, 4);
+  assert.equal(vr.solutions, 4 * 4);
+  for (const k of ["prm_min", "prm_product", "prm_last"]) {
+    const v = vr.withinProblemAuroc[k];
+    assert.ok(v === null || Number.isNaN(v) || (v >= 0 && v <= 1), `${k}: ${v}`);
+  }
 
   // resume: drop the last stage's record; only that stage runs again and the results are unchanged
   const lastStage = LAB_STAGES[LAB_STAGES.length - 1].name;

@@ -25,7 +25,8 @@ export interface LabProfile {
   rl: { steps: number; promptsPerStep: number; numGenerations: number; learningRate: number; temperature: number; beta: number };
   /** Held-out evaluation: pass@1 (mean accuracy of k samples at `temperature`), maj@k over the same samples, greedy accuracy. */
   eval: { problems: number; majK: number; temperature: number };
-  search: { problems: number; budgets: readonly number[]; beamWidth: number; mctsSimulations: number };
+  /** Best-of-N and voting at every budget N (one shared sample set per N); beam search and MCTS up to maxTreeBudget. */
+  search: { problems: number; budgets: readonly number[]; beamWidth: number; maxTreeBudget: number };
 }
 
 export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile>> = Object.freeze({
@@ -43,7 +44,7 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     dpo: { steps: 2, batchSize: 4, learningRate: 1e-4, beta: 0.1 },
     rl: { steps: 2, promptsPerStep: 2, numGenerations: 4, learningRate: 1e-4, temperature: 1.0, beta: 0.0 },
     eval: { problems: 8, majK: 4, temperature: 0.7 },
-    search: { problems: 4, budgets: [1, 4], beamWidth: 2, mctsSimulations: 4 },
+    search: { problems: 4, budgets: [1, 4], beamWidth: 2, maxTreeBudget: 1 },
   }),
   quick: Object.freeze({
     name: "quick",
@@ -58,7 +59,7 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     dpo: { steps: 60, batchSize: 8, learningRate: 2e-5, beta: 0.1 },
     rl: { steps: 200, promptsPerStep: 8, numGenerations: 8, learningRate: 1e-4, temperature: 1.0, beta: 0.0 },
     eval: { problems: 128, majK: 8, temperature: 1.0 },
-    search: { problems: 48, budgets: [1, 4, 16], beamWidth: 4, mctsSimulations: 16 },
+    search: { problems: 48, budgets: [1, 4, 16, 64], beamWidth: 4, maxTreeBudget: 16 },
   }),
   full: Object.freeze({
     name: "full",
@@ -73,7 +74,7 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     dpo: { steps: 300, batchSize: 8, learningRate: 2e-5, beta: 0.1 },
     rl: { steps: 400, promptsPerStep: 16, numGenerations: 8, learningRate: 1e-4, temperature: 1.0, beta: 0.0 },
     eval: { problems: 500, majK: 8, temperature: 1.0 },
-    search: { problems: 200, budgets: [1, 4, 16], beamWidth: 4, mctsSimulations: 32 },
+    search: { problems: 200, budgets: [1, 4, 16, 64], beamWidth: 4, maxTreeBudget: 64 },
   }),
 });
 

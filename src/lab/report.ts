@@ -204,10 +204,11 @@ function searchSection(s: Obj): Section {
   const au = obj(s.wrongStepAuroc);
   const bud = obj(s.budget);
   const pre = obj(s.preRegistered);
+  const vr = obj(s.verifierRanking);
   return {
     heading: "6. Search with verifiers",
     paragraphs: [
-      `${s.problems} test problems; the SFT policy generates, the gold-label PRM and the ORM score. At each N every best-of-N strategy chooses among the very same N samples; "random" takes the first of them.`,
+      `${s.problems} test problems; the SFT policy generates, the gold-label PRM and the ORM score. At each N every best-of-N and voting strategy chooses among the very same N samples (sampled once; their budget is that sample set); "random" takes the first of them. Beam search and MCTS sample their own steps, up to N = ${Math.max(...((s.treeBudgets as number[] | undefined) ?? [0]))}.`,
       `Pre-registered PRM strategy (the claims use it; the others are reported, not selected): ${pre.prm ?? "n/a"} (aggregation chosen by outcome AUROC on validation solutions).`,
     ],
     tables: [
@@ -229,6 +230,16 @@ function searchSection(s: Obj): Section {
         ]),
       },
       {
+        caption: `Verifiers on the N=${vr.n ?? "?"} samples: AUROC of correct vs wrong solutions within a problem (what best-of-N needs) and across problems (mostly problem difficulty)`,
+        columns: ["verifier", "AUROC within a problem", "AUROC across problems"],
+        rows: Object.keys(obj(vr.withinProblemAuroc)).map((k) => [
+          k,
+          num(obj(vr.withinProblemAuroc)[k]),
+          num(obj(vr.acrossProblemsAuroc)[k]),
+        ]),
+        digits: [undefined, 3, 3],
+      },
+      {
         caption: "Detecting wrong steps (AUROC against exact labels); within position = pairs-weighted AUROC inside each step position",
         columns: ["detector", "AUROC", "AUROC within position"],
         rows: [
@@ -247,7 +258,10 @@ function searchSection(s: Obj): Section {
         logX: true,
         series: Object.keys(acc).map((k) => ({
           name: k,
-          points: budgets.map((n) => [n, pct(obj(acc[k])[String(n)]) ?? Number.NaN]) as [number, number][],
+          // tree searches stop at a smaller budget: only measured points
+          points: budgets
+            .filter((n) => obj(acc[k])[String(n)] !== undefined)
+            .map((n) => [n, pct(obj(acc[k])[String(n)]) ?? Number.NaN]) as [number, number][],
         })),
       }),
     ],

@@ -125,11 +125,21 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
     const out = join(work, "killed");
     // kill moments, counted from the first line of work (a trainer's first step or its resume, the lab's first
     // stage): a trainer's over a share of the training time so that the kills walk through the run; the lab's
-    // over 1.6 times the reference duration of the stage it is in (a killed stage restarts), so that about a
-    // third of the attempts finish their stage and the kills reach every stage
+    // within its stages (a killed stage restarts): about kills/stages kills in each stage, uniform over the stage's
+    // reference duration, then an attempt lets the stage finish and is killed inside the next one
     const stageSeconds = t.name === "lab" ? labStageSeconds(join(work, "reference")) : [];
-    const windowOf = () =>
-      t.name === "lab" ? 1.6 * (stageSeconds[countFiles(out, "result.json")] ?? ref.workSeconds) : (1.5 * ref.workSeconds) / t.kills;
+    const perStage = Math.ceil(t.kills / Math.max(1, stageSeconds.length));
+    const killsInStage = stageSeconds.map(() => 0);
+    const killDelay = (): number => {
+      if (t.name !== "lab") return (rng.next() * 1.5 * ref.workSeconds) / t.kills;
+      const i = Math.min(countFiles(out, "result.json"), stageSeconds.length - 1);
+      if (killsInStage[i]! < perStage || i === stageSeconds.length - 1) {
+        killsInStage[i]!++;
+        return rng.next() * stageSeconds[i]!;
+      }
+      killsInStage[i + 1]!++;
+      return stageSeconds[i]! + rng.next() * stageSeconds[i + 1]!;
+    };
     let kills = 0;
     let duringSave = 0;
     let resumesChecked = 0;
@@ -141,7 +151,7 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
       const args = [...argsOf(t, f, work, "killed", o.seed), ...(k > 0 && t.name !== "lab" ? ["--resume"] : [])];
       const run = spawnNexus(args);
       await run.waitFor(WORKING); // the process is up and working (not only announcing its backend)
-      const delay = rng.next() * windowOf() * 1000;
+      const delay = killDelay() * 1000;
       const exited = await Promise.race([run.done.then(() => true), new Promise<false>((r) => setTimeout(() => r(false), delay))]);
       if (exited) {
         finishedEarly = true;

@@ -137,7 +137,7 @@ function alignSection(s: Obj, sft: Obj, timing: StageTiming | undefined): Sectio
     heading: "5. Alignment",
     paragraphs: [
       "pass@1 is the mean accuracy of k samples per held-out problem at the evaluation temperature (the unbiased pass@1 estimator); maj@k votes over the same samples; greedy decodes once.",
-      "With one optimisation pass per batch (numIterations 1) the importance ratio is 1, so GSPO's update equals GRPO's; they differ only when batches are reused.",
+      "GSPO reuses each generation batch for two optimizer steps (numIterations 2), so it samples half of GRPO's rollouts for the same steps; with one pass per batch its sequence-level ratio would be 1 and its update GRPO's.",
     ],
     tables: [
       {

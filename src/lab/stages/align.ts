@@ -184,7 +184,10 @@ export const ALIGN_METHODS: Record<string, Method> = {
   simpo: offlineMethod("simpo"),
   grpo: grpoVariant({ lossType: "grpo", scaleRewards: "group" }),
   dr_grpo: grpoVariant({ lossType: "dr_grpo", scaleRewards: "none" }),
-  gspo: grpoVariant({ lossType: "grpo", importanceSamplingLevel: "sequence", scaleRewards: "group" }),
+  // GSPO reuses each generation batch for two optimizer steps (numIterations 2): with one pass the sequence-level
+  // ratio is 1 and its update equals GRPO's (Zheng et al. 2507.18071 train off-policy minibatches); the same
+  // optimizer steps then sample half the rollouts
+  gspo: grpoVariant({ lossType: "grpo", importanceSamplingLevel: "sequence", scaleRewards: "group", numIterations: 2 }),
   ppo: async (ctx, policy, opts = {}) => {
     const { profile: pr, seed } = ctx;
     const rl = { ...pr.rl, steps: opts.steps ?? pr.rl.steps };

@@ -3,6 +3,7 @@
 // (health checks and streams keep flowing under any load). Between steps it reads its messages (new rows,
 // cancellations, adapters). It knows token ids only: text, stop strings and seeds are the HTTP thread's (engine.ts).
 
+import { getPriority, setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { setBackend } from "../backend/index.js";
 import { RolloutEngine } from "../generate/engine.js";
@@ -15,6 +16,14 @@ import type { FromWorker, TokenMsg, ToWorker, WorkerInit } from "./worker_protoc
 const port = parentPort;
 if (port === null) throw new Error("[serve worker] must run as a worker thread");
 const post = (m: FromWorker) => port.postMessage(m);
+
+// This thread runs below the HTTP thread: on Linux the nice value is per thread and the kernel threads it starts
+// inherit it, so when every core is generating the scheduler still runs the HTTP thread at once (/health, streams,
+// 429s). Raising a nice value needs no privilege; where it is refused the default stays.
+const WORKER_NICE = 5;
+try {
+  setPriority(0, Math.min(19, getPriority(0) + WORKER_NICE));
+} catch {}
 
 const init = workerData.init as WorkerInit;
 setBackend(init.backend);

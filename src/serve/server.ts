@@ -470,7 +470,9 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(opts.port ?? 8000, host, () => resolve());
+    // a deep accept queue: under a burst of connections (1,000 clients at once) the default 511 overflows, and a
+    // dropped SYN costs its client (a /health probe among them) the kernel's 1 s retransmit (capped by somaxconn)
+    server.listen({ port: opts.port ?? 8000, host, backlog: 4096 }, () => resolve());
   });
   const addr = server.address() as AddressInfo;
   const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;

@@ -57,7 +57,7 @@ export const LAB_PROFILES: Readonly<Record<"tiny" | "quick" | "full", LabProfile
     mc: { rollouts: 4 },
     rm: { steps: 200, batchSize: 16, learningRate: 1e-3 },
     dpo: { steps: 60, batchSize: 8, learningRate: 2e-5, beta: 0.1 },
-    rl: { steps: 180, promptsPerStep: 8, numGenerations: 8, learningRate: 1e-4, temperature: 1.0, beta: 0.0 },
+    rl: { steps: 160, promptsPerStep: 8, numGenerations: 8, learningRate: 1e-4, temperature: 1.0, beta: 0.0 },
     eval: { problems: 128, majK: 8, temperature: 1.0 },
     search: { problems: 48, budgets: [1, 4, 16, 64], beamWidth: 4, maxTreeBudget: 16 },
   }),

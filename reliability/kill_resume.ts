@@ -145,6 +145,7 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
     let resumesChecked = 0;
     const stagesDoneAtKill: number[] = []; // the lab: stages finished when each kill landed
     let finishedEarly = false;
+    let earlyExit: string | null = null; // an attempt that ended by itself with an error
     for (let k = 0; k < t.kills; k++) {
       const present = checkpointFolders(out);
       const newest = present.length === 0 ? -1 : present[present.length - 1];
@@ -156,7 +157,7 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
       if (exited) {
         finishedEarly = true;
         const r = await run.done;
-        if (r.code !== 0) failures.push(`${t.name}: attempt ${k + 1} exited ${r.code}: ${r.stderr.slice(-300)}`);
+        if (r.code !== 0) earlyExit = `attempt ${k + 1} exited ${r.code}: ${r.stderr.slice(-600)}`;
         break;
       }
       run.child.kill("SIGKILL");
@@ -176,7 +177,7 @@ export async function killResume(o: PartOptions): Promise<PartResult> {
       else failures.push(`${t.name} kill ${kills}: ${problems.join("; ")}`);
     }
     // finish the run (unless an attempt already did), then compare with the reference
-    let diff: string | null = null;
+    let diff: string | null = earlyExit;
     if (!finishedEarly) {
       const last = await runNexus([...argsOf(t, f, work, "killed", o.seed), ...(t.name !== "lab" && kills > 0 ? ["--resume"] : [])]);
       if (last.code !== 0) diff = `the final resume exited ${last.code}: ${last.stderr.slice(-300)}`;

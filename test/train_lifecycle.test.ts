@@ -367,6 +367,16 @@ describe("output folders and interruptions", () => {
     await sft(dir, { maxSteps: 3, saveSteps: 1, saveTotalLimit: 5 }, { overwrite: true });
     assert.deepEqual(listCheckpoints(dir), [1, 2, 3], "the new run's checkpoints, none of the old");
     assert.deepEqual(steps(dir), [1, 2, 3]);
+    // a kill during an atomic write leaves <file>.tmp-<pid>: Nexus's own, cleared by overwrite (found by kill_resume
+    // on the lab: a judge model killed mid-save could never be retrained); another program's temp file is not
+    writeFileSync(join(dir, "config.json.tmp-9595"), "{");
+    writeFileSync(join(dir, "model.safetensors.tmp-12"), "");
+    prepareOutputDir(dir, { label: "sft", overwrite: true });
+    assert.deepEqual(readdirSync(dir), []);
+    await sft(dir, { maxSteps: 3, saveSteps: 1, saveTotalLimit: 5 }, { overwrite: true });
+    writeFileSync(join(dir, "notes.txt.tmp-1"), "mine");
+    assert.throws(() => prepareOutputDir(dir, { label: "sft", overwrite: true }), /files Nexus did not write \(notes\.txt\.tmp-1\)/);
+    rmSync(join(dir, "notes.txt.tmp-1"));
     writeFileSync(join(dir, "notes.txt"), "mine");
     assert.throws(() => prepareOutputDir(dir, { label: "sft", overwrite: true }), /files Nexus did not write \(notes\.txt\)/);
     assert.ok(existsSync(join(dir, "checkpoint-3")), "nothing removed when refusing");

@@ -34,9 +34,14 @@ const NEXUS_ENTRIES: readonly RegExp[] = [
   /^tokenizer(_config)?\.json$/,
   /^special_tokens_map\.json$/,
   /^chat_template\.jinja$/,
-  /^metrics\.jsonl\.tmp-\d+$/,
   /^\.nexus-write-check-\d+$/,
 ];
+
+/** A file Nexus writes, or the temp file of one of its atomic writes (`<name>.tmp-<pid>`, left by a kill mid-write). */
+function isNexusEntry(name: string): boolean {
+  const base = name.replace(/\.tmp-\d+(-\d+)?$/, "");
+  return NEXUS_ENTRIES.some((r) => r.test(name) || (base !== name && r.test(base)));
+}
 
 export interface OutputDirOptions {
   /** Tags messages (`[sft] ...`). */
@@ -172,7 +177,7 @@ function clearRunFiles(dir: string, o: OutputDirOptions): void {
     }
   }
   const entries = fs.readdirSync(dir);
-  const foreign = entries.filter((n) => !NEXUS_ENTRIES.some((r) => r.test(n)));
+  const foreign = entries.filter((n) => !isNexusEntry(n));
   if (foreign.length > 0) {
     throw new OutputDirError(
       `${tag} --overwrite: ${dir} also holds files Nexus did not write (${listShort(foreign)}); remove them yourself or choose another output folder`,

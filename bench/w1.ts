@@ -32,6 +32,18 @@ export function w1Tokens(b: number, t: number, v: number): Int32Array {
   return out;
 }
 
+/** A W1 batch from the token stream: inputs are each row's first t tokens, labels the same row shifted by one ([b, t] each). */
+export function w1Batch(b: number, t: number): { inputIds: Tensor; labels: Tensor } {
+  const seq = w1Tokens(b, t, W1.vocab);
+  const inputs = new Int32Array(b * t);
+  const targets = new Int32Array(b * t);
+  for (let r = 0; r < b; r++) {
+    inputs.set(seq.subarray(r * (t + 1), r * (t + 1) + t), r * t);
+    targets.set(seq.subarray(r * (t + 1) + 1, (r + 1) * (t + 1)), r * t);
+  }
+  return { inputIds: new Tensor(inputs, [b, t]), labels: new Tensor(targets, [b, t]) };
+}
+
 /** HF config.json of the W1 model (what a user would write), parsed the way checkpoints are. */
 export function w1Config() {
   return parseHfConfig({
@@ -105,16 +117,8 @@ interface StepTimes {
 export function nexusW1() {
   const model = createCausalLM(w1Config(), { seed: 0 });
   const opt = new AdamW(model.parameters(), W1_OPTIM);
-  const { batch: b, seq: t, vocab: v } = W1;
-  const seq = w1Tokens(b, t, v);
-  const inputs = new Int32Array(b * t);
-  const targets = new Int32Array(b * t);
-  for (let r = 0; r < b; r++) {
-    inputs.set(seq.subarray(r * (t + 1), r * (t + 1) + t), r * t);
-    targets.set(seq.subarray(r * (t + 1) + 1, (r + 1) * (t + 1)), r * t);
-  }
-  const inputIds = new Tensor(inputs, [b, t]);
-  const labels = new Tensor(targets, [b, t]);
+  const { batch: b, seq: t } = W1;
+  const { inputIds, labels } = w1Batch(b, t);
   const step = (prof?: KernelProfiler): StepTimes => {
     if (prof) prof.phase = "forward";
     const t0 = performance.now();

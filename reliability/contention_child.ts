@@ -4,23 +4,15 @@
 // Usage: node --import tsx contention_child.ts <steps> <batch> <seq> <busy 0|1>
 
 import { withCoreBusy } from "../bench/contention.js";
-import { W1, W1_OPTIM, w1Config, w1Tokens } from "../bench/w1.js";
+import { W1_OPTIM, w1Batch, w1Config } from "../bench/w1.js";
 import { createCausalLM } from "../src/models/causal_lm.js";
 import { AdamW } from "../src/nn/optim.js";
-import { backward, crossEntropy, Tensor } from "../src/tensor/index.js";
+import { backward, crossEntropy } from "../src/tensor/index.js";
 
 const [steps, b, t, busy] = process.argv.slice(2).map(Number);
 const model = createCausalLM(w1Config(), { seed: 0 });
 const opt = new AdamW(model.parameters(), W1_OPTIM);
-const seq = w1Tokens(b, t, W1.vocab);
-const inputs = new Int32Array(b * t);
-const targets = new Int32Array(b * t);
-for (let r = 0; r < b; r++) {
-  inputs.set(seq.subarray(r * (t + 1), r * (t + 1) + t), r * t);
-  targets.set(seq.subarray(r * (t + 1) + 1, (r + 1) * (t + 1)), r * t);
-}
-const inputIds = new Tensor(inputs, [b, t]);
-const labels = new Tensor(targets, [b, t]);
+const { inputIds, labels } = w1Batch(b, t);
 const step = (): number => {
   const t0 = performance.now();
   const loss = crossEntropy(model.forward({ inputIds }).logits, labels);

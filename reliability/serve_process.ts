@@ -14,6 +14,8 @@ const TSX = pathToFileURL(path.join(ROOT, "node_modules/tsx/dist/loader.mjs")).h
 export interface ServeProcess {
   url: string;
   port: number;
+  /** The health listener's port (`--health-port 0` among the arguments), else null. */
+  healthPort: number | null;
   pid: number;
   /** Resident and peak resident memory of the server, in MiB. */
   memory(): { rssMiB: number; peakMiB: number };
@@ -60,9 +62,11 @@ export function startServe(extra: string[], cwd: string): Promise<ServeProcess> 
       clearTimeout(timer);
       const url = m[1];
       const pid = child.pid as number;
+      const health = /health on (http:\/\/[^\s]+)/.exec(out);
       resolve({
         url,
         port: Number(new URL(url).port),
+        healthPort: health === null ? null : Number(new URL(health[1]).port),
         pid,
         memory() {
           const s = fs.readFileSync(`/proc/${pid}/status`, "utf8");

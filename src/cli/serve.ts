@@ -31,6 +31,14 @@ export const SERVE_SCHEMA = z
     maxRequestTokens: limit("rows x max_tokens per request (default 262144)"),
     maxQueuedRequests: limit("generation requests running or queued before 429 + Retry-After (default max(256, 4 x --max-batch))"),
     seed: SHARED.seed.describe("seed of the stream that requests without a seed draw from"),
+    healthPort: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .nullable()
+      .default(null)
+      .describe("also answer GET /health on this port, from a thread of its own that no API load delays (0 picks a free one)"),
     quiet: z.boolean().default(false).describe("no per-request log on stderr"),
   })
   .strict();
@@ -61,8 +69,10 @@ export function registerServe(program: Command): void {
           maxQueuedRequests: f.maxQueuedRequests ?? undefined,
         },
         seed: f.seed,
+        healthPort: f.healthPort ?? undefined,
         log: f.quiet ? undefined : (line) => cliErr(`[serve] ${line}\n`),
       });
+      if (handle.healthUrl !== null) cliOut(`health on ${handle.healthUrl}/health\n`);
       cliOut(`listening on ${handle.url}\n`);
       await new Promise<void>((resolve) => {
         const stop = (sig: string) => {

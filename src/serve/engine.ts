@@ -8,7 +8,6 @@
 // that hits a stop string is cancelled there), streaming callbacks, cancellation, LoRA adapter registry.
 // Not here: HTTP (server.ts).
 
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { backendName } from "../backend/index.js";
 import type { PromptTokenLogprob, TokenEvent } from "../generate/engine.js";
@@ -20,6 +19,7 @@ import type { CausalLM } from "../models/causal_lm.js";
 import { type LoraConfig, loadLoraAdapter } from "../models/lora.js";
 import { Rng } from "../nn/rng.js";
 import { ApiError, type SamplingRequest } from "./protocol.js";
+import { workerEntry } from "./worker_entry.js";
 import type { AddRow, FromWorker, TokenMsg, ToWorker, WorkerInit } from "./worker_protocol.js";
 
 export type { PromptTokenLogprob, TokenEvent, TopEntry };
@@ -59,12 +59,12 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Seed of the stream unseeded requests draw their seeds from. Default: random. */
   seed?: number;
-  /** Unused since batching became continuous (kept so existing callers type-check). */
-  batchWindowMs?: number;
   /** KV cache size in bytes. Default 1 GiB. */
   kvCacheMemory?: number;
   /** Tokens computed in one worker step at most (long prompts are prefilled in chunks). Default 512. */
   maxBatchTokens?: number;
+  /** Called once if the generation worker fails (every later request is answered 500). */
+  onFailure?: (message: string) => void;
 }
 
 interface Row {
@@ -91,15 +91,6 @@ interface Job {
   reject: (e: unknown) => void;
 }
 
-/** The worker's entry: compiled JS directly; TypeScript sources through a bootstrap that registers tsx. */
-function workerEntry(): { file: URL; data: Record<string, unknown> } {
-  const self = import.meta.url;
-  if (self.endsWith(".ts")) {
-    return { file: new URL("./worker_bootstrap.mjs", self), data: { entry: new URL("./engine_worker.ts", self).href } };
-  }
-  return { file: new URL("./engine_worker.js", self), data: {} };
-}
-
 export class Engine {
   private readonly worker: Worker;
   private readonly adapters = new Map<string, { ns: string; config: LoraConfig; path: string }>();
@@ -109,6 +100,7 @@ export class Engine {
   private loads = 0;
   private seedState: number;
   private broken: string | null = null;
+  private readonly onFailure: ((message: string) => void) | undefined;
   private idle: (() => void)[] = [];
   private kv = { free: 0, total: 0 };
   /** Requests and rows accepted, worker steps run, since start (for logs and tests). */
@@ -122,6 +114,7 @@ export class Engine {
     const maxBatch = opts.maxBatch ?? 64;
     if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new ApiError(500, `[serve] maxBatch must be an integer >= 1, got ${maxBatch}`);
     this.seedState = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+    this.onFailure = opts.onFailure;
     model.eval();
     const weights: [string, Float32Array][] = [];
     for (const [k, p] of model.namedParameters()) weights.push([k, Float32Array.from(p.hostData())]);
@@ -133,8 +126,8 @@ export class Engine {
       kvCacheMemory: opts.kvCacheMemory,
       maxBatchTokens: opts.maxBatchTokens ?? 512,
     };
-    const { file, data } = workerEntry();
-    this.worker = new Worker(fileURLToPath(file), {
+    const { file, data } = workerEntry(import.meta.url, "engine_worker");
+    this.worker = new Worker(file, {
       workerData: { ...data, init },
       transferList: weights.map(([, w]) => w.buffer as ArrayBuffer),
       execArgv: process.execArgv,
@@ -337,6 +330,7 @@ export class Engine {
   private fail(message: string): void {
     if (this.broken !== null) return;
     this.broken = message;
+    this.onFailure?.(message);
     for (const j of [...this.jobs]) this.endJob(j, new ApiError(500, message));
   }
 

@@ -6,7 +6,8 @@
 // Before any work a request passes guard.ts: loopback-only unless --api-key (Bearer, constant time), body and
 // prompt sizes (characters counted before tokenizing), rows and tokens per request, and a bounded queue (then
 // 429 + Retry-After). Adapters load only from inside --adapter-root. A client that disconnects cancels its
-// generation; close() (SIGTERM) answers new requests 503 and finishes the admitted ones. `stream: true` answers
+// generation; close() (SIGTERM) answers new requests 503 and finishes the admitted ones. GET /health gives the
+// verdict of health.ts, also served on `healthPort` by a thread of its own. `stream: true` answers
 // with server-sent events (stream.ts, sse.ts) once the request passed every check; later failures end the stream
 // with an error event. Not here: echo, embeddings, tool-call parsing, auth beyond one optional API key.
 
@@ -20,6 +21,7 @@ import { type CausalLM, loadCausalLM } from "../models/causal_lm.js";
 import { AdapterRoot } from "./adapter_root.js";
 import { Engine, type GenJob, type RowResult, type TokenEvent } from "./engine.js";
 import { Admission, bearerCheck, checkBindAddress, defaultLimits, resolveLimits, type ServeLimits } from "./guard.js";
+import { HEALTH_STALE_MS, HealthBoard, type HealthListener, healthVerdict, startHealthListener } from "./health.js";
 import { readBody, send } from "./http_io.js";
 import {
   ApiError,
@@ -67,18 +69,22 @@ export interface ServeOptions {
   limits?: Partial<ServeLimits>;
   /** Seed of the stream unseeded requests draw from (default random). */
   seed?: number;
-  /** How long an idle server waits for more requests to batch with. Default 5 ms. */
-  batchWindowMs?: number;
   /** Largest request body in bytes (same as limits.maxBodyBytes). Default 4 MiB. */
   maxBodyBytes?: number;
   /** Log lines (one per request); default none. */
   log?: (line: string) => void;
+  /** Also answer GET /health on this port (0 picks a free one), from a thread of its own (health.ts); absent: off. */
+  healthPort?: number;
+  /** The HTTP thread counts as stuck after this long without running (health verdict 503). Default 10 s. */
+  healthStaleMs?: number;
 }
 
 export interface ServerHandle {
   /** e.g. http://127.0.0.1:8000 (no trailing slash, no /v1). */
   url: string;
   port: number;
+  /** The health listener's URL (GET /health on a thread of its own), null unless `healthPort` was given. */
+  healthUrl: string | null;
   engine: Engine;
   servedModelName: string;
   /** The limits in force. */
@@ -362,7 +368,9 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
     maxBodyBytes: opts.maxBodyBytes,
     ...opts.limits,
   });
-  const engine = new Engine(model, tokenizer, { maxBatch, seed: opts.seed, batchWindowMs: opts.batchWindowMs });
+  const board = new HealthBoard();
+  const staleMs = opts.healthStaleMs ?? HEALTH_STALE_MS;
+  const engine = new Engine(model, tokenizer, { maxBatch, seed: opts.seed, onFailure: () => board.set("failed") });
   const startLoras = Object.entries(opts.loras ?? {});
   if (startLoras.length > limits.maxLoras)
     throw new ApiError(500, `[serve] ${startLoras.length} --lora adapters; the limit is ${limits.maxLoras}`);
@@ -409,7 +417,11 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
 
   const routes: Record<string, Handler> = {
     "GET /v1/models": () => api.models(),
-    "GET /health": () => "",
+    "GET /health": () => {
+      const v = healthVerdict(board.shared, Date.now(), staleMs);
+      if (v.status !== 200) throw new ApiError(v.status, `[serve] ${v.reason}`);
+      return "";
+    },
     "POST /v1/completions": generation((b, signal) => api.completions(b, signal)),
     "POST /v1/chat/completions": generation((b, signal) => api.chat(b, signal)),
     "POST /v1/load_lora_adapter": body(async (b) => {
@@ -474,17 +486,30 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
     // dropped SYN costs its client (a /health probe among them) the kernel's 1 s retransmit (capped by somaxconn)
     server.listen({ port: opts.port ?? 8000, host, backlog: 4096 }, () => resolve());
   });
+  let health: HealthListener | null = null;
+  if (opts.healthPort !== undefined) {
+    try {
+      health = await startHealthListener(board, host, opts.healthPort, staleMs);
+    } catch (e) {
+      server.close();
+      board.stop();
+      await engine.close();
+      throw e;
+    }
+  }
   const addr = server.address() as AddressInfo;
   const shownHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${shownHost}:${addr.port}`,
     port: addr.port,
+    healthUrl: health?.url ?? null,
     engine,
     servedModelName: name,
     limits,
     inflight: () => admission.current,
     close() {
       closing ??= (async () => {
+        board.set("draining");
         const done = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
         await engine.drain();
@@ -494,6 +519,8 @@ export async function startServer(opts: ServeOptions): Promise<ServerHandle> {
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), 1000).unref();
         await done;
+        await health?.close();
+        board.stop();
       })();
       return closing;
     },

@@ -7,27 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { defaultCharTokenizer } from "../src/cli/init.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
-import { saveTokenizer } from "../src/io/tokenizer.js";
-import { SequenceClassifier, saveClassifier } from "../src/models/heads.js";
-import { createCausalLM, saveCausalLM } from "../src/models/index.js";
-import { Rng } from "../src/nn/rng.js";
 import { runNexus } from "./helpers/cli.js";
+import { saveCliClassifier, saveCliPolicy } from "./helpers/tiny_model.js";
 
-const TOK = defaultCharTokenizer();
-const CFG = parseHfConfig({
-  model_type: "llama",
-  vocab_size: TOK.vocabSize,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  max_position_embeddings: 128,
-  tie_word_embeddings: false,
-  pad_token_id: 0,
-});
 const rows = (f: string) =>
   readFileSync(f, "utf8")
     .trim()
@@ -37,10 +19,8 @@ const rows = (f: string) =>
 let dir = "";
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "nexus-search-eval-"));
-  saveCausalLM(createCausalLM(CFG, { seed: 3 }), join(dir, "policy"));
-  saveTokenizer(TOK, join(dir, "policy"));
-  saveClassifier(new SequenceClassifier(CFG, { rng: new Rng(5) }), join(dir, "orm"));
-  saveTokenizer(TOK, join(dir, "orm"));
+  saveCliPolicy(join(dir, "policy"), 3);
+  saveCliClassifier("orm", join(dir, "orm"), 5);
   const prompts = [1, 2, 3, 4, 5, 6].map((a) => JSON.stringify({ prompt: `Start at ${a}.\n`, answer: a % 10 }));
   writeFileSync(join(dir, "prompts.jsonl"), `${prompts.join("\n")}\n`);
 });

@@ -7,37 +7,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { defaultCharTokenizer } from "../src/cli/init.js";
 import { describeFolder, folderInfo } from "../src/io/folder_kind.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
-import { saveTokenizer } from "../src/io/tokenizer.js";
-import { SequenceClassifier, saveClassifier, TokenClassifier } from "../src/models/heads.js";
 import { createCausalLM, loadCausalLM, saveCausalLM } from "../src/models/index.js";
-import { Rng } from "../src/nn/rng.js";
 import { runNexus } from "./helpers/cli.js";
-
-const TOK = defaultCharTokenizer();
-const CFG = parseHfConfig({
-  model_type: "llama",
-  vocab_size: TOK.vocabSize,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 1,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  max_position_embeddings: 128,
-  tie_word_embeddings: false,
-  pad_token_id: 0,
-});
+import { CLI_CONFIG as CFG, saveCliClassifier, saveCliPolicy } from "./helpers/tiny_model.js";
 
 let dir = "";
 const f = (name: string) => join(dir, name);
 before(() => {
   dir = mkdtempSync(join(tmpdir(), "nexus-kind-"));
-  saveCausalLM(createCausalLM(CFG, { seed: 1 }), f("lm"));
-  saveClassifier(new SequenceClassifier(CFG, { rng: new Rng(2) }), f("orm"));
-  saveClassifier(new TokenClassifier(CFG, { rng: new Rng(3) }), f("prm"));
-  for (const d of ["lm", "orm", "prm"]) saveTokenizer(TOK, f(d));
+  saveCliPolicy(f("lm"), 1);
+  saveCliClassifier("orm", f("orm"), 2);
+  saveCliClassifier("prm", f("prm"), 3);
   writeFileSync(f("rows.jsonl"), `${JSON.stringify({ prompt: "Start at 1.\n", completions: ["1 + 1 = 2", "The answer is 2."] })}\n`);
   writeFileSync(f("text.jsonl"), `${JSON.stringify({ prompt: "Start at 1.\n", completion: "1 + 1 = 2\nThe answer is 2.\n" })}\n`);
   writeFileSync(f("prompts.jsonl"), `${JSON.stringify({ prompt: "Start at 1.\n" })}\n`);

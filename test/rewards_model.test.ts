@@ -6,29 +6,15 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
 import { SequenceClassifier } from "../src/models/heads.js";
 import { Rng } from "../src/nn/rng.js";
 import { judgeReward, rewardModelReward, stepScorerReward } from "../src/rewards/model_rewards.js";
 import { computeRewards, namedReward } from "../src/rewards/types.js";
 import { tensor } from "../src/tensor/index.js";
+import { tinyLlamaConfig } from "./helpers/tiny_model.js";
 
 const TOK = new CharTokenizer("abcd12=\n", { bosToken: null });
-const RM = new SequenceClassifier(
-  parseHfConfig({
-    model_type: "llama",
-    vocab_size: TOK.vocabSize,
-    hidden_size: 16,
-    intermediate_size: 32,
-    num_hidden_layers: 1,
-    num_attention_heads: 2,
-    num_key_value_heads: 1,
-    max_position_embeddings: 32,
-    tie_word_embeddings: false,
-    pad_token_id: TOK.padTokenId,
-  }),
-  { rng: new Rng(3) },
-);
+const RM = new SequenceClassifier(tinyLlamaConfig(TOK, { shape: "d16", pad: true }), { rng: new Rng(3) });
 
 describe("model rewards", () => {
   test("reward model: each completion's score equals a one-row forward of prompt + completion; batches of 2 change nothing", async () => {

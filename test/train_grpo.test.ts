@@ -10,38 +10,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadRewardFunctions } from "../src/cli/reward_loading.js";
-import { CharTokenizer } from "../src/io/char_tokenizer.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
-import { type CausalLM, createCausalLM } from "../src/models/index.js";
+import type { CharTokenizer } from "../src/io/char_tokenizer.js";
+import type { CausalLM } from "../src/models/index.js";
 import { namedReward, type RewardFn } from "../src/rewards/types.js";
 import { completionSteps, GRPO_PRESETS, resolveGrpoTrainConfig, type StepRewardFn, trainGrpo } from "../src/train/grpo.js";
 import type { MicroBatch, MicroLoss } from "../src/train/online_loop.js";
 import { packRollout } from "../src/train/rollout.js";
+import {
+  constantReward as constant,
+  onesReward as ones,
+  ARITH_PROMPTS as PROMPTS,
+  snapshot,
+  ARITH_TOK as TOK,
+  arithModel as tinyModel,
+} from "./helpers/tiny_model.js";
 
-const TOK = new CharTokenizer("01+=\n", { bosToken: null });
-const PROMPTS = [{ prompt: "0+1=" }, { prompt: "1+1=" }, { prompt: "10+1=" }, { prompt: "1=" }];
-
-function tinyModel(seed = 0): CausalLM {
-  const cfg = parseHfConfig({
-    model_type: "llama",
-    vocab_size: TOK.vocabSize,
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    max_position_embeddings: 32,
-    tie_word_embeddings: false,
-    eos_token_id: TOK.eosTokenId,
-    pad_token_id: TOK.padTokenId,
-  });
-  return createCausalLM(cfg, { seed });
-}
-
-const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData())]));
-/** Count of "1" characters: varies between completions, so groups carry a signal. */
-const ones: RewardFn = namedReward("ones", (a) => a.completions.map((c) => [...c].filter((x) => x === "1").length));
-const constant: RewardFn = namedReward("constant", (a) => a.completions.map(() => 1));
 const base = { maxSteps: 1, numGenerations: 4, perDeviceTrainBatchSize: 8, maxCompletionLength: 5, learningRate: 1e-2, seed: 3 };
 
 function gradsOf(m: CausalLM): Map<string, Float32Array> {

@@ -4,32 +4,12 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CharTokenizer } from "../src/io/char_tokenizer.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
-import { type CausalLM, createCausalLM } from "../src/models/index.js";
-import { namedReward } from "../src/rewards/types.js";
 import { startServer } from "../src/serve/server.js";
 import { trainGrpo } from "../src/train/grpo.js";
 import { completionLogprobsNoGrad, type Rollout } from "../src/train/rollout.js";
+import { arithModel, onesReward as ones, ARITH_TOK as TOK } from "./helpers/tiny_model.js";
 
-const TOK = new CharTokenizer("01+=\n", { bosToken: null });
-
-function tinyModel(): CausalLM {
-  const cfg = parseHfConfig({
-    model_type: "llama",
-    vocab_size: TOK.vocabSize,
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    max_position_embeddings: 32,
-    tie_word_embeddings: false,
-    eos_token_id: TOK.eosTokenId,
-    pad_token_id: TOK.padTokenId,
-  });
-  return createCausalLM(cfg, { seed: 4 });
-}
+const tinyModel = () => arithModel(4);
 
 test("GRPO samples its rollouts from a generator URL", async (t) => {
   const policy = tinyModel();
@@ -37,7 +17,6 @@ test("GRPO samples its rollouts from a generator URL", async (t) => {
   const server = await startServer({ model: served, tokenizer: TOK, port: 0, host: "127.0.0.1" });
   t.after(() => server.close());
   const rollouts: Rollout[] = [];
-  const ones = namedReward("ones", (a) => a.completions.map((c) => [...c].filter((x) => x === "1").length));
   await trainGrpo({
     model: policy,
     tokenizer: TOK,

@@ -7,14 +7,12 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
 import { readSafetensors } from "../src/io/safetensors.js";
-import { type CausalLM, createCausalLM } from "../src/models/index.js";
+import type { CausalLM } from "../src/models/index.js";
 import { add, mul, sqrt, sum, type Tensor, tensor } from "../src/tensor/index.js";
 import {
   CheckpointError,
@@ -32,36 +30,14 @@ import { COLLAPSE_STEPS, NonFiniteError } from "../src/train/nonfinite.js";
 import { OutputDirError, prepareOutputDir } from "../src/train/output_dir.js";
 import { configChanges, RunStateError, TrainingInterrupted } from "../src/train/run_state.js";
 import { type SftExample, sftLossSum, trainSft } from "../src/train/sft.js";
+import { tempDirs, tinyLlama } from "./helpers/tiny_model.js";
 
 const TOK = new CharTokenizer("abcdefgh =+");
 const ROWS = ["abc", "bad cafe", "a+b=c", "hgfedcba", "ee", "fgh+a", "cab", "dead beef"].map((text) => ({ text }));
 
-function model(seed = 3) {
-  return createCausalLM(
-    parseHfConfig({
-      model_type: "llama",
-      vocab_size: TOK.vocabSize,
-      hidden_size: 16,
-      intermediate_size: 32,
-      num_hidden_layers: 1,
-      num_attention_heads: 2,
-      num_key_value_heads: 1,
-      max_position_embeddings: 32,
-      tie_word_embeddings: false,
-    }),
-    { seed },
-  );
-}
-
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "nexus-life-"));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+/** d16; the config names no token ids (eos_token_id is Llama's default). */
+const model = (seed = 3) => tinyLlama(TOK, seed, { shape: "d16" });
+const tmp = tempDirs("nexus-life-");
 
 const BASE = { maxSteps: 6, perDeviceTrainBatchSize: 2, learningRate: 1e-2, loggingSteps: 1, seed: 1 };
 type SftExtra = Partial<Parameters<typeof trainSft>[0]>;

@@ -8,14 +8,11 @@
 // reward), the accuracy reward refusing rows without a gold column, and the reward in GRPO's progress line.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
-import { CharTokenizer } from "../src/io/char_tokenizer.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
+import { describe, test } from "node:test";
 import { SequenceClassifier } from "../src/models/heads.js";
-import { type CausalLM, createCausalLM } from "../src/models/index.js";
+import type { CausalLM } from "../src/models/index.js";
 import { Rng } from "../src/nn/rng.js";
 import { accuracyReward } from "../src/rewards/rule.js";
 import { namedReward, type RewardFn } from "../src/rewards/types.js";
@@ -26,39 +23,22 @@ import type { GenerationBatch } from "../src/train/online_loop.js";
 import { frozenCopy } from "../src/train/policy.js";
 import { sampleCompletions } from "../src/train/sampling.js";
 import { trainSpin } from "../src/train/spin.js";
+import {
+  arithConfig,
+  constantReward as constant,
+  onesReward as ones,
+  ARITH_PROMPTS as PROMPTS,
+  ARITH_TOK as TOK,
+  tempDirs,
+  arithModel as tinyModel,
+} from "./helpers/tiny_model.js";
 
-const TOK = new CharTokenizer("01+=\n", { bosToken: null });
-const PROMPTS = [{ prompt: "0+1=" }, { prompt: "1+1=" }, { prompt: "10+1=" }, { prompt: "1=" }];
-const CFG = {
-  model_type: "llama",
-  vocab_size: TOK.vocabSize,
-  hidden_size: 32,
-  intermediate_size: 64,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  max_position_embeddings: 32,
-  tie_word_embeddings: false,
-  eos_token_id: TOK.eosTokenId,
-  pad_token_id: TOK.padTokenId,
-};
-const tinyModel = (seed = 0): CausalLM => createCausalLM(parseHfConfig(CFG), { seed });
-const ones: RewardFn = namedReward("ones", (a) => a.completions.map((c) => [...c].filter((x) => x === "1").length));
-const constant: RewardFn = namedReward("constant", (a) => a.completions.map(() => 1));
 const base = { numGenerations: 4, perDeviceTrainBatchSize: 8, maxCompletionLength: 5, learningRate: 1e-2, seed: 3, loggingSteps: 1 };
 const TIMING = new Set(["step_time", "elapsed_s"]);
 const strip = (m: Record<string, unknown>) =>
   Object.fromEntries(Object.entries(m).filter(([k]) => !TIMING.has(k) && k !== "async/staleness"));
 
-const dirs: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "nexus-online-"));
-  dirs.push(d);
-  return d;
-};
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs("nexus-online-");
 
 describe("asynchronous rollouts", () => {
   test("a frozen policy samples the same batches at staleness 2 as synchronously; a learning one trains on batches exactly 1 step old", async () => {
@@ -260,7 +240,7 @@ describe("online trainers: config, rewards, evaluation", () => {
   });
 
   test("GRPO takes a reward model in its weighted mix; held-out reward is evaluated on evalData", async () => {
-    const rm = new SequenceClassifier(parseHfConfig(CFG), { rng: new Rng(5) });
+    const rm = new SequenceClassifier(arithConfig(), { rng: new Rng(5) });
     const res = await trainGrpo({
       model: tinyModel(3),
       tokenizer: TOK,

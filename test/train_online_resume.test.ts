@@ -5,14 +5,12 @@
 // train_run_state.test.ts.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { calculatorEnvironment } from "../src/agent/calculator.js";
 import { CharTokenizer } from "../src/io/char_tokenizer.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
-import { type CausalLM, createCausalLM } from "../src/models/index.js";
+import type { CausalLM } from "../src/models/index.js";
 import { namedReward } from "../src/rewards/types.js";
 import { listCheckpoints } from "../src/train/checkpoint.js";
 import { trainDistill } from "../src/train/distill.js";
@@ -21,35 +19,11 @@ import { trainGrpo } from "../src/train/grpo.js";
 import type { OnlineTrainResult } from "../src/train/online_entry.js";
 import { trainRloo } from "../src/train/rloo.js";
 import { trainSpin } from "../src/train/spin.js";
+import { tempDirs, tinyLlama } from "./helpers/tiny_model.js";
 
 const TOK = new CharTokenizer("abcd=+*[]0123", { bosToken: null });
-const tiny = (seed: number): CausalLM =>
-  createCausalLM(
-    parseHfConfig({
-      model_type: "llama",
-      vocab_size: TOK.vocabSize,
-      hidden_size: 16,
-      intermediate_size: 32,
-      num_hidden_layers: 1,
-      num_attention_heads: 2,
-      num_key_value_heads: 1,
-      max_position_embeddings: 32,
-      tie_word_embeddings: false,
-      eos_token_id: TOK.eosTokenId,
-      pad_token_id: TOK.padTokenId,
-    }),
-    { seed },
-  );
-
-const dirs: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "nexus-resume-"));
-  dirs.push(d);
-  return d;
-};
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tiny = (seed: number): CausalLM => tinyLlama(TOK, seed, { shape: "d16", eos: true, pad: true });
+const tmp = tempDirs("nexus-resume-");
 
 const TIMING = new Set(["elapsed_s", "step_time"]);
 function metricsOf(dir: string): Record<string, unknown>[] {

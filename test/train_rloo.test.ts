@@ -5,35 +5,16 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { CharTokenizer } from "../src/io/char_tokenizer.js";
-import { parseHfConfig } from "../src/io/hf_config.js";
-import { type CausalLM, createCausalLM } from "../src/models/index.js";
+import type { CausalLM } from "../src/models/index.js";
 import { applyLora } from "../src/models/lora.js";
-import { namedReward, type RewardFn } from "../src/rewards/types.js";
+import { namedReward } from "../src/rewards/types.js";
 import type { MicroBatch } from "../src/train/online_loop.js";
 import { RLOO_RULES, RLOO_SCHEMA, rlooRewardAdvantages, trainRloo } from "../src/train/rloo.js";
 import { resolveTrainerConfig } from "../src/train/trainer_io.js";
+import { onesReward as ones, ARITH_PROMPTS as PROMPTS, snapshot, ARITH_TOK as TOK, tinyLlama } from "./helpers/tiny_model.js";
 
-const TOK = new CharTokenizer("01+=\n", { bosToken: null });
-const PROMPTS = [{ prompt: "0+1=" }, { prompt: "1+1=" }, { prompt: "10+1=" }, { prompt: "1=" }];
-const ones: RewardFn = namedReward("ones", (a) => a.completions.map((c) => [...c].filter((x) => x === "1").length));
-
-function tinyModel(seed = 0): CausalLM {
-  const cfg = parseHfConfig({
-    model_type: "llama",
-    vocab_size: TOK.vocabSize,
-    hidden_size: 32,
-    intermediate_size: 64,
-    num_hidden_layers: 2,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    max_position_embeddings: 32,
-    tie_word_embeddings: false,
-    eos_token_id: TOK.eosTokenId,
-  });
-  return createCausalLM(cfg, { seed });
-}
-const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData())]));
+/** The GRPO tests' policy, except that its config names no pad_token_id. */
+const tinyModel = (seed = 0): CausalLM => tinyLlama(TOK, seed, { eos: true });
 const base = { maxSteps: 2, numGenerations: 4, perDeviceTrainBatchSize: 8, maxCompletionLength: 5, learningRate: 1e-2, seed: 5 };
 
 describe("RLOO trainer", () => {

@@ -49,4 +49,4 @@ export function unpairedRows(n: number, seed = 7): UnpairedPreferenceRow[] {
   ]);
 }
 
-export const snapshot = (m: CausalLM) => new Map([...m.namedParameters()].map(([n, t]) => [n, Float32Array.from(t.hostData())]));
+export { snapshot } from "./tiny_model.js";

@@ -36,7 +36,9 @@ test("a perfect checker's reply names the exact first error and fits the judge's
   assert.equal(judgeReply(p, ["3 + 6 = 9", "9 * 2 = 18", "The answer is 19."]), "first wrong step: 3");
   const tok = judgeTokenizer();
   const rng = new Mulberry32(7);
-  for (const problem of problemsOf(LAB_PROFILES.full, "train", 1).slice(0, 100)) {
+  // longer, harder problems than any profile's: up to 4 steps, 2-digit operands, values to 1000
+  const hard = { ...LAB_PROFILES.quick, task: { minSteps: 2, maxSteps: 4, operandDigits: 2, mulDigits: 1, maxValue: 1000 } };
+  for (const problem of problemsOf(hard, "train", 1).slice(0, 100)) {
     for (const kind of NOISE_KINDS) {
       const steps = splitSteps(corruptSolution(problem, kind, rng).text);
       const reply = judgeReply(problem, steps);

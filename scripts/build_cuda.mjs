@@ -93,6 +93,7 @@ function compileArgs(file, obj) {
       "-Wall",
       "-DNAPI_VERSION=8",
       "-DNAPI_CPP_EXCEPTIONS",
+      "-DNODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
       "-DNODE_ADDON_API_DISABLE_DEPRECATED",
       `-I${nodeInclude}`,
       `-I${napiInclude}`,

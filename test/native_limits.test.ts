@@ -1,6 +1,8 @@
 // The native addon's range checks cannot overflow (issue 13's probe: copyStrided with stride 2^52 and matmul
 // with batch 2^33 passed the check and segfaulted) and no call loops over a huge dimension while its arrays
-// are empty. Each case runs in a child process, so a segfault fails the test instead of killing the runner.
+// are empty; a worker thread terminated in the middle of native calls (nexus serve's generation worker at exit)
+// ends quietly instead of aborting the process. Each case runs in a child process, so a segfault or an abort fails
+// the test instead of killing the runner.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -72,3 +74,22 @@ for (const [name, call, want] of cases) {
     if (m) assert.ok(Number(m[1]) < 100, `took ${m[1]} ms`);
   });
 }
+
+test("native: a worker terminated mid-call ends quietly (no abort of the whole process)", {
+  skip: ADDON === null ? "the native addon is not built" : false,
+}, () => {
+  // terminating the worker makes the next N-API call of a kernel fail; the addon's C++ error then cannot be thrown
+  // into a JS engine that is stopping, and without NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS node-addon-api threw
+  // again out of the callback: std::terminate, the process aborted (every run, and once in a full suite)
+  const worker = `const a = require(${JSON.stringify(ADDON)}); const f = () => new Float32Array(64 * 64);
+    const [x, y, z] = [f(), f(), f()]; require("node:worker_threads").parentPort.postMessage("go");
+    for (;;) a.matmul(z, x, y, 1, 64, 64, 64, false, false, 0, 0, 0, false);`;
+  const src = `const { Worker } = require("node:worker_threads"); const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+    w.on("message", () => setTimeout(() => w.terminate().then(() => console.log("terminated")), 30));`;
+  for (let i = 0; i < 3; i++) {
+    const r = spawnSync(process.execPath, ["-e", src], { encoding: "utf8", timeout: 20_000 });
+    assert.equal(r.signal, null, `run ${i}: killed by ${r.signal}: ${r.stderr.slice(0, 300)}`);
+    assert.equal(r.status, 0, r.stderr.slice(0, 300));
+    assert.equal(r.stdout.trim(), "terminated");
+  }
+});

@@ -55,6 +55,7 @@ test("tiny lab: deterministic results, resume, claims and a report that renders"
   // search: per-strategy budgets are counted, equal across best-of-N strategies at one N
   const search = a.stages.search as { budget: Record<string, Record<string, { completions: number; tokens: number }>> };
   assert.deepEqual(search.budget.random["4"], search.budget.prm_bon_min["4"]);
+  assert.deepEqual(search.budget.confidence_bon["4"], search.budget.prm_bon_min["4"]);
   assert.ok(search.budget.random["4"].completions === 4 && search.budget.random["4"].tokens > 0);
   // Titans surprise read from the policy's hidden states: finite and of one order of magnitude for every held-out
   // step (without the memory's input norm and step bound this run read up to 1.5e11, and NaN on longer solutions)
@@ -70,7 +71,7 @@ test("tiny lab: deterministic results, resume, claims and a report that renders"
     .verifierRanking;
   assert.equal(vr.n, 4);
   assert.equal(vr.solutions, 4 * 4);
-  for (const k of ["prm_min", "prm_product", "prm_last"]) {
+  for (const k of ["prm_min", "prm_product", "prm_last", "confidence"]) {
     const v = vr.withinProblemAuroc[k];
     assert.ok(v === null || Number.isNaN(v) || (v >= 0 && v <= 1), `${k}: ${v}`);
   }

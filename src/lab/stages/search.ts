@@ -1,7 +1,7 @@
 // Stage 5: use verifiers at inference on test problems with the SFT policy as generator: majority vote vs
 // ORM best-of-N vs PRM best-of-N (min / product / last) vs PRM-weighted majority vote vs PRM step-level beam
 // search vs MCTS with PRM values, and a random pick among the same N samples, at each budget N (Snell et al.
-// 2408.03314). Best-of-N and voting rules choose among one shared sample set per N (so N = 64 is affordable);
+// 2408.03314); reported beside them, best-of-N by the policy's own certainty (rewards/confidence.ts). Best-of-N and voting rules choose among one shared sample set per N (so N = 64 is affordable);
 // tree searches sample their own steps, up to the profile's tree budget. The PRM strategy the claims use is
 // pre-registered: best-of-N with the aggregation the reward-model stage chose on validation solutions. Every
 // strategy reports per-problem correctness and its budget (sequences and tokens sampled per problem). Then the
@@ -13,6 +13,7 @@ import { joinSteps } from "../../data/tasks/task.js";
 import { auroc } from "../../eval/calibration.js";
 import { stratifiedAuroc } from "../../eval/logistic.js";
 import { loadClassifier, type SequenceClassifier, type TokenClassifier } from "../../models/heads.js";
+import { ConfidenceScorer } from "../../rewards/confidence.js";
 import { type OutcomeScorer, STEP_AGGREGATIONS, type StepAggregation, type StepGenerator } from "../../rewards/interfaces.js";
 import { ModelStepGenerator } from "../../rewards/labels/model_generator.js";
 import { OrmScorer, PrmScorer } from "../../rewards/scoring.js";
@@ -77,6 +78,9 @@ export const searchStage: Stage = {
       prm_weighted_vote: (g, p, n) => bestOfN(g, prm.aggregate(aggregation), p, { n, selection: "weighted" }),
     };
     if (orm !== null) selectors.orm_bon = (g, p, n) => bestOfN(g, orm, p, { n });
+    // reported, not pre-registered: the policy's own certainty (its least likely token), no labels or training
+    const confidence = new ConfidenceScorer(policy, tok).outcome();
+    selectors.confidence_bon = (g, p, n) => bestOfN(g, confidence, p, { n });
     // tree searches sample their own steps, up to the profile's tree budget
     const trees: Record<string, Strategy> = {
       prm_beam: (g, p, n) => beamSearch(g, prm, p, { n, width: Math.min(n, profile.search.beamWidth), maxRounds: 8 }),
@@ -116,7 +120,7 @@ export const searchStage: Stage = {
       // problems run concurrently so the generator merges their requests into batches
       const samples = await Promise.all(prompts.map((p) => gen.complete(p, [], n)));
       const sampled = used(gen);
-      if (n === Math.max(...profile.search.budgets)) ranking = await verifierRanking(samples, problems, prompts, prm, orm);
+      if (n === Math.max(...profile.search.budgets)) ranking = await verifierRanking(samples, problems, prompts, prm, orm, confidence);
       for (const [name, select] of Object.entries(selectors)) {
         record(name, n, await Promise.all(prompts.map((p, i) => select(replaySamples(samples[i]!), p, n))), sampled);
       }
@@ -168,6 +172,7 @@ async function verifierRanking(
   prompts: readonly string[],
   prm: PrmScorer,
   orm: OrmScorer | null,
+  confidence: OutcomeScorer & { scoreBatch(rows: readonly { prompt: string; steps: readonly string[] }[]): Promise<number[]> },
 ): Promise<Record<string, unknown>> {
   const rows = samples.flatMap((group, i) => group.map((steps) => ({ prompt: prompts[i]!, steps })));
   const correct = samples.flatMap((group, i) => group.map((steps) => checkArithmetic(problems[i]!, joinSteps(steps)).answerCorrect));
@@ -177,6 +182,7 @@ async function verifierRanking(
     BON_AGGREGATIONS.map((how) => [`prm_${how}`, stepScores.map((x) => STEP_AGGREGATIONS[how](x))]),
   );
   if (orm !== null) scores.orm = await orm.scoreBatch(rows);
+  scores.confidence = await confidence.scoreBatch(rows);
   const within = (xs: number[]) => round4(stratifiedAuroc(xs, correct, problem).auroc);
   return {
     n: samples[0]?.length ?? 0,

@@ -114,8 +114,8 @@ export function compareRanking(runs: readonly RunMetrics[]): Record<Aspect, Aspe
         verdict = verdictOf(pairedBootstrap(groups, { resamples: 2000 }).interval);
       } else if (aspect === "efficiency") {
         // one wall time per method and seed: bootstrap over seeds of b's seconds minus a's
-        const groups = runs.map((r) => [{ a: 0, b: wallOf(r, b) - wallOf(r, a) }]);
-        verdict = verdictOf(bootstrap(groups, (gs) => mean(gs.map((g) => g[0]!.b)), { resamples: 2000 }).interval);
+        const gaps = runs.map((r) => [wallOf(r, b) - wallOf(r, a)]);
+        verdict = verdictOf(bootstrap(gaps, (gs) => mean(gs.map((g) => g[0]!)), { resamples: 2000 }).interval);
       } else {
         verdict = verdictOf(bootstrap(gainUnits(runs, a, b), spreadDifference, { resamples: 2000, resampleGroups: false }).interval);
       }

@@ -10,7 +10,7 @@ import { batchLogprobs, collate } from "../data/batch.js";
 import type { Tokenizer } from "../io/tokenizer.js";
 import type { CausalLM } from "../models/causal_lm.js";
 import { noGrad } from "../tensor/index.js";
-import type { OutcomeScorer, StepScorer } from "./interfaces.js";
+import type { BatchOutcomeScorer, StepScorer } from "./interfaces.js";
 import type { ScoredRow } from "./scoring.js";
 
 export interface ConfidenceScorerOptions {
@@ -81,7 +81,7 @@ export class ConfidenceScorer implements StepScorer {
   }
 
   /** The solution score: its least certain step. */
-  outcome(): OutcomeScorer & { scoreBatch(rows: readonly ScoredRow[]): Promise<number[]> } {
+  outcome(): BatchOutcomeScorer {
     const least = (xs: readonly number[]) => (xs.length === 0 ? Number.NEGATIVE_INFINITY : Math.min(...xs));
     return {
       scoreSolution: async (prompt, steps) => least(await this.scoreSteps(prompt, steps)),

@@ -22,6 +22,11 @@ export interface OutcomeScorer {
   scoreSolution(prompt: string, steps: readonly string[]): Promise<number>;
 }
 
+/** An OutcomeScorer that also scores many solutions per forward pass (search uses the batch when present). */
+export interface BatchOutcomeScorer extends OutcomeScorer {
+  scoreBatch(rows: readonly { prompt: string; steps: readonly string[] }[]): Promise<number[]>;
+}
+
 /** Whether a finished solution reaches the gold answer (the exact checker, or a rule reward). */
 export type AnswerChecker = (prompt: string, steps: readonly string[]) => boolean;
 

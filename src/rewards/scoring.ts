@@ -13,7 +13,14 @@ import { expectFolderKind } from "../io/folder_kind.js";
 import { loadTokenizer, type Tokenizer } from "../io/tokenizer.js";
 import { loadClassifier, SequenceClassifier, TokenClassifier } from "../models/heads.js";
 import { noGrad, sigmoid } from "../tensor/index.js";
-import { aggregateScorer, type OutcomeScorer, STEP_AGGREGATIONS, type StepAggregation, type StepScorer } from "./interfaces.js";
+import {
+  aggregateScorer,
+  type BatchOutcomeScorer,
+  type OutcomeScorer,
+  STEP_AGGREGATIONS,
+  type StepAggregation,
+  type StepScorer,
+} from "./interfaces.js";
 
 export class ScoringError extends Error {
   override name = "ScoringError";
@@ -114,7 +121,7 @@ export class PrmScorer implements StepScorer {
   }
 
   /** This PRM as an OutcomeScorer (min / product / last / mean over steps). */
-  aggregate(how: StepAggregation): OutcomeScorer & { scoreBatch(rows: readonly ScoredRow[]): Promise<number[]> } {
+  aggregate(how: StepAggregation): BatchOutcomeScorer {
     const agg = STEP_AGGREGATIONS[how];
     return {
       ...aggregateScorer(this, how),

@@ -1,11 +1,12 @@
 // Stage 5: use verifiers at inference on test problems with the SFT policy as generator: majority vote vs
 // ORM best-of-N vs PRM best-of-N (min / product / last) vs PRM-weighted majority vote vs PRM step-level beam
 // search vs MCTS with PRM values, and a random pick among the same N samples, at each budget N (Snell et al.
-// 2408.03314); reported beside them, best-of-N by the policy's own certainty (rewards/confidence.ts). Best-of-N and voting rules choose among one shared sample set per N (so N = 64 is affordable);
-// tree searches sample their own steps, up to the profile's tree budget. The PRM strategy the claims use is
-// pre-registered: best-of-N with the aggregation the reward-model stage chose on validation solutions. Every
-// strategy reports per-problem correctness and its budget (sequences and tokens sampled per problem). Then the
-// Titans surprise vs the gold PRM as detectors of wrong steps.
+// 2408.03314); reported beside them, best-of-N by the policy's own certainty (rewards/confidence.ts). Best-of-N
+// and voting rules choose among one shared sample set per N (so N = 64 is affordable); tree searches sample
+// their own steps, up to the profile's tree budget. The PRM strategy the claims use is pre-registered:
+// best-of-N with the aggregation the reward-model stage chose on validation solutions. Every strategy reports
+// per-problem correctness and its budget (sequences and tokens sampled per problem). Then the Titans surprise
+// vs the gold PRM as detectors of wrong steps.
 
 import { existsSync } from "node:fs";
 import { type ArithmeticProblem, arithmeticAnswer, arithmeticPrompt, checkArithmetic } from "../../data/tasks/arithmetic.js";
@@ -14,7 +15,13 @@ import { auroc } from "../../eval/calibration.js";
 import { stratifiedAuroc } from "../../eval/logistic.js";
 import { loadClassifier, type SequenceClassifier, type TokenClassifier } from "../../models/heads.js";
 import { ConfidenceScorer } from "../../rewards/confidence.js";
-import { type OutcomeScorer, STEP_AGGREGATIONS, type StepAggregation, type StepGenerator } from "../../rewards/interfaces.js";
+import {
+  type BatchOutcomeScorer,
+  type OutcomeScorer,
+  STEP_AGGREGATIONS,
+  type StepAggregation,
+  type StepGenerator,
+} from "../../rewards/interfaces.js";
 import { ModelStepGenerator } from "../../rewards/labels/model_generator.js";
 import { OrmScorer, PrmScorer } from "../../rewards/scoring.js";
 import { beamSearch } from "../../search/beam.js";
@@ -172,7 +179,7 @@ async function verifierRanking(
   prompts: readonly string[],
   prm: PrmScorer,
   orm: OrmScorer | null,
-  confidence: OutcomeScorer & { scoreBatch(rows: readonly { prompt: string; steps: readonly string[] }[]): Promise<number[]> },
+  confidence: BatchOutcomeScorer,
 ): Promise<Record<string, unknown>> {
   const rows = samples.flatMap((group, i) => group.map((steps) => ({ prompt: prompts[i]!, steps })));
   const correct = samples.flatMap((group, i) => group.map((steps) => checkArithmetic(problems[i]!, joinSteps(steps)).answerCorrect));
